@@ -1,0 +1,109 @@
+import winston from 'winston';
+
+/**
+ * Structured logging. Call sites log a short message and a metadata object:
+ * `log.info('order ready', { cert, names })`. Nothing secret may be passed in; as a second
+ * line of defence, metadata keys that look secret are masked and PEM private keys are cut
+ * out of every string before anything is written.
+ */
+export interface Logger {
+  debug(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+  child(meta: Record<string, unknown>): Logger;
+}
+
+export type LogFormat = 'text' | 'json';
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  format?: LogFormat;
+  /** Where lines go; default stderr so stdout stays for command output. */
+  stream?: NodeJS.WritableStream;
+}
+
+const SECRET_KEY = /(secret|password|passwd|token|hmac|private.?key|credential|authorization|^key$|keyauth)/i;
+const PEM_PRIVATE = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g;
+
+/** Masks secret-looking fields and private key blocks. Exported for tests and error output. */
+export function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return value.replace(PEM_PRIVATE, '[private key redacted]');
+  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) return redact(value.message, depth + 1);
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  if (value instanceof Date) return value.toISOString();
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean' ? '[redacted]' : redact(v, depth + 1);
+  }
+  return out;
+}
+
+const redactFormat = winston.format((info) => {
+  const cleaned = redact({ ...info }) as winston.Logform.TransformableInfo;
+  for (const key of Object.keys(cleaned)) (info as Record<string, unknown>)[key] = cleaned[key];
+  return info;
+});
+
+function textLine(info: winston.Logform.TransformableInfo): string {
+  const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
+  const fields = Object.entries(rest)
+    .filter(([k]) => typeof k === 'string')
+    .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${String(timestamp)} ${String(level).padEnd(5)} ${String(message)}${fields ? ' ' + fields : ''}`;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const format =
+    options.format === 'json'
+      ? winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json())
+      : winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.printf(textLine));
+  const w = winston.createLogger({
+    level: options.level ?? 'info',
+    format,
+    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
+  });
+  return wrap(w);
+}
+
+function wrap(w: winston.Logger): Logger {
+  return {
+    debug: (m, meta) => void w.debug(m, meta ?? {}),
+    info: (m, meta) => void w.info(m, meta ?? {}),
+    warn: (m, meta) => void w.warn(m, meta ?? {}),
+    error: (m, meta) => void w.error(m, meta ?? {}),
+    child: (meta) => wrap(w.child(meta)),
+  };
+}
+
+/** A logger that drops everything (library use, tests that do not look at logs). */
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => silentLogger,
+};
+
+/** Collects log records in memory; tests use it to assert on logs and on secrets not leaking. */
+export interface MemoryLogger extends Logger {
+  readonly records: { level: LogLevel; message: string; meta: Record<string, unknown> }[];
+}
+
+export function memoryLogger(base: Record<string, unknown> = {}, sink?: MemoryLogger['records']): MemoryLogger {
+  const records = sink ?? [];
+  const push = (level: LogLevel) => (message: string, meta?: Record<string, unknown>) =>
+    void records.push({ level, message, meta: redact({ ...base, ...(meta ?? {}) }) as Record<string, unknown> });
+  return {
+    records,
+    debug: push('debug'),
+    info: push('info'),
+    warn: push('warn'),
+    error: push('error'),
+    child: (meta) => memoryLogger({ ...base, ...meta }, records),
+  };
+}
