@@ -1,0 +1,283 @@
+import crypto from 'node:crypto';
+import { promisify } from 'node:util';
+import type { KeyType } from '../config/types';
+import { CertpilotError } from '../core/errors';
+import { TAG, childrenOf, decodeOid, decodeTime, readDer, type DerNode } from './der';
+
+/**
+ * The one place that parses certificates and keys. Everything else works with CertInfo and
+ * PEM strings, so a change of parsing library (or a Node upgrade that adds `validToDate`)
+ * touches only this folder.
+ */
+
+export interface CertInfo {
+  /** The leaf certificate alone, normalised PEM with a trailing newline. */
+  pem: string;
+  /** Upper-case hex without colons or leading zero octets, as X509Certificate.serialNumber. */
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** DNS names from subjectAltName, lower-case, in certificate order. */
+  names: string[];
+  /** Distinguished name, RDNs joined with ", " (e.g. "CN=example.test, O=Example"). */
+  subject: string;
+  issuer: string;
+  /** SHA-256 of the DER, upper-case hex without colons. */
+  fingerprint256: string;
+  keyType: KeyType | 'unknown';
+  /** Issued by its own key (issuer name matches subject and the signature verifies with its own key). */
+  selfSigned: boolean;
+  /** keyIdentifier of the Authority Key Identifier extension, upper-case hex; ARI's certificate id needs it. */
+  authorityKeyId?: string;
+  /** The DER INTEGER content of the serial, upper-case hex, keeping the 00 octet before a set top bit (ARI). */
+  serialDer?: string;
+}
+
+const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+const OID_AUTHORITY_KEY_ID = '2.5.29.35';
+/** GeneralName dNSName is [2] IMPLICIT IA5String (RFC 5280 §4.2.1.6). */
+const GENERAL_NAME_DNS = 0x82;
+/** AuthorityKeyIdentifier.keyIdentifier is [0] IMPLICIT OCTET STRING (RFC 5280 §4.2.1.1). */
+const AKI_KEY_IDENTIFIER = 0x80;
+
+const PEM_CERT_BLOCK = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g;
+/** RFC 7468 §2: generators wrap base64 at exactly 64 characters. */
+const PEM_LINE = 64;
+
+function x509Error(message: string, cause?: unknown): CertpilotError {
+  return new CertpilotError('X509_PARSE', `x509: ${message}`, cause === undefined ? {} : { cause });
+}
+
+function pemBlock(label: string, base64: string): string {
+  const lines = base64.match(new RegExp(`.{1,${PEM_LINE}}`, 'g')) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+/**
+ * Splits a PEM bundle into its CERTIFICATE blocks, in order. Each block is normalised (LF line
+ * ends, base64 re-wrapped at 64 columns, trailing newline) so equal certificates compare equal
+ * as strings whatever editor or CA produced them. Text between blocks is dropped.
+ */
+export function splitPemChain(pem: string): string[] {
+  const out: string[] = [];
+  for (const m of pem.matchAll(PEM_CERT_BLOCK)) {
+    const body = m[1].replace(/\s+/g, '');
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw x509Error('certificate PEM block is not valid base64');
+    out.push(pemBlock('CERTIFICATE', body));
+  }
+  return out;
+}
+
+function keyTypeOfKeyObject(key: crypto.KeyObject): KeyType | 'unknown' {
+  const details = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'rsa') {
+    switch (details.modulusLength) {
+      case 2048:
+        return 'rsa-2048';
+      case 3072:
+        return 'rsa-3072';
+      case 4096:
+        return 'rsa-4096';
+      default:
+        return 'unknown';
+    }
+  }
+  if (key.asymmetricKeyType === 'ec') {
+    // OpenSSL reports P-256 by its X9.62 name and P-384 by its SEC name.
+    if (details.namedCurve === 'prime256v1') return 'ec-p256';
+    if (details.namedCurve === 'secp384r1') return 'ec-p384';
+  }
+  return 'unknown';
+}
+
+/** Walks the TBSCertificate (RFC 5280 §4.1) for the fields X509Certificate does not expose. */
+function readTbs(der: Buffer): {
+  serialDer: string;
+  notBefore: Date;
+  notAfter: Date;
+  names: string[];
+  authorityKeyId?: string;
+  issuerIsSubject: boolean;
+} {
+  const [tbs] = childrenOf(readDer(der));
+  if (!tbs || tbs.tag !== TAG.SEQUENCE) throw new Error('no TBSCertificate');
+  const fields = childrenOf(tbs);
+  // version is [0] EXPLICIT and absent for v1 certificates.
+  let i = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const serial = fields[i++];
+  i++; // signature AlgorithmIdentifier
+  const issuer = fields[i++];
+  const validity = fields[i++];
+  const subject = fields[i++];
+  if (serial?.tag !== TAG.INTEGER || validity?.tag !== TAG.SEQUENCE)
+    throw new Error('unexpected TBSCertificate layout');
+  const [nb, na] = childrenOf(validity);
+  if (!nb || !na) throw new Error('incomplete validity');
+  i++; // subjectPublicKeyInfo
+
+  let names: string[] = [];
+  let authorityKeyId: string | undefined;
+  const extensions = fields.slice(i).find((f) => f.tag === 0xa3); // [3] EXPLICIT Extensions
+  if (extensions) {
+    const [list] = childrenOf(extensions);
+    for (const ext of list ? childrenOf(list) : []) {
+      const parts = childrenOf(ext);
+      const oid = parts[0]?.tag === TAG.OID ? decodeOid(parts[0].content) : '';
+      // extnValue is the last element; `critical` may or may not precede it.
+      const value = parts[parts.length - 1];
+      if (value?.tag !== TAG.OCTET_STRING) continue;
+      if (oid === OID_SUBJECT_ALT_NAME) names = dnsNames(readDer(value.content));
+      if (oid === OID_AUTHORITY_KEY_ID) {
+        const id = childrenOf(readDer(value.content)).find((n) => n.tag === AKI_KEY_IDENTIFIER);
+        if (id) authorityKeyId = id.content.toString('hex').toUpperCase();
+      }
+    }
+  }
+  return {
+    serialDer: serial.content.toString('hex').toUpperCase(),
+    notBefore: decodeTime(nb),
+    notAfter: decodeTime(na),
+    names,
+    authorityKeyId,
+    issuerIsSubject: issuer !== undefined && subject !== undefined && issuer.raw.equals(subject.raw),
+  };
+}
+
+function dnsNames(generalNames: DerNode): string[] {
+  return childrenOf(generalNames)
+    .filter((n) => n.tag === GENERAL_NAME_DNS)
+    .map((n) => n.content.toString('latin1').toLowerCase());
+}
+
+/** "CN=a\nO=b" (Node's display form) -> "CN=a, O=b", one line for logs and messages. */
+function oneLineDn(dn: string): string {
+  return dn.split('\n').filter(Boolean).join(', ');
+}
+
+/**
+ * Parses the first certificate of `pem` (a leaf, or a full chain whose first block is the
+ * leaf). Throws CertpilotError X509_PARSE when there is no certificate or it cannot be read.
+ */
+export function parseCertificate(pem: string): CertInfo {
+  const [leaf] = splitPemChain(pem);
+  if (!leaf) throw x509Error('no CERTIFICATE block found');
+  let x: crypto.X509Certificate;
+  try {
+    x = new crypto.X509Certificate(leaf);
+  } catch (err) {
+    throw x509Error(`cannot parse certificate: ${(err as Error).message}`, err);
+  }
+  let tbs: ReturnType<typeof readTbs>;
+  try {
+    tbs = readTbs(x.raw);
+  } catch (err) {
+    throw x509Error(`cannot read certificate fields: ${(err as Error).message}`, err);
+  }
+  // Not X509Certificate.checkIssued(x): OpenSSL's check also demands keyCertSign in keyUsage,
+  // which self-signed leaf certificates (test servers, appliances) usually lack.
+  let selfSigned: boolean;
+  try {
+    selfSigned = tbs.issuerIsSubject && x.verify(x.publicKey);
+  } catch {
+    // A public key type Node cannot verify with is not evidence of self-signing.
+    selfSigned = false;
+  }
+  return {
+    pem: leaf,
+    serial: x.serialNumber.toUpperCase(),
+    notBefore: tbs.notBefore,
+    notAfter: tbs.notAfter,
+    names: tbs.names,
+    subject: oneLineDn(x.subject),
+    issuer: oneLineDn(x.issuer),
+    fingerprint256: x.fingerprint256.replace(/:/g, '').toUpperCase(),
+    keyType: keyTypeOfKeyObject(x.publicKey),
+    selfSigned,
+    authorityKeyId: tbs.authorityKeyId,
+    serialDer: tbs.serialDer,
+  };
+}
+
+function loadPrivateKey(keyPem: string): crypto.KeyObject {
+  try {
+    return crypto.createPrivateKey(keyPem);
+  } catch (err) {
+    throw x509Error(`cannot parse private key: ${(err as Error).message}`, err);
+  }
+}
+
+/**
+ * The KeyType of a PEM private key (PKCS#8, PKCS#1 or SEC1), or 'unknown' for a valid key of
+ * another type or size. Throws X509_PARSE when the text is not a private key at all.
+ */
+export function keyTypeOfKey(keyPem: string): KeyType | 'unknown' {
+  return keyTypeOfKeyObject(loadPrivateKey(keyPem));
+}
+
+/**
+ * True when `keyPem` is the private key of the (first) certificate in `certPem`. A well-formed
+ * key of a different type or curve is simply false; unparsable input throws X509_PARSE,
+ * because "garbage" and "another key" call for different fixes.
+ */
+export function keyMatchesCertificate(certPem: string, keyPem: string): boolean {
+  const [leaf] = splitPemChain(certPem);
+  if (!leaf) throw x509Error('no CERTIFICATE block found');
+  let x: crypto.X509Certificate;
+  try {
+    x = new crypto.X509Certificate(leaf);
+  } catch (err) {
+    throw x509Error(`cannot parse certificate: ${(err as Error).message}`, err);
+  }
+  const key = loadPrivateKey(keyPem);
+  try {
+    return x.checkPrivateKey(key);
+  } catch {
+    // OpenSSL raises instead of answering for some key-type combinations; they do not match.
+    return false;
+  }
+}
+
+const generateKeyPairAsync = promisify(crypto.generateKeyPair);
+
+/** A new private key as PKCS#8 PEM. Async because RSA 4096 can take a second or more. */
+export async function generatePrivateKey(keyType: KeyType): Promise<string> {
+  const privateKeyEncoding = { type: 'pkcs8', format: 'pem' } as const;
+  const publicKeyEncoding = { type: 'spki', format: 'pem' } as const;
+  switch (keyType) {
+    case 'ec-p256':
+    case 'ec-p384': {
+      const namedCurve = keyType === 'ec-p256' ? 'P-256' : 'P-384';
+      const { privateKey } = await generateKeyPairAsync('ec', {
+        namedCurve,
+        privateKeyEncoding,
+        publicKeyEncoding,
+      });
+      return privateKey;
+    }
+    case 'rsa-2048':
+    case 'rsa-3072':
+    case 'rsa-4096': {
+      const modulusLength = Number(keyType.slice(4));
+      const { privateKey } = await generateKeyPairAsync('rsa', {
+        modulusLength,
+        publicExponent: 0x10001,
+        privateKeyEncoding,
+        publicKeyEncoding,
+      });
+      return privateKey;
+    }
+    default: {
+      const never: never = keyType;
+      throw x509Error(`unsupported key type "${String(never)}"`);
+    }
+  }
+}
+
+/**
+ * notAfter - notBefore in milliseconds. X.509 validity includes both ends (RFC 5280 §4.1.2.5),
+ * so a "90-day" certificate measures 90 days minus one second here; the renewal policy's
+ * ratios are not sensitive to that second.
+ */
+export function lifetimeMs(info: Pick<CertInfo, 'notBefore' | 'notAfter'>): number {
+  return info.notAfter.getTime() - info.notBefore.getTime();
+}
