@@ -33,7 +33,11 @@ export function sleep(ms: number, signal?: AbortSignal, component = 'sleep'): Pr
 }
 
 /** Races a promise against a signal; the promise's own work is not stopped, only awaited no longer. */
-export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined, component: string): Promise<T> {
+export function raceSignal<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  component: string,
+): Promise<T> {
   if (!signal) return promise;
   if (signal.aborted) return Promise.reject(abortError(component, signal));
   return new Promise<T>((resolve, reject) => {

@@ -84,7 +84,10 @@ export function describeError(err: unknown): string {
     if (current instanceof Error) {
       const code = (current as { code?: unknown }).code;
       const msg = current.message || current.name;
-      const prefix = typeof code === 'string' && !(current instanceof CertpilotError) && !msg.includes(code) ? `${code}: ` : '';
+      const prefix =
+        typeof code === 'string' && !(current instanceof CertpilotError) && !msg.includes(code)
+          ? `${code}: `
+          : '';
       if (!parts.some((p) => p.includes(msg))) parts.push(prefix + msg);
       current = (current as { cause?: unknown }).cause;
     } else {

@@ -37,7 +37,10 @@ export function redact(value: unknown, depth = 0): unknown {
   if (value instanceof Date) return value.toISOString();
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean' ? '[redacted]' : redact(v, depth + 1);
+    out[k] =
+      SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean'
+        ? '[redacted]'
+        : redact(v, depth + 1);
   }
   return out;
 }
@@ -94,10 +97,17 @@ export interface MemoryLogger extends Logger {
   readonly records: { level: LogLevel; message: string; meta: Record<string, unknown> }[];
 }
 
-export function memoryLogger(base: Record<string, unknown> = {}, sink?: MemoryLogger['records']): MemoryLogger {
+export function memoryLogger(
+  base: Record<string, unknown> = {},
+  sink?: MemoryLogger['records'],
+): MemoryLogger {
   const records = sink ?? [];
   const push = (level: LogLevel) => (message: string, meta?: Record<string, unknown>) =>
-    void records.push({ level, message, meta: redact({ ...base, ...(meta ?? {}) }) as Record<string, unknown> });
+    void records.push({
+      level,
+      message,
+      meta: redact({ ...base, ...(meta ?? {}) }) as Record<string, unknown>,
+    });
   return {
     records,
     debug: push('debug'),

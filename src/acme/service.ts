@@ -1,0 +1,283 @@
+import https from 'node:https';
+import { readFile } from 'node:fs/promises';
+import type * as AcmeClient from 'acme-client';
+import { withDeadline } from '../core/abort';
+import { CertpilotError, describeError } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { AcmeSettings } from '../config/types';
+import type { Dns01Challenge, Dns01Solver, PresentedRecord } from '../dns/solver';
+import { generatePrivateKey, splitPemChain } from '../x509';
+import type { CertificateFiles } from '../store/cert-store';
+import { readAccount, writeAccountKey, writeAccountMeta } from './account';
+import { callAcme, installAcmeHttpPolicy, type AcmeRequestStats, type CallOptions } from './http';
+
+type AcmeModule = typeof AcmeClient;
+type Order = AcmeClient.Order;
+type Authorization = AcmeClient.Authorization;
+
+/** Removing TXT values gets its own deadline: the usual reason to clean up is that the main work was cancelled. */
+export const CLEANUP_TIMEOUT_MS = 60_000;
+/** Deactivating pending authorizations after a failure is best effort and short. */
+export const DEACTIVATE_TIMEOUT_MS = 15_000;
+/**
+ * Status polling (challenge, authorization, order). acme-client's default starts at 5 s, which
+ * alone would cost seconds per order against a fast CA; start small and back off to 4 s.
+ */
+const POLL = { backoffMin: 250, backoffMax: 4_000, backoffAttempts: 40 };
+/** The CN is limited to 64 characters (RFC 5280 ub-common-name); longer first names go in the SAN only. */
+const MAX_CN_LENGTH = 64;
+
+export interface IssueRequest {
+  /** Certificate name (for logs). */
+  name: string;
+  domains: readonly string[];
+  /** PEM private key of the certificate (fresh or reused). */
+  keyPem: string;
+  /** DNS provider instance name for each domain (as configured, wildcards included). */
+  providerFor(domain: string): string;
+  solver: Dns01Solver;
+  signal: AbortSignal;
+}
+
+export interface IssueResult extends CertificateFiles {
+  orderUrl: string;
+}
+
+/**
+ * One ACME account on one directory, and the order flow driven step by step (never
+ * acme-client's `auto()`, which solves all authorizations at once and loses values when apex
+ * and wildcard share a name).
+ */
+export class AcmeService {
+  readonly stats: AcmeRequestStats = { total: 0, byEndpoint: {} };
+  private registered = false;
+
+  private constructor(
+    private readonly acme: AcmeModule,
+    private readonly client: AcmeClient.Client,
+    private readonly settings: AcmeSettings,
+    private readonly stateDir: string,
+    private readonly agent: https.Agent | undefined,
+    private readonly log: Logger,
+    private accountUrl: string | undefined,
+    private readonly keyPem: string,
+  ) {}
+
+  static async open(settings: AcmeSettings, stateDir: string, log: Logger): Promise<AcmeService> {
+    // acme-client (and axios) load only when an order is really needed: `--help`, `config check`
+    // and no-op renew runs stay fast.
+    const acme = (await import('acme-client')) as AcmeModule;
+    installAcmeHttpPolicy(acme.axios as never, settings.requestTimeoutMs);
+    const agent = settings.caBundle
+      ? new https.Agent({
+          ca: [...(await readFile(settings.caBundle, 'utf8').then(splitPemChain))],
+          keepAlive: true,
+        })
+      : new https.Agent({ keepAlive: true });
+
+    let account = await readAccount(stateDir, settings.directoryUrl);
+    if (!account) {
+      const keyPem = await generatePrivateKey('ec-p256');
+      // Persist the key before registering: if we crash after newAccount, the next run
+      // re-registers with the same key and gets the same account back.
+      await writeAccountKey(stateDir, settings.directoryUrl, keyPem);
+      account = { directoryUrl: settings.directoryUrl, keyPem };
+      log.info('acme account key created', { directory: settings.directoryUrl });
+    }
+    const client = new acme.Client({
+      directoryUrl: settings.directoryUrl,
+      accountKey: account.keyPem,
+      accountUrl: account.url,
+      externalAccountBinding: settings.eab
+        ? { kid: settings.eab.keyId, hmacKey: settings.eab.hmacKey }
+        : undefined,
+      ...POLL,
+    });
+    return new AcmeService(acme, client, settings, stateDir, agent, log, account.url, account.keyPem);
+  }
+
+  private callOpts(signal: AbortSignal | undefined): CallOptions {
+    return {
+      signal,
+      timeoutMs: this.settings.requestTimeoutMs,
+      httpsAgent: this.agent,
+      stats: this.stats,
+      log: this.log,
+    };
+  }
+
+  /** Registers the account once per directory; later runs reuse the stored URL. */
+  async ensureAccount(signal: AbortSignal): Promise<string> {
+    if (this.accountUrl) return this.accountUrl;
+    if (!this.settings.termsAgreed) {
+      throw new CertpilotError(
+        'ACME_PROBLEM',
+        `acme: the CA's terms of service must be accepted before registering: set acme.termsAgreed: true`,
+      );
+    }
+    await callAcme('register account', this.callOpts(signal), () =>
+      this.client.createAccount({
+        termsOfServiceAgreed: true,
+        contact: this.settings.email ? [`mailto:${this.settings.email}`] : undefined,
+      }),
+    );
+    this.accountUrl = this.client.getAccountUrl();
+    this.registered = true;
+    await writeAccountMeta(this.stateDir, {
+      directoryUrl: this.settings.directoryUrl,
+      url: this.accountUrl,
+      keyPem: this.keyPem,
+      createdAt: new Date().toISOString(),
+    });
+    this.log.info('acme account registered', {
+      directory: this.settings.directoryUrl,
+      account: this.accountUrl,
+    });
+    return this.accountUrl;
+  }
+
+  /** True when this process registered the account (tests assert reuse). */
+  get registeredNow(): boolean {
+    return this.registered;
+  }
+
+  async issue(req: IssueRequest): Promise<IssueResult> {
+    const log = this.log.child({ cert: req.name });
+    const { signal } = req;
+    await this.ensureAccount(signal);
+    const opts = this.callOpts(signal);
+
+    const order = await callAcme('new order', opts, () =>
+      this.client.createOrder({ identifiers: req.domains.map((d) => ({ type: 'dns', value: d })) }),
+    );
+    log.info('order created', { order: order.url, names: req.domains });
+
+    const presented: PresentedRecord[] = [];
+    let authorizations: Authorization[] = [];
+    let succeeded = false;
+    try {
+      authorizations = await callAcme('get authorizations', opts, () => this.client.getAuthorizations(order));
+      const pending = authorizations.filter((a) => a.status !== 'valid');
+      if (pending.length < authorizations.length) {
+        log.info('authorizations already valid', { valid: authorizations.length - pending.length });
+      }
+
+      // Collect every value first, so values sharing `_acme-challenge.<name>` (apex + wildcard)
+      // are written together and checked together.
+      const work: {
+        authz: Authorization;
+        challenge: Authorization['challenges'][number];
+        solve: Dns01Challenge;
+      }[] = [];
+      for (const authz of pending) {
+        if (authz.status !== 'pending') {
+          throw new CertpilotError(
+            'ACME_CHALLENGE_FAILED',
+            `acme: authorization for ${authz.identifier.value} is ${authz.status}, cannot solve it`,
+          );
+        }
+        const challenge = authz.challenges.find((c) => c.type === 'dns-01');
+        if (!challenge) {
+          throw new CertpilotError(
+            'ACME_CHALLENGE_FAILED',
+            `acme: the CA offers no dns-01 challenge for ${authz.identifier.value}`,
+          );
+        }
+        const value = await this.client.getChallengeKeyAuthorization(challenge);
+        const configured = authz.wildcard ? `*.${authz.identifier.value}` : authz.identifier.value;
+        work.push({
+          authz,
+          challenge,
+          solve: { domain: authz.identifier.value, value, provider: req.providerFor(configured) },
+        });
+      }
+
+      if (work.length > 0) {
+        await req.solver.present(
+          work.map((w) => w.solve),
+          signal,
+          (recs) => presented.push(...recs),
+        );
+        log.info('challenge records visible on every nameserver', { records: work.length });
+        await Promise.all(
+          work.map(async (w) => {
+            await callAcme('answer challenge', opts, () => this.client.completeChallenge(w.challenge));
+            await callAcme('wait for authorization', opts, () =>
+              this.client.waitForValidStatus(w.authz),
+            ).catch((err) => {
+              throw new CertpilotError(
+                'ACME_CHALLENGE_FAILED',
+                `acme: validation of ${w.authz.identifier.value} failed: ${describeError(err)}`,
+                { cause: err },
+              );
+            });
+          }),
+        );
+      }
+
+      const [commonName, ...rest] = req.domains;
+      // createCsr mutates the arrays it is given: hand it copies.
+      const csrInput =
+        commonName && commonName.length <= MAX_CN_LENGTH
+          ? { commonName, altNames: [...rest] }
+          : { altNames: [...req.domains] };
+      const [, csr] = await this.acme.crypto.createCsr(csrInput, req.keyPem);
+      let finalized: Order = await callAcme('finalize', opts, () => this.client.finalizeOrder(order, csr));
+      if (finalized.status !== 'valid') {
+        finalized = await callAcme('wait for certificate', opts, () =>
+          this.client.waitForValidStatus(finalized),
+        );
+      }
+      const pem = await callAcme('download certificate', opts, () => this.client.getCertificate(finalized));
+      const blocks = splitPemChain(pem);
+      if (blocks.length === 0)
+        throw new CertpilotError('ACME_ORDER_FAILED', 'acme: the CA returned no certificate');
+      succeeded = true;
+      log.info('certificate issued', { order: order.url });
+      return {
+        orderUrl: order.url,
+        cert: blocks[0]!,
+        chain: blocks.slice(1).join(''),
+        fullchain: blocks.join(''),
+        key: req.keyPem,
+      };
+    } finally {
+      if (!succeeded) await this.deactivatePending(authorizations, log);
+      if (presented.length > 0) {
+        const cleanupSignal = withDeadline(undefined, CLEANUP_TIMEOUT_MS);
+        await req.solver.cleanup(presented, cleanupSignal).then(
+          () => log.info('challenge records removed', { records: presented.length }),
+          (err: unknown) => log.error('challenge record cleanup failed', { error: describeError(err) }),
+        );
+      }
+    }
+  }
+
+  /** RFC 8555 §7.5.2: give up pending authorizations so they do not linger. Best effort. */
+  private async deactivatePending(authorizations: readonly Authorization[], log: Logger): Promise<void> {
+    const signal = withDeadline(undefined, DEACTIVATE_TIMEOUT_MS);
+    const opts = { ...this.callOpts(signal), maxAttempts: 1 };
+    await Promise.all(
+      authorizations.map(async (authz) => {
+        const current = await callAcme('read authorization', opts, () =>
+          this.client.getAuthorizations({ authorizations: [authz.url] } as unknown as Order),
+        ).catch(() => [authz]);
+        if (current[0]?.status !== 'pending') return;
+        await callAcme('deactivate authorization', opts, () =>
+          this.client.deactivateAuthorization(authz),
+        ).then(
+          () => log.info('authorization deactivated', { name: authz.identifier.value }),
+          (err: unknown) =>
+            log.warn('could not deactivate authorization', {
+              name: authz.identifier.value,
+              error: describeError(err),
+            }),
+        );
+      }),
+    );
+  }
+
+  close(): void {
+    this.agent?.destroy();
+  }
+}
