@@ -27,7 +27,11 @@ export interface DnsProvider {
    * - MUST honour `signal`: stop waiting and reject when it aborts.
    * Returns the records it made sure exist.
    */
-  appendRecords(zone: string, records: readonly TxtRecord[], signal: AbortSignal): Promise<readonly TxtRecord[]>;
+  appendRecords(
+    zone: string,
+    records: readonly TxtRecord[],
+    signal: AbortSignal,
+  ): Promise<readonly TxtRecord[]>;
 
   /**
    * Removes exactly `records` (matched by name and value) from `zone`.
@@ -35,7 +39,11 @@ export interface DnsProvider {
    * - MUST NOT touch any record it was not given (other values at the same name survive).
    * - MUST honour `signal`.
    */
-  deleteRecords(zone: string, records: readonly TxtRecord[], signal: AbortSignal): Promise<readonly TxtRecord[]>;
+  deleteRecords(
+    zone: string,
+    records: readonly TxtRecord[],
+    signal: AbortSignal,
+  ): Promise<readonly TxtRecord[]>;
 
   /** Optional: release connections/clients. */
   close?(): Promise<void>;

@@ -1,6 +1,12 @@
 import type { ProviderDefinition } from '../../provider';
 
-export const TSIG_ALGORITHMS = ['hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1'] as const;
+export const TSIG_ALGORITHMS = [
+  'hmac-sha256',
+  'hmac-sha384',
+  'hmac-sha512',
+  'hmac-sha224',
+  'hmac-sha1',
+] as const;
 
 /** RFC 2136 dynamic updates signed with TSIG (RFC 8945): BIND, Knot, PowerDNS, ... */
 export const rfc2136Definition: ProviderDefinition = {
@@ -10,10 +16,18 @@ export const rfc2136Definition: ProviderDefinition = {
   description:
     'Dynamic DNS updates (RFC 2136) sent straight to the primary nameserver, signed with a TSIG key (RFC 8945).',
   options: {
-    server: { doc: 'Address of the primary nameserver (IPv4 or IPv6 literal, or a host name).', format: 'host', required: true },
+    server: {
+      doc: 'Address of the primary nameserver (IPv4 or IPv6 literal, or a host name).',
+      format: 'host',
+      required: true,
+    },
     port: { doc: 'Port of the primary nameserver.', format: 'port', default: 53 },
     protocol: { doc: 'Transport for updates.', format: 'enum', values: ['udp', 'tcp'], default: 'tcp' },
-    tsigKeyName: { doc: 'Name of the TSIG key, as configured on the server.', format: 'string', required: true },
+    tsigKeyName: {
+      doc: 'Name of the TSIG key, as configured on the server.',
+      format: 'string',
+      required: true,
+    },
     tsigAlgorithm: {
       doc: 'TSIG algorithm.',
       format: 'enum',

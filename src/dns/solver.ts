@@ -1,0 +1,307 @@
+import { CertpilotError, describeError } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { DnsProviderInstance, DnsSettings } from '../config/types';
+import { challengeName, isSubdomain, toRelative } from './names';
+import { waitForPropagation } from './propagation';
+import type { DnsProvider, TxtRecord } from './provider';
+import { findProvider } from './registry';
+import { DnsResolver } from './resolver';
+
+/**
+ * The DNS-01 solver: the one place that turns ACME challenges into provider calls. It finds
+ * each name's zone, groups writes (one appendRecords per provider and zone, so the apex and
+ * wildcard values of `_acme-challenge.<name>` go out together), waits for every authoritative
+ * nameserver to serve them, and remembers exactly what it wrote so cleanup deletes exactly
+ * that and nothing else.
+ */
+
+export interface Dns01Challenge {
+  /** Authorization identifier, without `*.`. */
+  readonly domain: string;
+  /** The TXT value (base64url SHA-256 of the key authorization). */
+  readonly value: string;
+  /** Instance name in settings.providers. */
+  readonly provider: string;
+}
+
+export interface PresentedRecord {
+  readonly provider: string;
+  readonly zone: string;
+  readonly fqdn: string;
+  readonly record: TxtRecord;
+}
+
+export interface Dns01SolverOptions {
+  readonly dns: DnsSettings;
+  readonly log: Logger;
+  readonly resolver?: DnsResolver;
+  /** Default: the registry's definition for `instance.type`, created once per instance. */
+  readonly providerFactory?: (instance: DnsProviderInstance) => DnsProvider;
+}
+
+interface Group {
+  readonly provider: string;
+  readonly instance: DnsProviderInstance;
+  readonly zone: string;
+  readonly records: PresentedRecord[];
+}
+
+export class Dns01Solver {
+  private readonly dns: DnsSettings;
+  private readonly log: Logger;
+  private resolverInstance: DnsResolver | undefined;
+  private readonly factory: (instance: DnsProviderInstance) => DnsProvider;
+  private readonly providers = new Map<string, DnsProvider>();
+
+  constructor(opts: Dns01SolverOptions) {
+    this.dns = opts.dns;
+    this.log = opts.log;
+    this.resolverInstance = opts.resolver;
+    this.factory = opts.providerFactory ?? ((instance) => this.createProvider(instance));
+  }
+
+  /**
+   * Writes every challenge value, then waits until every authoritative nameserver of each zone
+   * serves all of them.
+   *
+   * `onPresented` is called once per provider+zone group as soon as its append has settled —
+   * before any propagation wait — with the records that were, or may have been, written: an
+   * append that failed or was cancelled may still have reached the server, and deleting an
+   * absent value is harmless. Accumulate what it reports and pass it to `cleanup`, whatever
+   * the outcome of `present`. Errors thrown by `present` also carry the same list in
+   * `err.details.presented`.
+   */
+  async present(
+    challenges: readonly Dns01Challenge[],
+    signal: AbortSignal,
+    onPresented?: (recs: readonly PresentedRecord[]) => void,
+  ): Promise<readonly PresentedRecord[]> {
+    const presented: PresentedRecord[] = [];
+    const fail = (err: unknown): CertpilotError => attachPresented(err, presented);
+    let groups: Group[];
+    try {
+      groups = await this.plan(challenges, signal);
+    } catch (err) {
+      throw fail(err);
+    }
+
+    const outcomes = await Promise.allSettled(
+      groups.map(async (g) => {
+        const provider = this.provider(g.provider);
+        try {
+          await provider.appendRecords(
+            g.zone,
+            g.records.map((r) => r.record),
+            signal,
+          );
+        } finally {
+          presented.push(...g.records);
+          try {
+            onPresented?.(g.records);
+          } catch (err) {
+            this.log.warn('onPresented callback threw', { error: describeError(err) });
+          }
+        }
+        this.log.info('challenge records written', {
+          provider: g.provider,
+          zone: g.zone,
+          names: [...new Set(g.records.map((r) => r.fqdn))],
+        });
+      }),
+    );
+    const failed = outcomes.flatMap((o, i) =>
+      o.status === 'rejected' ? [{ group: groups[i], reason: o.reason as unknown }] : [],
+    );
+    if (failed.length > 0) {
+      if (signal.aborted) throw fail(failed[0].reason);
+      throw fail(aggregate('DNS_UPDATE_FAILED', 'writing challenge records', failed));
+    }
+
+    // One wait per zone; records of several providers in one zone (unusual) share it.
+    const zones = new Map<string, Group[]>();
+    for (const g of groups) zones.set(g.zone, [...(zones.get(g.zone) ?? []), g]);
+    try {
+      await Promise.all(
+        [...zones].map(([zone, gs]) => {
+          const expected = new Map<string, string[]>();
+          for (const r of gs.flatMap((g) => g.records))
+            expected.set(r.fqdn, [...(expected.get(r.fqdn) ?? []), r.record.value]);
+          return waitForPropagation(expected, zone, {
+            resolver: this.resolver(),
+            timeoutMs: Math.max(...gs.map((g) => g.instance.propagationTimeoutMs)),
+            intervalMs: Math.min(...gs.map((g) => g.instance.propagationIntervalMs)),
+            signal,
+            log: this.log,
+          });
+        }),
+      );
+    } catch (err) {
+      throw fail(err);
+    }
+    return [...presented];
+  }
+
+  /**
+   * Deletes exactly `records`, one deleteRecords per provider+zone. Every group is attempted
+   * even when another fails; the error at the end lists each failed group. Give it its own
+   * deadline: cleanup usually runs because the main work was cancelled.
+   */
+  async cleanup(records: readonly PresentedRecord[], signal: AbortSignal): Promise<void> {
+    const groups = new Map<string, PresentedRecord[]>();
+    for (const r of records) {
+      const key = `${r.provider}\u0000${r.zone}`;
+      const list = groups.get(key) ?? [];
+      // The same value may have been reported twice (retries); delete it once.
+      if (!list.some((x) => x.fqdn === r.fqdn && x.record.value === r.record.value)) list.push(r);
+      groups.set(key, list);
+    }
+    const entries = [...groups.values()];
+    const outcomes = await Promise.allSettled(
+      entries.map(async (recs) => {
+        const { provider, zone } = recs[0];
+        await this.provider(provider).deleteRecords(
+          zone,
+          recs.map((r) => r.record),
+          signal,
+        );
+        this.log.info('challenge records removed', {
+          provider,
+          zone,
+          names: [...new Set(recs.map((r) => r.fqdn))],
+        });
+      }),
+    );
+    const failed = outcomes.flatMap((o, i) =>
+      o.status === 'rejected'
+        ? [
+            {
+              group: { provider: entries[i][0].provider, zone: entries[i][0].zone },
+              reason: o.reason as unknown,
+            },
+          ]
+        : [],
+    );
+    if (failed.length > 0) {
+      for (const f of failed)
+        this.log.warn('challenge record cleanup failed', { ...f.group, error: describeError(f.reason) });
+      throw aggregate('DNS_UPDATE_FAILED', 'removing challenge records', failed);
+    }
+  }
+
+  /** Releases provider clients. */
+  async close(): Promise<void> {
+    const all = [...this.providers.values()];
+    this.providers.clear();
+    await Promise.allSettled(all.map((p) => p.close?.()));
+  }
+
+  private async plan(challenges: readonly Dns01Challenge[], signal: AbortSignal): Promise<Group[]> {
+    for (const c of challenges) this.instance(c.provider);
+    const fqdns = [...new Set(challenges.map((c) => challengeName(c.domain)))];
+    const zoneOf = new Map<string, string>();
+    // Zone lookups are independent; one failing fails the whole presentation before any write.
+    await Promise.all(fqdns.map(async (f) => zoneOf.set(f, await this.resolver().findZone(f, signal))));
+
+    const groups = new Map<string, Group>();
+    for (const c of challenges) {
+      const fqdn = challengeName(c.domain);
+      const zone = zoneOf.get(fqdn) as string;
+      const instance = this.instance(c.provider);
+      if (instance.zones.length > 0 && !instance.zones.some((allowed) => isSubdomain(zone, allowed))) {
+        throw new CertpilotError(
+          'DNS_NO_PROVIDER',
+          `dns: provider "${c.provider}" may not write zone ${zone} (for ${fqdn}); its zones are ${instance.zones.join(', ')}`,
+          { details: { provider: c.provider, zone, fqdn } },
+        );
+      }
+      const key = `${c.provider}\u0000${zone}`;
+      const group = groups.get(key) ?? { provider: c.provider, instance, zone, records: [] };
+      groups.set(key, group);
+      if (group.records.some((r) => r.fqdn === fqdn && r.record.value === c.value)) continue;
+      group.records.push({
+        provider: c.provider,
+        zone,
+        fqdn,
+        record: { name: toRelative(fqdn, zone), value: c.value, ttl: instance.ttl },
+      });
+    }
+    return [...groups.values()];
+  }
+
+  private instance(name: string): DnsProviderInstance {
+    const instance = this.dns.providers[name];
+    if (!instance) {
+      throw new CertpilotError(
+        'DNS_NO_PROVIDER',
+        `dns: no DNS provider instance named "${name}" is configured`,
+        { details: { provider: name } },
+      );
+    }
+    return instance;
+  }
+
+  private provider(name: string): DnsProvider {
+    let p = this.providers.get(name);
+    if (!p) {
+      p = this.factory(this.instance(name));
+      this.providers.set(name, p);
+    }
+    return p;
+  }
+
+  private createProvider(instance: DnsProviderInstance): DnsProvider {
+    const def = findProvider(instance.type);
+    if (!def) {
+      throw new CertpilotError(
+        'DNS_NO_PROVIDER',
+        `dns: provider "${instance.name}" has unknown type "${instance.type}"`,
+        {
+          details: { provider: instance.name, type: instance.type },
+        },
+      );
+    }
+    return def.create(instance.options, {
+      log: this.log.child({ provider: instance.name }),
+      instance: instance.name,
+      requestTimeoutMs: this.dns.queryTimeoutMs,
+    });
+  }
+
+  private resolver(): DnsResolver {
+    this.resolverInstance ??= new DnsResolver(this.dns, this.log);
+    return this.resolverInstance;
+  }
+}
+
+function aggregate(
+  code: 'DNS_UPDATE_FAILED',
+  what: string,
+  failed: readonly { group: { provider: string; zone: string }; reason: unknown }[],
+): CertpilotError {
+  if (failed.length === 1 && failed[0].reason instanceof CertpilotError) return failed[0].reason;
+  const parts = failed.map((f) => `${f.group.provider}/${f.group.zone}: ${describeError(f.reason)}`);
+  return new CertpilotError(code, `dns: ${what} failed for ${failed.length} group(s): ${parts.join('; ')}`, {
+    cause: failed[0].reason,
+    retryable: failed.every((f) => f.reason instanceof CertpilotError && f.reason.retryable),
+    details: { failed: failed.map((f) => ({ ...f.group, error: describeError(f.reason) })) },
+  });
+}
+
+/**
+ * A CertpilotError with the same code, message and retryability whose details also list what
+ * may have been written. A new object, because the original may be shared (an abort reason).
+ */
+function attachPresented(err: unknown, presented: readonly PresentedRecord[]): CertpilotError {
+  const snapshot = [...presented];
+  if (err instanceof CertpilotError) {
+    return new CertpilotError(err.code, err.message, {
+      cause: err,
+      retryable: err.retryable,
+      details: { ...err.details, presented: snapshot },
+    });
+  }
+  return new CertpilotError('DNS_UPDATE_FAILED', `dns: ${describeError(err)}`, {
+    cause: err,
+    details: { presented: snapshot },
+  });
+}
