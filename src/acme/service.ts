@@ -51,6 +51,7 @@ export interface IssueResult extends CertificateFiles {
 export class AcmeService {
   readonly stats: AcmeRequestStats = { total: 0, byEndpoint: {} };
   private registered = false;
+  private registering: Promise<string> | undefined;
 
   private constructor(
     private readonly acme: AcmeModule,
@@ -109,6 +110,12 @@ export class AcmeService {
   /** Registers the account once per directory; later runs reuse the stored URL. */
   async ensureAccount(signal: AbortSignal): Promise<string> {
     if (this.accountUrl) return this.accountUrl;
+    // Orders run concurrently: register once and let the others wait for it.
+    this.registering ??= this.register(signal).finally(() => (this.registering = undefined));
+    return this.registering;
+  }
+
+  private async register(signal: AbortSignal): Promise<string> {
     if (!this.settings.termsAgreed) {
       throw new CertpilotError(
         'ACME_PROBLEM',
