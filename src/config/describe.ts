@@ -1,0 +1,77 @@
+import { findProvider } from '../dns/registry';
+import type { AgentConfig, DnsProviderInstance, FileOutput } from './types';
+
+/** What replaces every secret in printed configuration. */
+export const REDACTED = '[redacted]';
+
+function octal(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
+
+function describeProvider(p: DnsProviderInstance): unknown {
+  const def = findProvider(p.type);
+  const options: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(p.options)) {
+    // Without a definition we cannot tell which options are secret: hide them all.
+    const sensitive = def ? def.options[key]?.sensitive === true : true;
+    options[key] = sensitive && value !== undefined ? REDACTED : value;
+  }
+  return {
+    type: p.type,
+    zones: [...p.zones],
+    ttl: p.ttl,
+    propagationTimeoutMs: p.propagationTimeoutMs,
+    propagationIntervalMs: p.propagationIntervalMs,
+    options,
+  };
+}
+
+function describeOutput(o: FileOutput): unknown {
+  return { ...o, certMode: octal(o.certMode), keyMode: octal(o.keyMode) };
+}
+
+/**
+ * A JSON-able view of the normalised configuration for `certpilot config check`: defaults
+ * filled in, presets expanded, modes in octal, and every secret (EAB HMAC key, provider
+ * options the registry marks sensitive) replaced by "[redacted]". Built field by field rather
+ * than by copying the object, so a secret added to the types later is not printed by accident.
+ */
+export function describeConfig(config: AgentConfig): unknown {
+  const { acme } = config;
+  return {
+    source: config.source,
+    acme: {
+      directoryUrl: acme.directoryUrl,
+      email: acme.email ?? null,
+      termsAgreed: acme.termsAgreed,
+      eab: acme.eab ? { keyId: acme.eab.keyId, hmacKey: REDACTED } : null,
+      caBundle: acme.caBundle ?? null,
+      requestTimeoutMs: acme.requestTimeoutMs,
+    },
+    storage: { stateDir: config.storage.stateDir, archiveDepth: config.storage.archiveDepth },
+    renewal: {
+      renewRatio: config.renewal.renewRatio,
+      shortLifetimeRatio: config.renewal.shortLifetimeRatio,
+      shortLifetimeDays: config.renewal.shortLifetimeDays,
+    },
+    defaultKeyType: config.defaultKeyType,
+    concurrency: config.concurrency,
+    dns: {
+      resolvers: [...config.dns.resolvers],
+      nameserverPort: config.dns.nameserverPort,
+      queryTimeoutMs: config.dns.queryTimeoutMs,
+      providers: Object.fromEntries(
+        Object.entries(config.dns.providers).map(([k, p]) => [k, describeProvider(p)]),
+      ),
+    },
+    certificates: config.certificates.map((c) => ({
+      name: c.name,
+      domains: [...c.domains],
+      keyType: c.keyType,
+      reuseKey: c.reuseKey,
+      dnsProvider: c.dnsProvider ?? null,
+      domainProviders: { ...c.domainProviders },
+      outputs: c.outputs.map(describeOutput),
+    })),
+  };
+}
