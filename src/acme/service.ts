@@ -154,6 +154,13 @@ export class AcmeService {
     await this.ensureAccount(signal);
     const opts = this.callOpts(signal);
 
+    // Before spending an order: every name must be writable where the CA will look (CNAME
+    // delegation followed, a provider allowed to write the target zone).
+    await req.solver.preflight(
+      req.domains.map((d) => ({ domain: d.replace(/^\*\./, ''), provider: req.providerFor(d) })),
+      signal,
+    );
+
     const order = await callAcme('new order', opts, () =>
       this.client.createOrder({ identifiers: req.domains.map((d) => ({ type: 'dns', value: d })) }),
     );
@@ -211,10 +218,10 @@ export class AcmeService {
             await callAcme('answer challenge', opts, () => this.client.completeChallenge(w.challenge));
             await callAcme('wait for authorization', opts, () =>
               this.client.waitForValidStatus(w.authz),
-            ).catch((err) => {
+            ).catch(async (err: unknown) => {
               throw new CertpilotError(
                 'ACME_CHALLENGE_FAILED',
-                `acme: validation of ${w.authz.identifier.value} failed: ${describeError(err)}`,
+                `acme: validation of ${w.authz.identifier.value} failed: ${await this.challengeError(w.authz, err)}`,
                 { cause: err },
               );
             });
@@ -258,6 +265,22 @@ export class AcmeService {
         );
       }
     }
+  }
+
+  /**
+   * The CA's own words for a failed validation (the challenge's error object), rather than
+   * acme-client's message, which is the whole authorization as JSON.
+   */
+  private async challengeError(authz: Authorization, err: unknown): Promise<string> {
+    const signal = withDeadline(undefined, DEACTIVATE_TIMEOUT_MS);
+    const [current] = await callAcme('read authorization', { ...this.callOpts(signal), maxAttempts: 1 }, () =>
+      this.client.getAuthorizations({ authorizations: [authz.url] } as unknown as Order),
+    ).catch(() => [undefined]);
+    const failed = current?.challenges.find((c) => c.type === 'dns-01' && c.error);
+    const problem = failed?.error as { type?: string; detail?: string } | undefined;
+    if (!problem) return describeError(err);
+    const type = problem.type?.replace('urn:ietf:params:acme:error:', '') ?? 'error';
+    return `${type}: ${problem.detail ?? 'no detail'} (status ${current?.status ?? 'unknown'})`;
   }
 
   /** RFC 8555 §7.5.2: give up pending authorizations so they do not linger. Best effort. */

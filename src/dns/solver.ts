@@ -1,7 +1,7 @@
 import { CertpilotError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DnsProviderInstance, DnsSettings } from '../config/types';
-import { challengeName, isSubdomain, toRelative } from './names';
+import { challengeName, isSubdomain, normalizeName, toRelative } from './names';
 import { waitForPropagation } from './propagation';
 import type { DnsProvider, TxtRecord } from './provider';
 import { findProvider } from './registry';
@@ -37,6 +37,25 @@ export interface Dns01SolverOptions {
   readonly resolver?: DnsResolver;
   /** Default: the registry's definition for `instance.type`, created once per instance. */
   readonly providerFactory?: (instance: DnsProviderInstance) => DnsProvider;
+}
+
+/**
+ * How many CNAME hops from `_acme-challenge.<name>` are followed. CAs follow chains too
+ * (Let's Encrypt's resolver does); a bound stops loops.
+ */
+export const MAX_CNAME_DEPTH = 8;
+
+/** Where the TXT for one challenge must be written, after CNAME delegation. */
+export interface ChallengeTarget {
+  /** `_acme-challenge.<domain>` as the CA asks for it. */
+  readonly challengeFqdn: string;
+  /** The name actually written: the end of the CNAME chain (or challengeFqdn). */
+  readonly fqdn: string;
+  readonly zone: string;
+  /** Provider instance that writes it. */
+  readonly provider: string;
+  /** True when a CNAME moved the record elsewhere. */
+  readonly delegated: boolean;
 }
 
 interface Group {
@@ -195,34 +214,116 @@ export class Dns01Solver {
     await Promise.allSettled(all.map((p) => p.close?.()));
   }
 
-  private async plan(challenges: readonly Dns01Challenge[], signal: AbortSignal): Promise<Group[]> {
-    for (const c of challenges) this.instance(c.provider);
-    const fqdns = [...new Set(challenges.map((c) => challengeName(c.domain)))];
-    const zoneOf = new Map<string, string>();
-    // Zone lookups are independent; one failing fails the whole presentation before any write.
-    await Promise.all(fqdns.map(async (f) => zoneOf.set(f, await this.resolver().findZone(f, signal))));
+  /**
+   * Checks before an order is placed that every challenge can be written where the CA will
+   * look: follows `_acme-challenge` CNAMEs, finds the target zone and a provider allowed to
+   * write it. Fails with DNS_NO_PROVIDER (no order is spent) otherwise.
+   */
+  async preflight(
+    challenges: readonly Omit<Dns01Challenge, 'value'>[],
+    signal: AbortSignal,
+  ): Promise<readonly ChallengeTarget[]> {
+    return [...(await this.resolveTargets(challenges, signal)).values()];
+  }
 
-    const groups = new Map<string, Group>();
+  /** One lookup per (provider, domain): apex and wildcard share `_acme-challenge.<name>`. */
+  private async resolveTargets(
+    challenges: readonly Omit<Dns01Challenge, 'value'>[],
+    signal: AbortSignal,
+  ): Promise<Map<string, ChallengeTarget>> {
+    const pending = new Map<string, Promise<ChallengeTarget>>();
     for (const c of challenges) {
-      const fqdn = challengeName(c.domain);
-      const zone = zoneOf.get(fqdn) as string;
-      const instance = this.instance(c.provider);
-      if (instance.zones.length > 0 && !instance.zones.some((allowed) => isSubdomain(zone, allowed))) {
+      const key = targetKey(c);
+      if (!pending.has(key)) pending.set(key, this.resolveTarget(c.domain, c.provider, signal));
+    }
+    const entries = await Promise.all([...pending].map(async ([k, p]) => [k, await p] as const));
+    return new Map(entries);
+  }
+
+  /** Follows the CNAME chain from `_acme-challenge.<domain>` and picks the zone and provider. */
+  async resolveTarget(domain: string, provider: string, signal: AbortSignal): Promise<ChallengeTarget> {
+    this.instance(provider);
+    const challengeFqdn = challengeName(domain);
+    let fqdn = challengeFqdn;
+    const chain = [fqdn];
+    for (let hop = 0; ; hop++) {
+      const next = await this.cnameOf(fqdn, signal);
+      if (!next) break;
+      if (hop >= MAX_CNAME_DEPTH || chain.includes(next)) {
         throw new CertpilotError(
           'DNS_NO_PROVIDER',
-          `dns: provider "${c.provider}" may not write zone ${zone} (for ${fqdn}); its zones are ${instance.zones.join(', ')}`,
-          { details: { provider: c.provider, zone, fqdn } },
+          `dns: CNAME chain from ${challengeFqdn} is a loop or longer than ${MAX_CNAME_DEPTH}: ${[...chain, next].join(' -> ')}`,
         );
       }
-      const key = `${c.provider}\u0000${zone}`;
-      const group = groups.get(key) ?? { provider: c.provider, instance, zone, records: [] };
-      groups.set(key, group);
-      if (group.records.some((r) => r.fqdn === fqdn && r.record.value === c.value)) continue;
-      group.records.push({
-        provider: c.provider,
+      chain.push(next);
+      fqdn = next;
+    }
+    const zone = await this.resolver().findZone(fqdn, signal);
+    const delegated = fqdn !== challengeFqdn;
+    const chosen = delegated ? this.providerForZone(zone, provider) : provider;
+    if (!chosen || !this.allows(this.instance(chosen), zone)) {
+      const instance = this.instance(provider);
+      const via = delegated ? ` (${challengeFqdn} is a CNAME to ${fqdn})` : '';
+      throw new CertpilotError(
+        'DNS_NO_PROVIDER',
+        delegated
+          ? `dns: no DNS provider may write zone ${zone}${via}; configure one with zones: [${zone}]`
+          : `dns: provider "${provider}" may not write zone ${zone} (for ${fqdn}); its zones are ${instance.zones.join(', ')}`,
+        { details: { provider, zone, fqdn, chain } },
+      );
+    }
+    if (delegated) {
+      this.log.info('challenge delegated by CNAME', {
+        from: challengeFqdn,
+        to: fqdn,
         zone,
-        fqdn,
-        record: { name: toRelative(fqdn, zone), value: c.value, ttl: instance.ttl },
+        provider: chosen,
+      });
+    }
+    return { challengeFqdn, fqdn, zone, provider: chosen, delegated };
+  }
+
+  private async cnameOf(fqdn: string, signal: AbortSignal): Promise<string | undefined> {
+    const r = await this.resolver().recursive(fqdn, 'CNAME', signal);
+    const rec = r.answers.find((a) => a.type === 'CNAME' && normalizeName(a.name) === fqdn);
+    return rec ? normalizeName(String(rec.data)) : undefined;
+  }
+
+  private allows(instance: DnsProviderInstance, zone: string): boolean {
+    return instance.zones.length === 0 || instance.zones.some((allowed) => isSubdomain(zone, allowed));
+  }
+
+  /**
+   * For a delegated target: the instance whose `zones` covers it most specifically; else the
+   * certificate's own provider when it is unrestricted (one account writes everything).
+   */
+  private providerForZone(zone: string, fallback: string): string | undefined {
+    let best: { name: string; depth: number } | undefined;
+    for (const inst of Object.values(this.dns.providers)) {
+      for (const allowed of inst.zones) {
+        if (isSubdomain(zone, allowed) && (!best || allowed.length > best.depth))
+          best = { name: inst.name, depth: allowed.length };
+      }
+    }
+    if (best) return best.name;
+    return this.instance(fallback).zones.length === 0 ? fallback : undefined;
+  }
+
+  private async plan(challenges: readonly Dns01Challenge[], signal: AbortSignal): Promise<Group[]> {
+    const targets = await this.resolveTargets(challenges, signal);
+    const groups = new Map<string, Group>();
+    for (const c of challenges) {
+      const t = targets.get(targetKey(c))!;
+      const instance = this.instance(t.provider);
+      const key = `${t.provider}\u0000${t.zone}`;
+      const group = groups.get(key) ?? { provider: t.provider, instance, zone: t.zone, records: [] };
+      groups.set(key, group);
+      if (group.records.some((r) => r.fqdn === t.fqdn && r.record.value === c.value)) continue;
+      group.records.push({
+        provider: t.provider,
+        zone: t.zone,
+        fqdn: t.fqdn,
+        record: { name: toRelative(t.fqdn, t.zone), value: c.value, ttl: instance.ttl },
       });
     }
     return [...groups.values()];
@@ -271,6 +372,10 @@ export class Dns01Solver {
     this.resolverInstance ??= new DnsResolver(this.dns, this.log);
     return this.resolverInstance;
   }
+}
+
+function targetKey(c: Omit<Dns01Challenge, 'value'>): string {
+  return `${c.provider}\u0000${normalizeName(c.domain)}`;
 }
 
 function aggregate(

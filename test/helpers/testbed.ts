@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { run } from '../../src/cli/main';
 import { startBind, type BindServer } from './bind';
 import { startPebble, type Pebble } from './pebble';
+import { startUnbound, type Unbound } from './unbound';
 
 /**
  * A real local ACME world: BIND (authoritative for the test zones, RFC 2136 + TSIG) and Pebble
@@ -14,28 +15,51 @@ import { startPebble, type Pebble } from './pebble';
 export interface Testbed {
   bind: BindServer;
   pebble: Pebble;
+  /** Present when started with `recursive: true`: Pebble validates through it. */
+  unbound?: Unbound;
   dir: string;
-  /** Writes a config with the given certificates (and optional overrides) and returns its path. */
-  writeConfig(certificates: unknown[], extra?: Record<string, unknown>): Promise<string>;
+  /** rfc2136 provider options for the test BIND, with overrides (e.g. `zones`). */
+  bindProvider(overrides?: Record<string, unknown>): Record<string, unknown>;
+  /**
+   * Writes a config with the given certificates and returns its path. `extra` top-level keys
+   * replace the defaults; `providers` replaces the single default `bind` provider instance.
+   */
+  writeConfig(
+    certificates: unknown[],
+    extra?: Record<string, unknown>,
+    providers?: Record<string, unknown>,
+  ): Promise<string>;
   stop(): Promise<void>;
 }
 
 export interface TestbedOptions {
   zones?: Parameters<typeof startBind>[0]['zones'];
   certificateValidityPeriod?: number;
+  /**
+   * Put a recursive resolver (unbound) between Pebble and BIND, so the CA's lookups follow
+   * CNAMEs across zones as a real CA's do.
+   */
+  recursive?: boolean;
 }
 
-export const DEFAULT_ZONES = [{ name: 'example.test' }, { name: 'sub.example.test', parent: 'example.test' }];
+/** example.test with a delegated child zone sub.example.test (a real zone cut). */
+export const DEFAULT_ZONES = [{ name: 'example.test' }, { name: 'sub.example.test' }];
 
 export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> {
-  const bind = await startBind({ zones: opts.zones ?? DEFAULT_ZONES });
+  const zones = opts.zones ?? DEFAULT_ZONES;
+  const bind = await startBind({ zones });
   let pebble: Pebble;
+  let unbound: Unbound | undefined;
   try {
+    if (opts.recursive) {
+      unbound = await startUnbound({ zones: zones.map((z) => z.name), upstream: `127.0.0.1:${bind.port}` });
+    }
     pebble = await startPebble({
-      dnsServer: `127.0.0.1:${bind.port}`,
+      dnsServer: `127.0.0.1:${unbound ? unbound.port : bind.port}`,
       certificateValidityPeriod: opts.certificateValidityPeriod,
     });
   } catch (err) {
+    await unbound?.stop();
     await bind.stop();
     throw err;
   }
@@ -43,11 +67,24 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
   const secretFile = path.join(dir, 'tsig.secret');
   await writeFile(secretFile, bind.tsig.secret + '\n', { mode: 0o600 });
   let n = 0;
+  const bindProvider = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
+    type: 'rfc2136',
+    server: '127.0.0.1',
+    port: bind.port,
+    tsigKeyName: bind.tsig.name,
+    tsigAlgorithm: bind.tsig.algorithm,
+    tsigSecret_file: secretFile,
+    propagationTimeout: '20s',
+    propagationInterval: '100ms',
+    ...overrides,
+  });
   return {
     bind,
     pebble,
+    unbound,
     dir,
-    async writeConfig(certificates, extra = {}) {
+    bindProvider,
+    async writeConfig(certificates, extra = {}, providers = { bind: bindProvider() }) {
       const config = {
         acme: {
           directory: pebble.directoryUrl,
@@ -60,18 +97,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
         dns: {
           resolvers: [`127.0.0.1:${bind.port}`],
           nameserverPort: bind.port,
-          providers: {
-            bind: {
-              type: 'rfc2136',
-              server: '127.0.0.1',
-              port: bind.port,
-              tsigKeyName: bind.tsig.name,
-              tsigAlgorithm: bind.tsig.algorithm,
-              tsigSecret_file: secretFile,
-              propagationTimeout: '20s',
-              propagationInterval: '100ms',
-            },
-          },
+          providers,
         },
         certificates,
         ...extra,
@@ -81,7 +107,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       return file;
     },
     async stop() {
-      await Promise.allSettled([pebble.stop(), bind.stop()]);
+      await Promise.allSettled([pebble.stop(), bind.stop(), unbound?.stop()]);
       await rm(dir, { recursive: true, force: true });
     },
   };
