@@ -94,6 +94,7 @@ export class Dns01Solver {
     challenges: readonly Dns01Challenge[],
     signal: AbortSignal,
     onPresented?: (recs: readonly PresentedRecord[]) => void,
+    beforeWrite?: (recs: readonly PresentedRecord[]) => Promise<void>,
   ): Promise<readonly PresentedRecord[]> {
     const presented: PresentedRecord[] = [];
     const fail = (err: unknown): CertpilotError => attachPresented(err, presented);
@@ -102,6 +103,16 @@ export class Dns01Solver {
       groups = await this.plan(challenges, signal);
     } catch (err) {
       throw fail(err);
+    }
+
+    // Intent first (the crash journal): once this resolves, a crash at any later point still
+    // leaves a record of exactly what may be in DNS.
+    if (beforeWrite) {
+      try {
+        await beforeWrite(groups.flatMap((g) => g.records));
+      } catch (err) {
+        throw fail(err);
+      }
     }
 
     const outcomes = await Promise.allSettled(
