@@ -1,0 +1,415 @@
+import { abortError, CertpilotError, type ErrorCode } from '../../../core/errors';
+import { sleep, throwIfAborted, withDeadline } from '../../../core/abort';
+import type { Logger } from '../../../core/logger';
+import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
+// Generic helpers (TXT presentation format, shared cancellable lookups) that live with the Route 53 provider.
+import { SharedJob } from '../route53/shared-job';
+import { decodeTxtValue } from '../route53/txt';
+import { CLOUDFLARE_API_BASE, CLOUDFLARE_DEFAULT_MAX_RETRIES } from './definition';
+
+const COMPONENT = 'cloudflare';
+/** Cloudflare rejects TTLs under 60 s outside Enterprise plans (1 means "automatic"). */
+const MIN_TTL = 60;
+const MAX_TTL = 86_400;
+/** The API's largest page for DNS records and zones. */
+const PER_PAGE = 100;
+const PER_PAGE_ZONES = 50;
+/** Cloudflare's codes for "that is already so": an identical record exists / the record is gone. */
+const CODE_IDENTICAL_RECORD = 81058;
+const CODE_RECORD_NOT_FOUND = 81044;
+
+export interface CloudflareTuning {
+  /** Longest wait for one Retry-After; a server asking for more gets this much and then is asked again. */
+  readonly retryAfterCapMs: number;
+  /** Backoff base when a 429/5xx carries no Retry-After (full jitter over base * 2^attempt). */
+  readonly retryBaseMs: number;
+  readonly zoneCacheMs: number;
+}
+
+export const DEFAULT_CLOUDFLARE_TUNING: CloudflareTuning = {
+  retryAfterCapMs: 60_000,
+  retryBaseMs: 1_000,
+  zoneCacheMs: 5 * 60_000,
+};
+
+interface CfError {
+  code?: number;
+  message?: string;
+}
+
+interface CfEnvelope<T> {
+  success?: boolean;
+  errors?: CfError[];
+  result?: T;
+  result_info?: {
+    page?: number;
+    per_page?: number;
+    total_pages?: number;
+    count?: number;
+    total_count?: number;
+  };
+}
+
+interface CfZone {
+  id: string;
+  name: string;
+  status?: string;
+}
+
+interface CfRecord {
+  id: string;
+  type: string;
+  name: string;
+  content: string;
+  ttl?: number;
+}
+
+/** An API answer that is not success; `errors` are Cloudflare's own. */
+class CloudflareApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errors: readonly CfError[],
+  ) {
+    super(errors.map((e) => `${e.code ?? '?'} ${e.message ?? ''}`.trim()).join('; ') || `HTTP ${status}`);
+  }
+  has(code: number): boolean {
+    return this.errors.some((e) => e.code === code);
+  }
+}
+
+export interface CloudflareStats {
+  /** Requests retried after 429, 5xx or a network error. */
+  retries: number;
+}
+
+function toFqdn(name: string, zone: string): string {
+  const z = zone.replace(/\.$/, '').toLowerCase();
+  const n = name.replace(/\.$/, '').toLowerCase();
+  return n === '@' || n === '' ? z : `${n}.${z}`;
+}
+
+/** Cloudflare stores TXT content quoted (`"v"`) or, for records made by older clients, bare. */
+function contentValue(content: string): string {
+  return content.trimStart().startsWith('"') ? decodeTxtValue(content) : content;
+}
+
+/**
+ * Cloudflare keeps every TXT value as its own record with an id, so appending is a plain
+ * create (no read-modify-write; concurrent appends cannot lose each other) and deleting is
+ * "find the ids whose content is one of our values, delete those".
+ */
+export class CloudflareProvider implements DnsProvider {
+  readonly stats: CloudflareStats = { retries: 0 };
+  private readonly token: string;
+  private readonly baseUrl: string;
+  private readonly zoneId?: string;
+  private readonly maxRetries: number;
+  private readonly requestTimeoutMs: number;
+  private readonly tuning: CloudflareTuning;
+  private readonly log: Logger;
+  private readonly zoneCache = new Map<string, { at: number; job: SharedJob<CfZone | undefined> }>();
+
+  constructor(
+    options: Readonly<Record<string, unknown>>,
+    ctx: ProviderContext,
+    tuning: Partial<CloudflareTuning> = {},
+  ) {
+    const token = options.apiToken;
+    if (typeof token !== 'string' || token === '') {
+      throw new CertpilotError('CONFIG_INVALID', 'cloudflare: apiToken is required');
+    }
+    this.token = token;
+    this.baseUrl = (
+      typeof options.baseUrl === 'string' && options.baseUrl !== '' ? options.baseUrl : CLOUDFLARE_API_BASE
+    ).replace(/\/+$/, '');
+    this.zoneId = typeof options.zoneId === 'string' && options.zoneId !== '' ? options.zoneId : undefined;
+    this.maxRetries =
+      typeof options.maxRetries === 'number' ? options.maxRetries : CLOUDFLARE_DEFAULT_MAX_RETRIES;
+    this.requestTimeoutMs = ctx.requestTimeoutMs;
+    this.tuning = { ...DEFAULT_CLOUDFLARE_TUNING, ...tuning };
+    this.log = ctx.log.child({ provider: COMPONENT, instance: ctx.instance });
+  }
+
+  async appendRecords(
+    zone: string,
+    records: readonly TxtRecord[],
+    signal: AbortSignal,
+  ): Promise<readonly TxtRecord[]> {
+    throwIfAborted(signal, COMPONENT);
+    for (const [fqdn, group] of groupByName(zone, records)) {
+      const zoneId = await this.findZoneId(fqdn, signal);
+      // Skip values already there: Cloudflare may not see `v` and `"v"` as identical records.
+      const present = new Set((await this.listTxt(zoneId, fqdn, signal)).map((r) => contentValue(r.content)));
+      for (const r of group) {
+        if (present.has(r.value)) continue;
+        try {
+          await this.request<CfRecord>(
+            'POST',
+            `/zones/${encodeURIComponent(zoneId)}/dns_records`,
+            undefined,
+            {
+              type: 'TXT',
+              name: fqdn,
+              // Quoted as the API documents for TXT content; Cloudflare splits long values itself.
+              content: '"' + r.value.replace(/["\\]/g, (c) => '\\' + c) + '"',
+              ttl: Math.min(MAX_TTL, Math.max(MIN_TTL, r.ttl)),
+              comment: 'certpilot ACME challenge',
+            },
+            signal,
+            `create TXT ${fqdn}`,
+          );
+        } catch (err) {
+          // A concurrent append of the same value got there first: already present is success.
+          if (
+            err instanceof CertpilotError &&
+            (err.cause as CloudflareApiError | undefined)?.has?.(CODE_IDENTICAL_RECORD)
+          )
+            continue;
+          throw err;
+        }
+        present.add(r.value);
+      }
+    }
+    return records;
+  }
+
+  async deleteRecords(
+    zone: string,
+    records: readonly TxtRecord[],
+    signal: AbortSignal,
+  ): Promise<readonly TxtRecord[]> {
+    throwIfAborted(signal, COMPONENT);
+    for (const [fqdn, group] of groupByName(zone, records)) {
+      const zoneId = await this.findZoneId(fqdn, signal);
+      const ours = new Set(group.map((r) => r.value));
+      const matching = (await this.listTxt(zoneId, fqdn, signal)).filter((r) =>
+        ours.has(contentValue(r.content)),
+      );
+      for (const rec of matching) {
+        try {
+          await this.request(
+            'DELETE',
+            `/zones/${encodeURIComponent(zoneId)}/dns_records/${encodeURIComponent(rec.id)}`,
+            undefined,
+            undefined,
+            signal,
+            `delete TXT ${fqdn}`,
+          );
+        } catch (err) {
+          // Someone (a concurrent cleanup) deleted it already: absent is success.
+          const cause =
+            err instanceof CertpilotError ? (err.cause as CloudflareApiError | undefined) : undefined;
+          if (
+            cause instanceof CloudflareApiError &&
+            (cause.status === 404 || cause.has(CODE_RECORD_NOT_FOUND))
+          )
+            continue;
+          throw err;
+        }
+      }
+    }
+    return records;
+  }
+
+  /** All TXT records at exactly `fqdn`, across pages. */
+  private async listTxt(zoneId: string, fqdn: string, signal: AbortSignal): Promise<CfRecord[]> {
+    const out: CfRecord[] = [];
+    for (let page = 1; ; page++) {
+      const res = await this.request<CfRecord[]>(
+        'GET',
+        `/zones/${encodeURIComponent(zoneId)}/dns_records`,
+        { type: 'TXT', name: fqdn, page: String(page), per_page: String(PER_PAGE) },
+        undefined,
+        signal,
+        `list TXT ${fqdn}`,
+      );
+      const batch = res.result ?? [];
+      // `name` is an exact filter on the API; checking again costs nothing and guards a proxy that ignores it.
+      out.push(...batch.filter((r) => r.type === 'TXT' && r.name.toLowerCase() === fqdn));
+      const totalPages = res.result_info?.total_pages ?? 1;
+      if (batch.length === 0 || page >= totalPages) return out;
+    }
+  }
+
+  private async findZoneId(fqdn: string, signal: AbortSignal): Promise<string> {
+    if (this.zoneId) return this.zoneId;
+    const labels = fqdn.split('.');
+    // Deepest first, label by label, so `ample.test` never matches `example.test`.
+    for (let i = 0; i < labels.length - 1; i++) {
+      const zone = await this.lookupZone(labels.slice(i).join('.'), signal);
+      if (zone) return zone.id;
+    }
+    throw new CertpilotError(
+      'DNS_ZONE_NOT_FOUND',
+      `cloudflare: no zone visible to this API token contains ${fqdn} (the token needs Zone:Read, or set zoneId)`,
+      { details: { fqdn } },
+    );
+  }
+
+  private lookupZone(name: string, signal: AbortSignal): Promise<CfZone | undefined> {
+    const cached = this.zoneCache.get(name);
+    if (cached && !cached.job.abandoned && Date.now() - cached.at < this.tuning.zoneCacheMs) {
+      return cached.job.wait(signal, COMPONENT);
+    }
+    // Shared by concurrent callers: its own deadline, cancelled when the last caller gives up.
+    const job = new SharedJob(
+      (s) => this.listZonesNamed(name, s),
+      this.requestTimeoutMs * (this.maxRetries + 2),
+    );
+    this.zoneCache.set(name, { at: Date.now(), job });
+    job.promise.catch(() => {
+      if (this.zoneCache.get(name)?.job === job) this.zoneCache.delete(name);
+    });
+    return job.wait(signal, COMPONENT);
+  }
+
+  private async listZonesNamed(name: string, signal: AbortSignal): Promise<CfZone | undefined> {
+    const found: CfZone[] = [];
+    for (let page = 1; ; page++) {
+      const res = await this.request<CfZone[]>(
+        'GET',
+        '/zones',
+        { name, page: String(page), per_page: String(PER_PAGE_ZONES) },
+        undefined,
+        signal,
+        `find zone ${name}`,
+      );
+      const batch = res.result ?? [];
+      found.push(...batch.filter((z) => z.name.toLowerCase() === name));
+      const totalPages = res.result_info?.total_pages ?? 1;
+      if (batch.length === 0 || page >= totalPages) break;
+    }
+    // A name can be in several accounts the token sees (e.g. a pending move): prefer the active one.
+    return found.find((z) => z.status === undefined || z.status === 'active') ?? found[0];
+  }
+
+  /** One API call; 429 (Retry-After, capped), 5xx and network errors are retried up to `maxRetries`. */
+  private async request<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    query: Record<string, string> | undefined,
+    body: unknown,
+    signal: AbortSignal,
+    what: string,
+  ): Promise<CfEnvelope<T>> {
+    const url = `${this.baseUrl}${path}${query ? '?' + new URLSearchParams(query).toString() : ''}`;
+    for (let attempt = 0; ; attempt++) {
+      throwIfAborted(signal, COMPONENT);
+      const requestSignal = withDeadline(signal, this.requestTimeoutMs);
+      let res: Response;
+      let text: string;
+      try {
+        res = await fetch(url, {
+          method,
+          headers: {
+            authorization: `Bearer ${this.token}`,
+            accept: 'application/json',
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: requestSignal,
+        });
+        text = await res.text();
+      } catch (err) {
+        if (signal.aborted) throw abortError(COMPONENT, signal);
+        const reason = requestSignal.aborted ? 'request timeout' : this.clean(describeFetchError(err));
+        if (attempt < this.maxRetries) {
+          await this.backoff(attempt, undefined, signal, what, reason);
+          continue;
+        }
+        throw new CertpilotError(
+          'DNS_UPDATE_FAILED',
+          `cloudflare: ${what} failed after ${attempt} retries: ${reason}`,
+          {
+            cause: err,
+            retryable: true,
+          },
+        );
+      }
+      if ((res.status === 429 || res.status >= 500) && attempt < this.maxRetries) {
+        await this.backoff(
+          attempt,
+          parseRetryAfter(res.headers.get('retry-after')),
+          signal,
+          what,
+          `HTTP ${res.status}`,
+        );
+        continue;
+      }
+      let json: CfEnvelope<T> | undefined;
+      try {
+        json = JSON.parse(text) as CfEnvelope<T>;
+      } catch {
+        json = undefined;
+      }
+      if (res.ok && json && json.success !== false) return json;
+      const apiErr = new CloudflareApiError(res.status, json?.errors ?? []);
+      throw this.fail(apiErr, what);
+    }
+  }
+
+  private async backoff(
+    attempt: number,
+    retryAfterMs: number | undefined,
+    signal: AbortSignal,
+    what: string,
+    reason: string,
+  ): Promise<void> {
+    this.stats.retries++;
+    const delay =
+      retryAfterMs !== undefined
+        ? Math.min(retryAfterMs, this.tuning.retryAfterCapMs)
+        : Math.random() * Math.min(this.tuning.retryAfterCapMs, this.tuning.retryBaseMs * 2 ** attempt);
+    this.log.info('retrying', { what, reason, attempt: attempt + 1, delayMs: Math.round(delay) });
+    await sleep(delay, signal, COMPONENT);
+  }
+
+  private fail(err: CloudflareApiError, what: string): CertpilotError {
+    const auth = err.status === 401 || err.status === 403;
+    const code: ErrorCode =
+      err.status === 404 && what.startsWith('find zone') ? 'DNS_ZONE_NOT_FOUND' : 'DNS_UPDATE_FAILED';
+    const hint = auth ? ' (the API token needs Zone:Read and DNS:Edit on this zone)' : '';
+    return new CertpilotError(
+      code,
+      `cloudflare: ${what} failed (HTTP ${err.status}): ${this.clean(err.message)}${hint}`,
+      {
+        cause: err,
+        retryable: err.status === 429 || err.status >= 500,
+        details: { status: err.status, errors: err.errors.map((e) => e.code) },
+      },
+    );
+  }
+
+  /** Belt and braces: nothing we echo may contain the token, whatever a server or proxy says. */
+  private clean(message: string): string {
+    return message.split(this.token).join('[redacted]');
+  }
+}
+
+function groupByName(zone: string, records: readonly TxtRecord[]): Map<string, TxtRecord[]> {
+  const byName = new Map<string, TxtRecord[]>();
+  for (const r of records) {
+    const fqdn = toFqdn(r.name, zone);
+    const list = byName.get(fqdn) ?? [];
+    if (!list.some((x) => x.value === r.value)) list.push(r);
+    byName.set(fqdn, list);
+  }
+  return byName;
+}
+
+/** Retry-After is delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+function parseRetryAfter(header: string | null): number | undefined {
+  if (!header) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+function describeFetchError(err: unknown): string {
+  // undici hides the socket error in `cause` behind "fetch failed".
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  const base = err instanceof Error ? err.message : String(err);
+  if (cause && typeof cause.message === 'string')
+    return `${base}: ${typeof cause.code === 'string' ? cause.code + ' ' : ''}${cause.message}`;
+  return base;
+}

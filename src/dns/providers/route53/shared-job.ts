@@ -1,0 +1,56 @@
+import { abortError } from '../../../core/errors';
+
+/**
+ * One piece of work awaited by several callers (a zone lookup shared by concurrent appends).
+ * It must not die with the first caller's signal, nor outlive all of them: it runs under its
+ * own deadline and is cancelled once every caller has stopped waiting.
+ */
+export class SharedJob<T> {
+  readonly promise: Promise<T>;
+  private readonly controller = new AbortController();
+  private waiters = 0;
+  private settled = false;
+
+  constructor(run: (signal: AbortSignal) => Promise<T>, deadlineMs: number) {
+    this.promise = run(AbortSignal.any([this.controller.signal, AbortSignal.timeout(deadlineMs)]));
+    // Registered first, so `settled` is true before any waiter's callback runs.
+    this.promise.then(
+      () => (this.settled = true),
+      () => (this.settled = true),
+    );
+  }
+
+  /** True once the job was cancelled because nobody waited any more: do not hand it out again. */
+  get abandoned(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  wait(signal: AbortSignal, component: string): Promise<T> {
+    if (signal.aborted) return Promise.reject(abortError(component, signal));
+    this.waiters++;
+    return new Promise<T>((resolve, reject) => {
+      let left = false;
+      const leave = (): void => {
+        if (left) return;
+        left = true;
+        signal.removeEventListener('abort', onAbort);
+        if (--this.waiters === 0 && !this.settled) this.controller.abort();
+      };
+      const onAbort = (): void => {
+        leave();
+        reject(abortError(component, signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.promise.then(
+        (v) => {
+          leave();
+          resolve(v);
+        },
+        (e: unknown) => {
+          leave();
+          reject(e);
+        },
+      );
+    });
+  }
+}
