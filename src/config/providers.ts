@@ -50,6 +50,11 @@ function parseOption(spec: ProviderOptionSpec, value: unknown): unknown {
   switch (spec.format) {
     case 'string':
       return parseNonEmptyString(value);
+    case 'string-list':
+      if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+        throw new Error('must be a list of strings');
+      }
+      return [...value];
     case 'port':
       return parsePort(value);
     case 'nat':
@@ -76,6 +81,8 @@ function parseOption(spec: ProviderOptionSpec, value: unknown): unknown {
 function coerceFromEnv(spec: ProviderOptionSpec, value: string): unknown {
   if (spec.format === 'port' || spec.format === 'nat') return coerceInteger(value);
   if (spec.format === 'boolean') return coerceBoolean(value);
+  // A list from the environment is a JSON array; splitting on spaces or commas would guess.
+  if (spec.format === 'string-list') return JSON.parse(value) as unknown;
   return value;
 }
 

@@ -52,7 +52,7 @@ export interface DnsProvider {
 /** How one provider option is declared; config validation and docs come from this. */
 export interface ProviderOptionSpec {
   readonly doc: string;
-  readonly format: 'string' | 'port' | 'nat' | 'boolean' | 'url' | 'enum' | 'host';
+  readonly format: 'string' | 'string-list' | 'port' | 'nat' | 'boolean' | 'url' | 'enum' | 'host';
   /** For format 'enum'. */
   readonly values?: readonly string[];
   readonly required?: boolean;

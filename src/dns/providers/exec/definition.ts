@@ -3,7 +3,7 @@ import type { ProviderDefinition } from '../../provider';
 /** A hook that talks to some DNS API should finish in seconds; a minute leaves room for slow APIs. */
 export const EXEC_DEFAULT_TIMEOUT_SECONDS = 60;
 
-/** Parses `args`: a YAML/JSON list of strings, or a string holding a JSON array (option formats have no list type). */
+/** Parses `args`: a list of strings (a string holding a JSON array is accepted from the environment). */
 export function parseExecArgs(value: unknown): string[] | string {
   if (value === undefined || value === null || value === '') return [];
   let list: unknown = value;
@@ -34,8 +34,8 @@ export const execDefinition: ProviderDefinition = {
   options: {
     command: { doc: 'Absolute path of the program to run.', format: 'string', required: true },
     args: {
-      doc: 'Extra leading arguments, as a JSON array of strings, e.g. \'["--account", "prod"]\'.',
-      format: 'string',
+      doc: 'Extra leading arguments (a list of strings; each is one argv element, never split).',
+      format: 'string-list',
     },
     timeout: {
       doc: 'Seconds one run may take before it is killed (SIGTERM, then SIGKILL).',
@@ -47,7 +47,7 @@ export const execDefinition: ProviderDefinition = {
   example: [
     'type: exec',
     'command: /usr/local/bin/acme-dns-hook',
-    'args: \'["--account", "prod"]\'',
+    'args: [--account, prod]',
     'timeout: 60',
   ].join('\n'),
   validate(options) {
