@@ -51,20 +51,26 @@ function reportJson(report: RenewReport, dryRun: boolean): unknown {
       error: o.error ?? null,
       errorCode: o.errorCode ?? null,
       durationMs: o.durationMs ?? null,
+      deploy: o.deploy ?? null,
     })),
+    hookErrors: report.hookErrors ?? [],
   };
 }
 
 /** One status line per certificate: NAME STATUS expiry (reason) [error]. */
 export function formatReport(report: RenewReport): string {
-  if (report.outcomes.length === 0) return 'no certificates configured\n';
+  const hooks = (report.hookErrors ?? []).map((e) => `hook failed: ${e}\n`).join('');
+  if (report.outcomes.length === 0) return 'no certificates configured\n' + hooks;
   const width = Math.max(...report.outcomes.map((o) => o.name.length));
-  return report.outcomes.map((o) => formatLine(o, width)).join('\n') + '\n';
+  return report.outcomes.map((o) => formatLine(o, width)).join('\n') + '\n' + hooks;
 }
 
 function formatLine(o: CertOutcome, width: number): string {
   const expiry = o.notAfter ? `expires ${o.notAfter.toISOString()}` : 'no certificate';
   const why = o.status === 'valid' ? o.decision.detail : `${o.decision.reason}: ${o.decision.detail}`;
   const tail = o.error ? ` error: ${o.error}` : '';
-  return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${tail}`;
+  const deploy = o.deploy
+    ? ` deploy: ${o.deploy.status}${o.deploy.rolledBack ? ` (serial ${o.deploy.rolledBack.from} replaced by ${o.deploy.rolledBack.to})` : ''}`
+    : '';
+  return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${deploy}${tail}`;
 }

@@ -21,7 +21,11 @@ export type ErrorCode =
   | 'LOCKED'
   | 'ABORTED'
   | 'TIMEOUT'
-  | 'X509_PARSE';
+  | 'X509_PARSE'
+  | 'HOOK_FAILED'
+  | 'DEPLOY_FAILED'
+  | 'VERIFY_FAILED'
+  | 'NOTIFY_FAILED';
 
 export interface CertpilotErrorOptions {
   cause?: unknown;

@@ -275,6 +275,50 @@ export class CertStore {
     return archived ? { info: next.info, archived } : { info: next.info };
   }
 
+  /**
+   * Makes an archived version (a path from listArchive) current again: the rollback after a
+   * failed deploy. The archived files are validated like any install (key matches, fullchain
+   * begins with the certificate), copied into a fresh version directory and swapped in with the
+   * same atomic `current` rename, then written to the outputs. The version being replaced is
+   * not archived: it failed to deploy, and keeping it would push good versions out of the
+   * archive. The archive entry stays, so a second rollback is still possible.
+   */
+  async activate(
+    name: string,
+    archivedDir: string,
+    outputs: readonly FileOutput[] = [],
+  ): Promise<{ info: CertInfo }> {
+    const p = this.paths(name);
+    const source = await this.readArchived(archivedDir);
+    if (path.basename(path.dirname(path.resolve(archivedDir))) !== name) {
+      throw storeIo(`${archivedDir} is not an archived version of ${name}`);
+    }
+    const next = normalise(name, source);
+    const owners = await resolveOwners(outputs, this.log);
+    const versionsDir = path.join(p.dir, VERSIONS);
+    await ensureDir(versionsDir, STORE_DIR_MODE);
+    await this.removeLeftovers([p.dir, versionsDir]);
+    const versionId = await uniqueName(versionsDir, `${stamp(this.clock.now())}-${next.info.serial}`);
+    const versionDir = path.join(versionsDir, versionId);
+    try {
+      await writeVersion(versionDir, next.files);
+      await fsyncDir(versionsDir);
+      await swapSymlink(path.join(p.dir, CURRENT), path.join(VERSIONS, versionId));
+    } catch (err) {
+      await fs.rm(versionDir, { recursive: true, force: true }).catch(() => undefined);
+      throw err instanceof CertpilotError ? err : storeIo(`cannot restore ${name}`, err);
+    }
+    await this.ensureStableLinks(p);
+    await this.removeOldVersions(versionsDir, versionId);
+    this.log.warn('previous certificate restored', {
+      cert: name,
+      serial: next.info.serial,
+      from: archivedDir,
+    });
+    await writeOutputs(name, next.files, outputs, owners);
+    return { info: next.info };
+  }
+
   /** Archived versions of `name`, newest first, as directory paths. */
   async listArchive(name: string): Promise<string[]> {
     checkName(name);

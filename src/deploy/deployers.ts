@@ -1,0 +1,86 @@
+import type { Logger } from '../core/logger';
+import type { CommandSpec, DeployStep } from './config';
+import { readSecret } from './config';
+import { runChecked } from './command';
+import { certPlaceholders, certVars, type CertVarsInput } from './env';
+import { postJson } from './http';
+
+/**
+ * Built-in deployers. Each is a small function of (step, certificate) that throws on failure;
+ * the caller records state, verifies and rolls back. They share the command runner, so every
+ * command they run has the same no-shell, timeout and output-capture contract as hooks.
+ */
+
+export interface StepContext {
+  cert: CertVarsInput;
+  /** PEM fullchain, for the webhook deployer's `includeCertificate`. */
+  fullchainPem: string;
+  fingerprint256: string;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+function run(spec: CommandSpec, label: string, ctx: StepContext): Promise<unknown> {
+  return runChecked(spec, {
+    label,
+    vars: certVars(ctx.cert),
+    placeholders: certPlaceholders(ctx.cert),
+    log: ctx.log,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+}
+
+export function stepLabel(step: DeployStep, index: number): string {
+  return `deploy[${index}]${step.name ? ` "${step.name}"` : ''} (${step.type})`;
+}
+
+export async function runStep(step: DeployStep, index: number, ctx: StepContext): Promise<void> {
+  const label = stepLabel(step, index);
+  switch (step.type) {
+    case 'nginx':
+      // Push (e.g. to a CDN origin) first, then let nginx check its config with the new files:
+      // a rejected pair stops here while the old workers keep serving the old certificate.
+      for (const [i, push] of step.push.entries()) await run(push, `${label} push[${i}]`, ctx);
+      await run(step.test, `${label} config test`, ctx);
+      await run(step.reload, `${label} reload`, ctx);
+      return;
+    case 'systemd':
+      await run(
+        { argv: [step.systemctl, step.action, '--', step.unit], timeoutMs: step.timeoutMs, env: {} },
+        `${label} ${step.action} ${step.unit}`,
+        ctx,
+      );
+      return;
+    case 'command':
+      await run(step.command, label, ctx);
+      return;
+    case 'webhook': {
+      const c = ctx.cert;
+      await postJson({
+        url: step.url,
+        body: {
+          event: 'certificate.deployed',
+          certificate: {
+            name: c.name,
+            domains: c.domains,
+            serial: c.serial,
+            notAfter: c.notAfter.toISOString(),
+            fingerprint256: ctx.fingerprint256,
+            previousSerial: c.previousSerial ?? null,
+          },
+          // Public material only: the private key is never sent by this deployer.
+          ...(step.includeCertificate ? { fullchain: ctx.fullchainPem } : {}),
+        },
+        ...(step.secret ? { secret: await readSecret(step.secret) } : {}),
+        signatureHeader: step.signatureHeader,
+        headers: step.headers,
+        retries: step.retries,
+        timeoutMs: step.timeoutMs,
+        component: 'webhook',
+        log: ctx.log,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+      return;
+    }
+  }
+}

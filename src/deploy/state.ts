@@ -1,0 +1,103 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { CertpilotError } from '../core/errors';
+import { atomicWriteFile, ensureDir } from '../store/atomic';
+
+/**
+ * Deploy state, one JSON file per certificate under <stateDir>/deploy/<name>.json.
+ *
+ * A renewal is only done when every endpoint serves the new certificate. The state records how
+ * far the current version got (issued → deployed → verified, per endpoint), so a run that
+ * stopped half-way (failed reload, verification timeout, crash) is finished by the next run by
+ * deploying and verifying again, without ordering a new certificate: orders cost rate limit
+ * (5 per exact set of names per week) and a deploy problem is not fixed by a new certificate.
+ */
+
+export type DeployStatus =
+  /** Installed in the store; nothing deployed yet (or the run died before it finished). */
+  | 'issued'
+  /** Every deploy step succeeded; verification pending. */
+  | 'deployed'
+  /** Every endpoint serves this certificate. */
+  | 'verified'
+  | 'deploy-failed'
+  | 'verify-failed'
+  /** A newer version failed and this one was restored and verified. */
+  | 'rolled-back'
+  /** Restoring the previous version failed too: needs a human. */
+  | 'rollback-failed';
+
+/** Statuses after which the next run deploys and verifies the current version again. */
+export const PENDING_STATUSES: readonly DeployStatus[] = [
+  'issued',
+  'deployed',
+  'deploy-failed',
+  'verify-failed',
+  'rollback-failed',
+];
+
+export interface EndpointState {
+  status: 'pending' | 'verified' | 'stale' | 'unreachable';
+  /** SHA-256 fingerprint of the leaf last seen there. */
+  served?: string;
+  servedSerial?: string;
+  checkedAt?: string;
+  error?: string;
+}
+
+export interface DeployState {
+  /** Serial of the version this state describes (the current one). */
+  serial: string;
+  fingerprint: string;
+  status: DeployStatus;
+  updatedAt: string;
+  previousSerial?: string;
+  /** Keyed "host:port" (plus "@connectAddress" when given). */
+  endpoints: Record<string, EndpointState>;
+  error?: string;
+  /** After a rollback: the serial that failed and was replaced. */
+  failedSerial?: string;
+  attempts: number;
+}
+
+const NAME = /^[a-z0-9][a-z0-9._-]*$/;
+
+export function deployStatePath(stateDir: string, name: string): string {
+  if (!NAME.test(name)) throw new CertpilotError('STORE_IO', `deploy: invalid certificate name "${name}"`);
+  return path.join(stateDir, 'deploy', `${name}.json`);
+}
+
+/** Null when none was recorded; an unreadable file is treated as unknown, never as verified. */
+export async function readDeployState(stateDir: string, name: string): Promise<DeployState | null> {
+  let text: string;
+  try {
+    text = await fs.readFile(deployStatePath(stateDir, name), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new CertpilotError('STORE_IO', `deploy: cannot read state of ${name}`, { cause: err });
+  }
+  try {
+    const parsed = JSON.parse(text) as DeployState;
+    if (typeof parsed.serial !== 'string' || typeof parsed.status !== 'string') throw new Error('bad shape');
+    return { ...parsed, endpoints: parsed.endpoints ?? {}, attempts: parsed.attempts ?? 0 };
+  } catch {
+    // A torn or hand-edited file: act as if the version was issued but not yet deployed.
+    return null;
+  }
+}
+
+export async function writeDeployState(stateDir: string, name: string, state: DeployState): Promise<void> {
+  const file = deployStatePath(stateDir, name);
+  await ensureDir(path.dirname(file), 0o700);
+  await atomicWriteFile(file, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+}
+
+/** True when the stored version `serial` still has deploy or verify work left. */
+export function deployPending(state: DeployState | null, serial: string | undefined): boolean {
+  return (
+    state !== null &&
+    serial !== undefined &&
+    state.serial === serial &&
+    PENDING_STATUSES.includes(state.status)
+  );
+}
