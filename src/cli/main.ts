@@ -50,6 +50,32 @@ const COMMANDS: Record<string, CommandDef> = {
     ].join('\n'),
     run: async (ctx) => (await import('./renew')).renewCommand(ctx),
   },
+  providers: {
+    summary: 'List the DNS providers and their options.',
+    usage: 'certpilot providers [--json]',
+    run: async (ctx) => {
+      const { providersText } = await import('../dns/provider-docs');
+      const { listProviders } = await import('../dns/registry');
+      ctx.stdout.write(
+        ctx.global.json
+          ? JSON.stringify(
+              listProviders().map(({ code, aliases, title, description, options, defaults, example }) => ({
+                code,
+                aliases: aliases ?? [],
+                title,
+                description,
+                options,
+                defaults,
+                example,
+              })),
+              null,
+              2,
+            ) + '\n'
+          : providersText() + '\n',
+      );
+      return EXIT_OK;
+    },
+  },
   config: {
     summary: 'Configuration tools: `config check` validates and prints the normalised config.',
     usage: 'certpilot config check [--json]\n\nSecrets are masked. Exit status: 0 valid, 2 invalid.',
