@@ -1,3 +1,4 @@
+import { DEPLOY_CERTIFICATE_KEYS } from '../deploy/config';
 import path from 'node:path';
 import {
   DEFAULT_CERT_MODE,
@@ -19,7 +20,16 @@ import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType } from '
  * checked here, with paths like `certificates[2].dns.provider`.
  */
 
-const CERTIFICATE_KEYS = ['name', 'domains', 'keyType', 'reuseKey', 'dns', 'outputs'];
+// endpoints, hooks, deploy and rollback are parsed by src/deploy/config.ts.
+const CERTIFICATE_KEYS = [
+  'name',
+  'domains',
+  'keyType',
+  'reuseKey',
+  'dns',
+  'outputs',
+  ...DEPLOY_CERTIFICATE_KEYS,
+];
 const CERT_DNS_KEYS = ['provider', 'domains'];
 const OUTPUT_FILE_KEYS = ['cert', 'chain', 'fullchain', 'key'] as const;
 const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];

@@ -72,6 +72,30 @@ export function describeConfig(config: AgentConfig): unknown {
       dnsProvider: c.dnsProvider ?? null,
       domainProviders: { ...c.domainProviders },
       outputs: c.outputs.map(describeOutput),
+      endpoints: maskSecretRefs(c.endpoints ?? []),
+      hooks: maskSecretRefs(c.hooks ?? null),
+      deploy: maskSecretRefs(c.deploy ?? []),
+      rollback: c.rollback ?? null,
     })),
+    hooks: maskSecretRefs(config.hooks ?? null),
+    notify: maskSecretRefs(config.notify ?? null),
+    verify: maskSecretRefs(config.verify ?? null),
   };
+}
+
+/**
+ * Deploy and alert settings hold secrets as SecretRef ({value} or {file}): the value is
+ * replaced, a file path is shown. Everything else is copied as plain data.
+ */
+function maskSecretRefs(value: unknown, depth = 0): unknown {
+  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => maskSecretRefs(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const isRef =
+      typeof v === 'object' && v !== null && ('value' in v || 'file' in v) && Object.keys(v).length === 1;
+    if (isRef && 'value' in v) out[k] = REDACTED;
+    else out[k] = maskSecretRefs(v, depth + 1);
+  }
+  return out;
 }

@@ -18,6 +18,7 @@ import { childPath, describeType, isPlainObject, IssueList } from './issues';
 import { validateProviders } from './providers';
 import { buildSchema, DEFAULT_KEY_TYPE, ENV, schemaLeaves, schemaShape, type SchemaShape } from './schema';
 import { readSecretFile } from './secrets';
+import { checkDeploySecrets, DEPLOY_ROOT_KEYS, parseDeployConfig, withDeployConfig } from '../deploy/config';
 import type { AcmeSettings, AgentConfig, EabSettings, KeyType } from './types';
 
 export { describeConfig, REDACTED } from './describe';
@@ -358,10 +359,19 @@ export async function loadConfig(opts: { path: string; env?: NodeJS.ProcessEnv }
   const raw: Record<string, unknown> = isPlainObject(parsed) ? parsed : {};
   checkForbiddenKeys(raw, '', issues);
 
+  // Deploy, hooks, verification and alerts have their own parser (src/deploy/config.ts); the
+  // convict schema covers the rest.
+  const deployParsed = parseDeployConfig(raw, '');
+  for (const i of deployParsed.issues) issues.add(i.path, i.message);
+  for (const i of await checkDeploySecrets(deployParsed.value)) issues.add(i.path, i.message);
+  const convictRaw = Object.fromEntries(
+    Object.entries(raw).filter(([k]) => !(DEPLOY_ROOT_KEYS as readonly string[]).includes(k)),
+  );
+
   const schema = buildSchema();
   const shape = schemaShape(schema);
   const leafPaths = schemaLeaves(schema).map((l) => l.path);
-  const pruned = pruneToShape(raw, shape, '', issues);
+  const pruned = pruneToShape(convictRaw, shape, '', issues);
 
   const conf = convict<Record<string, unknown>>(
     schema as unknown as convict.Schema<Record<string, unknown>>,
@@ -459,5 +469,5 @@ export async function loadConfig(opts: { path: string; env?: NodeJS.ProcessEnv }
   };
 
   if (issues.size > 0) throw new ConfigError(issues.toArray(), file);
-  return deepFreeze(config);
+  return deepFreeze(withDeployConfig(config, deployParsed.value) as AgentConfig);
 }

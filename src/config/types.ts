@@ -1,3 +1,5 @@
+import type { Endpoint, HookSet, DeployStep, NotifySettings, VerifySettings } from '../deploy/config';
+
 /**
  * The normalised, validated configuration every other module receives. Produced once by
  * `loadConfig` (src/config/load.ts); nothing downstream reads raw config or environment.
@@ -95,6 +97,12 @@ export interface CertificateSpec {
   /** Per-domain provider instance, overriding `dnsProvider` (key: domain as configured). */
   readonly domainProviders: Readonly<Record<string, string>>;
   readonly outputs: readonly FileOutput[];
+  /** TLS endpoints that serve this certificate (deploy verification, `check`). */
+  readonly endpoints?: readonly Endpoint[];
+  readonly hooks?: HookSet;
+  readonly deploy?: readonly DeployStep[];
+  /** Restore the previous pair when deploy or verification fails (default: endpoints declared). */
+  readonly rollback?: boolean;
 }
 
 export interface AgentConfig {
@@ -108,4 +116,8 @@ export interface AgentConfig {
   readonly concurrency: number;
   readonly dns: DnsSettings;
   readonly certificates: readonly CertificateSpec[];
+  /** Global hooks (pre once, deploy per certificate, post once); see src/deploy/config.ts. */
+  readonly hooks?: HookSet;
+  readonly notify?: NotifySettings;
+  readonly verify?: VerifySettings;
 }

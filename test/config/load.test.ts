@@ -1,5 +1,9 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- tests build deliberately ill-typed configurations */
 import path from 'node:path';
+import { DEFAULT_NOTIFY, DEFAULT_VERIFY, EMPTY_HOOKS } from '../../src/deploy/config';
+
+/** What a certificate without deploy settings carries after loading. */
+const NO_DEPLOY = { endpoints: [], hooks: EMPTY_HOOKS, deploy: [], rollback: false };
 import { stringify } from 'yaml';
 import { DEFAULT_CONFIG_PATH, resolveConfigPath } from '../../src/config/load';
 import {
@@ -47,6 +51,9 @@ describe('defaults', () => {
       concurrency: 4,
       dns: { resolvers: [], nameserverPort: 53, queryTimeoutMs: 5_000, providers: {} },
       certificates: [],
+      hooks: EMPTY_HOOKS,
+      notify: DEFAULT_NOTIFY,
+      verify: DEFAULT_VERIFY,
     });
   });
 
@@ -91,6 +98,7 @@ describe('defaults', () => {
           keyMode: 0o600,
         },
       ],
+      ...NO_DEPLOY,
     });
   });
 
@@ -186,6 +194,7 @@ describe('YAML and JSON', () => {
       reuseKey: true,
       dnsProvider: 'primary',
       domainProviders: { 'intra.example.com': 'internal' },
+      ...NO_DEPLOY,
       outputs: [
         {
           cert: '/srv/tls/cert.pem',
