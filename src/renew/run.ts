@@ -9,6 +9,8 @@ import { generatePrivateKey, keyTypeOfKey, type CertInfo } from '../x509';
 import type { AcmeService } from '../acme/service';
 import type { Dns01Solver } from '../dns/solver';
 import { mapLimit } from '../core/concurrency';
+import { ChallengeJournal } from '../store/journal';
+import { recoverInterrupted } from './recover';
 import { certDeployOf, deploySettingsOf, type DeployAwareConfig } from '../deploy/config';
 import { deployCertificate, findPrevious, hasDeployWork, type DeployResult } from '../deploy/deploy';
 import { runHookList } from '../deploy/hooks';
@@ -158,6 +160,21 @@ export async function runRenew(
     return acme;
   };
 
+  const getSolver = (): Dns01Solver => {
+    solver ??= deps.openSolver?.();
+    if (!solver) throw new CertpilotError('DNS_NO_PROVIDER', 'renew: no DNS-01 solver available');
+    return solver;
+  };
+
+  // Challenge records left by a run that was killed (its journal survived it). Done for every
+  // leftover entry, due or not: a forced run that died leaves records behind a valid cert.
+  const journal = new ChallengeJournal(stateDir);
+  for (const name of await journal.pending()) {
+    if (specByName.has(name) || !config.certificates.some((c) => c.name === name)) {
+      await recoverInterrupted(name, journal, getSolver, log, deps.signal);
+    }
+  }
+
   const hookErrors: string[] = [];
   const working = decisions.filter((d) => d.renew || redeploy.has(d.name)).map((d) => d.name);
   // pre: once, and only when some renewal or deploy work will happen.
@@ -301,8 +318,6 @@ export async function runRenew(
     clog.info('renewing', { reason: decision.reason, detail: decision.detail });
     try {
       const service = await getAcme();
-      solver ??= deps.openSolver?.();
-      if (!solver) throw new CertpilotError('DNS_NO_PROVIDER', 'renew: no DNS-01 solver available');
       const keyPem = await chooseKey(spec, store, info);
       const signal = withDeadline(deps.signal, ORDER_TIMEOUT_MS);
       const issued = await service.issue({
@@ -310,8 +325,9 @@ export async function runRenew(
         domains: spec.domains,
         keyPem,
         providerFor: (domain) => providerFor(spec, domain),
-        solver,
+        solver: getSolver(),
         signal,
+        journal,
       });
       const installed = await store.install(spec.name, issued, spec.outputs);
       clog.info('certificate installed', {
@@ -405,6 +421,7 @@ export async function runRenew(
 
   const service = acme ? await acme.catch(() => undefined) : undefined;
   service?.close();
+  await solver?.close();
   return {
     outcomes,
     ok: outcomes.every((o) => o.status !== 'failed') && hookErrors.length === 0,
