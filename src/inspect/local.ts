@@ -1,0 +1,192 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { glob, isDynamicPattern } from 'tinyglobby';
+import { throwIfAborted } from '../core/abort';
+import { describeError } from '../core/errors';
+import { parseCertificate, splitPemChain, type CertInfo } from '../x509';
+import { mapWithConcurrency } from './concurrency';
+import { assessCertificate, type AssessContext, type CheckStatus, type Finding } from './findings';
+
+/**
+ * Inventory of certificate files on disk: which files a set of watch patterns names, and what
+ * each of them holds.
+ */
+
+/**
+ * PEM bundles are a few KiB; even a long chain with a key stays far under this. A glob that
+ * catches a log file or a disk image must not make us read it whole.
+ */
+export const MAX_PEM_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Files read at once. Reads are cheap but each holds a descriptor; 32 keeps us far from the
+ * common 1024 soft limit while still overlapping I/O latency on network file systems.
+ */
+export const DEFAULT_FILE_CONCURRENCY = 32;
+
+export interface FileInspectContext extends Omit<AssessContext, 'keyPem' | 'chainPems'> {
+  /** Private key to check against the leaf. Without it, a key block inside the file is used. */
+  readonly keyPath?: string;
+  /**
+   * Check that the file carries the chain after the leaf (default true: servers such as nginx
+   * read leaf and intermediates from one file). Set false for a leaf-only `cert.pem`.
+   */
+  readonly checkChain?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface FileInspection {
+  /** As given (callers pass absolute paths from expandWatchPaths or configuration). */
+  readonly path: string;
+  /** `unknown` when the file could not be read or holds no parsable certificate. */
+  readonly status: CheckStatus;
+  /** Why the file could not be inspected; absent when it could. */
+  readonly error?: string;
+  /** The first certificate of the file (the leaf, by the fullchain convention). */
+  readonly certificate?: CertInfo;
+  /** The certificates after the leaf, in file order. */
+  readonly chain: CertInfo[];
+  readonly daysLeft?: number;
+  readonly lifetimeLeftRatio?: number;
+  readonly findings: Finding[];
+}
+
+const PRIVATE_KEY_BLOCK = /-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----[\s\S]*?-----END \1-----/;
+
+async function readSmallFile(file: string, signal: AbortSignal | undefined): Promise<string> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new Error(`${file} is not a regular file`);
+    if (st.size > MAX_PEM_FILE_BYTES) {
+      throw new Error(
+        `${file} is ${st.size} bytes, larger than any PEM bundle (limit ${MAX_PEM_FILE_BYTES})`,
+      );
+    }
+    return await fh.readFile({ encoding: 'utf8', signal });
+  } finally {
+    await fh.close();
+  }
+}
+
+function failed(file: string, error: string): FileInspection {
+  return { path: file, status: 'unknown', error, chain: [], findings: [] };
+}
+
+/**
+ * Reads one PEM bundle (leaf first, then chain; a private key block may be included, as
+ * HAProxy expects) and assesses it. Never throws for a bad file: the problem is reported in
+ * `error` so one broken file does not hide the other 999. Cancellation does throw.
+ */
+export async function inspectFile(file: string, ctx: FileInspectContext): Promise<FileInspection> {
+  throwIfAborted(ctx.signal, 'inspect');
+  let text: string;
+  try {
+    text = await readSmallFile(file, ctx.signal);
+  } catch (err) {
+    throwIfAborted(ctx.signal, 'inspect');
+    return failed(file, `inspect: cannot read ${file}: ${describeError(err)}`);
+  }
+  let pems: string[];
+  let leaf: CertInfo;
+  let chain: CertInfo[];
+  try {
+    pems = splitPemChain(text);
+    if (pems.length === 0) return failed(file, `inspect: ${file} holds no certificate`);
+    [leaf, ...chain] = pems.map((p) => parseCertificate(p)) as [CertInfo, ...CertInfo[]];
+  } catch (err) {
+    return failed(file, `inspect: cannot parse ${file}: ${describeError(err)}`);
+  }
+
+  let keyPem: string | undefined;
+  if (ctx.keyPath !== undefined) {
+    try {
+      keyPem = await readSmallFile(ctx.keyPath, ctx.signal);
+    } catch (err) {
+      throwIfAborted(ctx.signal, 'inspect');
+      return {
+        ...failed(file, `inspect: cannot read key ${ctx.keyPath}: ${describeError(err)}`),
+        certificate: leaf,
+        chain,
+      };
+    }
+  } else {
+    keyPem = PRIVATE_KEY_BLOCK.exec(text)?.[0];
+  }
+
+  const assessment = assessCertificate(leaf, {
+    now: ctx.now,
+    thresholds: ctx.thresholds,
+    expectedNames: ctx.expectedNames,
+    keyPem,
+    chainPems: ctx.checkChain === false ? undefined : pems.slice(1),
+  });
+  return {
+    path: file,
+    status: assessment.status,
+    certificate: leaf,
+    chain,
+    daysLeft: assessment.daysLeft,
+    lifetimeLeftRatio: assessment.lifetimeLeftRatio,
+    findings: assessment.findings,
+  };
+}
+
+/** inspectFile over many files, a bounded number at a time; results in input order. */
+export function inspectFiles(
+  files: readonly string[],
+  ctx: FileInspectContext,
+  concurrency = DEFAULT_FILE_CONCURRENCY,
+): Promise<FileInspection[]> {
+  return mapWithConcurrency(files, concurrency, (f) => inspectFile(f, ctx), ctx.signal, 'inspect');
+}
+
+/**
+ * Splits a pattern into the literal directory before its first wildcard segment and the rest,
+ * so the crawl starts there instead of at the working directory (tinyglobby's advice for
+ * absolute patterns, and it keeps `/etc/ssl/**` from walking `/`).
+ */
+function splitPattern(pattern: string): { base: string; rest: string } {
+  const abs = path.resolve(pattern);
+  const segments = abs.split(path.sep);
+  const firstDynamic = segments.findIndex((s) => isDynamicPattern(s));
+  return {
+    base: segments.slice(0, firstDynamic).join(path.sep) || path.sep,
+    rest: segments.slice(firstDynamic).join('/'),
+  };
+}
+
+/**
+ * Expands watch patterns (`*`, `?`, `**`, `{a,b}`, `[ab]`) into absolute, sorted, distinct
+ * file paths. Literal paths are returned as given even when missing, so inspectFile reports
+ * "cannot read" instead of the file silently dropping out of the inventory. Dot files are not
+ * matched by wildcards (shell convention; it also skips editors' and certpilot's own temp
+ * files); symlinks are followed, as certbot's `live/` directory consists of them.
+ *
+ * Async (Node 20 has no fs.glob; tinyglobby crawls with fdir, in parallel).
+ */
+export async function expandWatchPaths(patterns: readonly string[], signal?: AbortSignal): Promise<string[]> {
+  const found = new Set<string>();
+  await Promise.all(
+    patterns.map(async (pattern) => {
+      if (!isDynamicPattern(pattern)) {
+        found.add(path.resolve(pattern));
+        return;
+      }
+      const { base, rest } = splitPattern(pattern);
+      const matches = await glob(rest, {
+        cwd: base,
+        absolute: true,
+        onlyFiles: true,
+        dot: false,
+        followSymbolicLinks: true,
+        // A literal directory in a pattern must not turn into "everything below it".
+        expandDirectories: false,
+        signal,
+      });
+      for (const m of matches) found.add(path.resolve(m));
+    }),
+  );
+  throwIfAborted(signal, 'inspect');
+  return [...found].sort();
+}

@@ -1,0 +1,489 @@
+import net from 'node:net';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
+import { throwIfAborted } from '../core/abort';
+import { abortError, describeError } from '../core/errors';
+import { parseCertificate, type CertInfo } from '../x509';
+import { mapWithConcurrency } from './concurrency';
+import {
+  assessCertificate,
+  compareNames,
+  statusOf,
+  type AssessContext,
+  type CheckStatus,
+  type Finding,
+  type FindingCode,
+} from './findings';
+
+/**
+ * What a TLS endpoint actually serves. The probe reads the chain even when it is expired,
+ * self-signed or for another name (that is exactly what an inventory must see), and judges
+ * trust separately, the way a client with the system (or a given) CA store would.
+ */
+
+/** Most TCP connects on a LAN or the Internet finish in well under a second; 5 s allows for a slow path. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** TLS handshake, and separately the SMTP dialogue before STARTTLS (greylisting MTAs can delay the greeting by seconds). */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * Each probe holds one socket: 64 stays far below the usual 1024 descriptor limit and does not
+ * look like a port scan to the endpoints, yet checks 1,000 endpoints in ~16 rounds.
+ */
+export const DEFAULT_PROBE_CONCURRENCY = 64;
+/** An SMTP reply longer than this is not an SMTP server we want to keep reading from. */
+const MAX_SMTP_REPLY_BYTES = 64 * 1024;
+
+export interface ProbeOptions {
+  /** Host name the endpoint is known by: used for SNI and hostname verification. */
+  readonly host: string;
+  readonly port: number;
+  /** SNI name when it differs from `host`. Default `host` unless it is an IP address (RFC 6066 §3 forbids IPs in SNI). */
+  readonly servername?: string;
+  /** Address to connect to instead of resolving `host` (check one node behind a load balancer). */
+  readonly connectAddress?: string;
+  /** Upgrade a plaintext SMTP session with STARTTLS (RFC 3207) before the handshake. */
+  readonly starttls?: 'smtp';
+  /** PEM CA certificates to trust instead of the system store (like curl --cacert). */
+  readonly caBundle?: string;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export type ProbeErrorCode = 'unreachable' | 'handshake-timeout' | 'not-tls' | 'connect-timeout';
+
+export interface ProbeResult {
+  /** A TLS session was established and the server presented a certificate. */
+  readonly ok: boolean;
+  /**
+   * Leaf first, then issuers as Node links them (`getPeerCertificate(true)`). Node orders the
+   * chain by issuer and may append the root from the trust store, so the order the server sent
+   * cannot be checked here; files can be (see findings' chain checks).
+   */
+  readonly chain: CertInfo[];
+  /** Chain verified against the CA store AND the certificate is valid for the host name. */
+  readonly trusted: boolean;
+  /** OpenSSL/Node reason when not trusted, e.g. CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID. */
+  readonly trustError?: string;
+  readonly error?: { readonly code: ProbeErrorCode; readonly message: string };
+  readonly elapsedMs: number;
+}
+
+/** A probe outcome that is a result, not an exception (the endpoint is the problem, not us). */
+class ProbeFailure extends Error {
+  constructor(
+    readonly code: ProbeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Resolves with `work`, or rejects with `onTimeout()` after `ms`, or with a typed abort error
+ * when `signal` fires. Losing work is left to be torn down by the caller's socket cleanup;
+ * its eventual rejection is swallowed so it cannot become an unhandled rejection.
+ */
+function bounded<T>(work: Promise<T>, ms: number, onTimeout: () => Error, signal?: AbortSignal): Promise<T> {
+  work.catch(() => undefined);
+  return new Promise<T>((resolve, reject) => {
+    const finish = (settle: () => void): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    };
+    const onAbort = (): void => finish(() => reject(abortError('probe', signal)));
+    const timer = setTimeout(() => finish(() => reject(onTimeout())), ms);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => finish(() => resolve(v)),
+      (e: unknown) => finish(() => reject(e)),
+    );
+  });
+}
+
+function derToPem(der: Buffer): string {
+  const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
+  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
+}
+
+// ---- SMTP STARTTLS (RFC 5321 §4.2 replies, RFC 3207) --------------------------------------
+
+interface SmtpReply {
+  code: number;
+  lines: string[];
+}
+
+/**
+ * Collects complete SMTP replies from a socket. A reply is one or more lines "NNN-text"
+ * ending with a line "NNN text" (or just "NNN").
+ */
+class SmtpReplyReader {
+  private buffer = '';
+  private pendingLines: string[] = [];
+  private readonly replies: SmtpReply[] = [];
+  private waiter?: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void };
+  private failure?: Error;
+
+  constructor(private readonly socket: net.Socket) {
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+    socket.on('error', this.onError);
+  }
+
+  /** Stops reading so the TLS layer gets every following byte. */
+  detach(): void {
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onEnd);
+    this.socket.off('error', this.onError);
+  }
+
+  next(): Promise<SmtpReply> {
+    const ready = this.replies.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  // Buffers, not socket.setEncoding: the socket is handed to TLS afterwards and must be left as found.
+  private readonly onData = (chunk: Buffer): void => {
+    this.buffer += chunk.toString('latin1');
+    if (this.buffer.length > MAX_SMTP_REPLY_BYTES) {
+      return this.fail(new ProbeFailure('not-tls', 'smtp: reply too long; not an SMTP server'));
+    }
+    for (let nl = this.buffer.indexOf('\n'); nl >= 0; nl = this.buffer.indexOf('\n')) {
+      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
+      this.buffer = this.buffer.slice(nl + 1);
+      const m = /^(\d{3})([ -]|$)(.*)$/.exec(line);
+      if (!m)
+        return this.fail(
+          new ProbeFailure('not-tls', `smtp: unexpected line ${JSON.stringify(line.slice(0, 80))}`),
+        );
+      this.pendingLines.push(m[3] ?? '');
+      if (m[2] !== '-') {
+        this.push({ code: Number(m[1]), lines: this.pendingLines });
+        this.pendingLines = [];
+      }
+    }
+  };
+
+  private readonly onEnd = (): void =>
+    this.fail(new ProbeFailure('not-tls', 'smtp: connection closed by server'));
+  private readonly onError = (err: Error): void =>
+    this.fail(new ProbeFailure('not-tls', `smtp: connection failed: ${describeError(err)}`));
+
+  private push(reply: SmtpReply): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (w) w.resolve(reply);
+    else this.replies.push(reply);
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(this.failure);
+  }
+}
+
+async function smtpStartTls(socket: net.Socket): Promise<void> {
+  const reader = new SmtpReplyReader(socket);
+  try {
+    const greeting = await reader.next();
+    if (greeting.code !== 220)
+      throw new ProbeFailure('not-tls', `smtp: greeting ${greeting.code}, expected 220`);
+    // RFC 5321 §4.1.4: EHLO with our own name; servers only log it at this stage.
+    socket.write(`EHLO ${os.hostname() || 'localhost'}\r\n`);
+    const ehlo = await reader.next();
+    if (ehlo.code !== 250)
+      throw new ProbeFailure('not-tls', `smtp: EHLO answered ${ehlo.code}, expected 250`);
+    // The first line is the server's name; extensions follow (RFC 5321 §4.1.1.1).
+    if (!ehlo.lines.slice(1).some((l) => /^STARTTLS\b/i.test(l.trim()))) {
+      throw new ProbeFailure('not-tls', 'smtp: server does not offer STARTTLS');
+    }
+    socket.write('STARTTLS\r\n');
+    const ready = await reader.next();
+    if (ready.code !== 220)
+      throw new ProbeFailure('not-tls', `smtp: STARTTLS answered ${ready.code}, expected 220`);
+  } finally {
+    // RFC 3207 §4: nothing may follow the 220 before the handshake, so no bytes are lost here.
+    reader.detach();
+  }
+}
+
+// ---- the probe -----------------------------------------------------------------------------
+
+/** Errors that say the peer does not speak TLS at all, rather than refusing our handshake. */
+const NOT_TLS_CODES = new Set([
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_PACKET_LENGTH_TOO_LONG',
+  'ERR_SSL_HTTP_REQUEST',
+  'ERR_SSL_UNKNOWN_PROTOCOL',
+  'ERR_SSL_RECORD_LAYER_FAILURE',
+]);
+
+/**
+ * OpenSSL messages carry an address and a source path ("...:SSL routines:ssl3_get_record:wrong
+ * version number:../deps/openssl/..."); keep the reason, which is what an operator can act on.
+ */
+function tlsReason(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  const reason = /:SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message.split('\n')[0];
+  return typeof e?.code === 'string' && !reason.includes(e.code) ? `${reason} (${e.code})` : reason;
+}
+
+function handshakeFailure(err: unknown, where: string): ProbeFailure {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && NOT_TLS_CODES.has(code)) {
+    return new ProbeFailure('not-tls', `tls: ${where} does not speak TLS: ${tlsReason(err)}`);
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
+    return new ProbeFailure(
+      'not-tls',
+      `tls: ${where} closed the connection during the handshake: ${tlsReason(err)}`,
+    );
+  }
+  // An alert (no shared cipher, protocol version, unrecognised name...): a TLS server that
+  // will not talk to us. Still "no TLS session"; the message keeps the reason.
+  return new ProbeFailure('not-tls', `tls: handshake with ${where} failed: ${tlsReason(err)}`);
+}
+
+function readChain(socket: tls.TLSSocket): CertInfo[] {
+  const pems: string[] = [];
+  const seen = new Set<string>();
+  let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  // A self-signed root is its own issuerCertificate: stop at the first repeat.
+  while (cert?.raw && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    pems.push(derToPem(cert.raw));
+    cert = cert.issuerCertificate;
+  }
+  return pems.map((p) => parseCertificate(p));
+}
+
+/**
+ * Connects, optionally speaks SMTP up to STARTTLS, completes a TLS handshake and reads the
+ * served chain. Endpoint problems (refused, timeouts, not TLS) are returned in `error`; only
+ * cancellation through `signal` rejects. Every socket is destroyed before this returns.
+ */
+export async function probeEndpoint(opts: ProbeOptions): Promise<ProbeResult> {
+  const started = performance.now();
+  const elapsed = (): number => Math.round(performance.now() - started);
+  throwIfAborted(opts.signal, 'probe');
+  const address = opts.connectAddress ?? opts.host;
+  const where = `${opts.host}:${opts.port}${address !== opts.host ? ` (at ${address})` : ''}`;
+  const sockets: net.Socket[] = [];
+  try {
+    const raw = net.connect({ host: address, port: opts.port });
+    sockets.push(raw);
+    // A stray error after a phase has settled must never crash the process.
+    raw.on('error', () => undefined);
+    await bounded(
+      new Promise<void>((resolve, reject) => {
+        raw.once('connect', resolve);
+        raw.once('error', (e) =>
+          reject(new ProbeFailure('unreachable', `probe: cannot connect to ${where}: ${describeError(e)}`)),
+        );
+      }),
+      opts.connectTimeoutMs,
+      () =>
+        new ProbeFailure(
+          'connect-timeout',
+          `probe: no TCP connection to ${where} within ${opts.connectTimeoutMs} ms`,
+        ),
+      opts.signal,
+    );
+
+    if (opts.starttls === 'smtp') {
+      await bounded(
+        smtpStartTls(raw),
+        opts.handshakeTimeoutMs,
+        () =>
+          new ProbeFailure(
+            'handshake-timeout',
+            `smtp: no STARTTLS from ${where} within ${opts.handshakeTimeoutMs} ms`,
+          ),
+        opts.signal,
+      );
+    }
+
+    const servername = opts.servername ?? (net.isIP(opts.host) ? undefined : opts.host);
+    const secure = tls.connect({
+      socket: raw,
+      // `host` is what Node's checkServerIdentity verifies when there is no servername (IP SANs).
+      host: opts.host,
+      servername,
+      // Read expired, self-signed and misnamed chains too; trust is judged from `authorized`,
+      // which Node still computes (chain verification plus checkServerIdentity).
+      rejectUnauthorized: false,
+      ...(opts.caBundle !== undefined ? { ca: opts.caBundle } : {}),
+    });
+    sockets.push(secure);
+    secure.on('error', () => undefined);
+    await bounded(
+      new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', resolve);
+        secure.once('error', (e) => reject(handshakeFailure(e, where)));
+        secure.once('close', () =>
+          reject(new ProbeFailure('not-tls', `tls: ${where} closed the connection during the handshake`)),
+        );
+      }),
+      opts.handshakeTimeoutMs,
+      () =>
+        new ProbeFailure(
+          'handshake-timeout',
+          `tls: handshake with ${where} did not finish within ${opts.handshakeTimeoutMs} ms`,
+        ),
+      opts.signal,
+    );
+
+    let chain: CertInfo[];
+    try {
+      chain = readChain(secure);
+    } catch (err) {
+      throw new ProbeFailure(
+        'not-tls',
+        `tls: cannot read the certificate served by ${where}: ${describeError(err)}`,
+      );
+    }
+    if (chain.length === 0) throw new ProbeFailure('not-tls', `tls: ${where} presented no certificate`);
+    const trustError = secure.authorized ? undefined : String(secure.authorizationError ?? 'not verified');
+    return { ok: true, chain, trusted: secure.authorized, trustError, elapsedMs: elapsed() };
+  } catch (err) {
+    if (!(err instanceof ProbeFailure)) throw err;
+    return {
+      ok: false,
+      chain: [],
+      trusted: false,
+      error: { code: err.code, message: err.message },
+      elapsedMs: elapsed(),
+    };
+  } finally {
+    // Destroy only the outermost socket; it closes the connection underneath. Destroying the
+    // TCP socket before the TLS socket that wraps it made Node 20.20 die with a segmentation
+    // fault at exit (reproduced here), so the TCP socket is destroyed directly only when TLS
+    // never wrapped it.
+    sockets[sockets.length - 1]?.destroy();
+  }
+}
+
+export interface ProbeManyOptions {
+  /** Probes in flight at once (default DEFAULT_PROBE_CONCURRENCY). */
+  readonly concurrency?: number;
+  /** Cancels every probe; combined with each endpoint's own signal. */
+  readonly signal?: AbortSignal;
+}
+
+/** probeEndpoint over many endpoints, a bounded number at a time; results in input order. */
+export function probeMany(
+  endpoints: readonly ProbeOptions[],
+  opts: ProbeManyOptions = {},
+): Promise<ProbeResult[]> {
+  const shared = opts.signal;
+  return mapWithConcurrency(
+    endpoints,
+    opts.concurrency ?? DEFAULT_PROBE_CONCURRENCY,
+    (ep) =>
+      probeEndpoint(
+        shared ? { ...ep, signal: ep.signal ? AbortSignal.any([ep.signal, shared]) : shared } : ep,
+      ),
+    shared,
+    'probe',
+  );
+}
+
+// ---- served versus managed -----------------------------------------------------------------
+
+export type ServedComparison = 'current' | 'served-stale' | 'served-mismatch';
+
+/**
+ * Whether an endpoint serves the managed certificate. `previous` are earlier versions from the
+ * archive. "Stale" means an older version of the same certificate is still served (the deploy
+ * hook did not reload): a known archived version, or one with exactly the same names issued
+ * before the current one (the archive may have been pruned). Anything else is a mismatch: a
+ * different certificate, or a newer one that certpilot did not issue.
+ */
+export function compareServed(
+  servedLeaf: CertInfo,
+  current: CertInfo,
+  previous: readonly CertInfo[],
+): ServedComparison {
+  if (servedLeaf.fingerprint256 === current.fingerprint256) return 'current';
+  if (previous.some((p) => p.fingerprint256 === servedLeaf.fingerprint256)) return 'served-stale';
+  const diff = compareNames(current.names, servedLeaf.names);
+  const sameNames = diff.missing.length === 0 && diff.extra.length === 0;
+  if (sameNames && servedLeaf.notBefore.getTime() < current.notBefore.getTime()) return 'served-stale';
+  return 'served-mismatch';
+}
+
+export interface EndpointContext extends Omit<AssessContext, 'keyPem' | 'chainPems'> {
+  /** The managed certificate this endpoint should serve, when there is one. */
+  readonly current?: CertInfo;
+  /** Its archived earlier versions. */
+  readonly previous?: readonly CertInfo[];
+}
+
+export interface EndpointAssessment {
+  /** `unknown` when no certificate could be read. */
+  readonly status: CheckStatus;
+  readonly daysLeft?: number;
+  readonly lifetimeLeftRatio?: number;
+  /** Present when a managed certificate was given and one was served. */
+  readonly served?: ServedComparison;
+  readonly findings: Finding[];
+}
+
+/**
+ * Turns a probe into findings: the served leaf is assessed like a file (validity, names,
+ * chain completeness), plus trust as a client sees it and whether it is the managed version.
+ */
+export function assessProbe(probe: ProbeResult, ctx: EndpointContext): EndpointAssessment {
+  const [leaf, ...rest] = probe.chain;
+  if (!probe.ok || !leaf) {
+    const error = probe.error ?? { code: 'not-tls' as const, message: 'probe: no certificate was read' };
+    // A connect timeout and a refusal both mean "nothing answered" to an operator.
+    const code: FindingCode = error.code === 'connect-timeout' ? 'unreachable' : error.code;
+    return { status: 'unknown', findings: [{ code, severity: 'critical', message: error.message }] };
+  }
+  const a = assessCertificate(leaf, { ...ctx, chainPems: rest.map((c) => c.pem) });
+  const findings = [...a.findings];
+  if (!probe.trusted) {
+    findings.push({
+      code: 'untrusted',
+      severity: 'critical',
+      message: `clients will reject the served certificate: ${probe.trustError ?? 'not verified'}`,
+    });
+  }
+  let served: ServedComparison | undefined;
+  if (ctx.current) {
+    served = compareServed(leaf, ctx.current, ctx.previous ?? []);
+    // Warning, not critical: the served certificate's own validity and trust findings above
+    // already escalate when it is about to break clients.
+    if (served === 'served-stale') {
+      findings.push({
+        code: 'served-stale',
+        severity: 'warning',
+        message: `serves an older version (serial ${leaf.serial}) instead of the current ${ctx.current.serial}; reload the server`,
+      });
+    } else if (served === 'served-mismatch') {
+      findings.push({
+        code: 'served-mismatch',
+        severity: 'warning',
+        message: `serves a different certificate (${leaf.subject}, serial ${leaf.serial}) than the managed one (serial ${ctx.current.serial})`,
+      });
+    }
+  }
+  return {
+    status: statusOf(findings),
+    daysLeft: a.daysLeft,
+    lifetimeLeftRatio: a.lifetimeLeftRatio,
+    served,
+    findings,
+  };
+}

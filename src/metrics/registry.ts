@@ -1,0 +1,142 @@
+import type { Registry } from 'prom-client';
+import type { CheckStatus } from '../inspect/findings';
+import type { FileInspection } from '../inspect/local';
+import type { EndpointAssessment, ProbeResult } from '../inspect/remote';
+import { atomicWriteFile } from '../store/atomic';
+import type { CertInfo } from '../x509';
+
+/**
+ * Prometheus metrics of an inventory run. Expiry is exported as timestamps, not "days left",
+ * so alerts compute against Prometheus' own clock (`..._not_after_timestamp_seconds - time()`)
+ * and a stale textfile does not keep reporting a frozen countdown.
+ *
+ * prom-client is loaded on first use: one-shot commands that print to a terminal never pay for
+ * it (it pulls in @opentelemetry/api).
+ */
+
+/** Value of certpilot_check_status; ordered so `max()` across series picks the worst. */
+export const CHECK_STATUS_VALUE: Readonly<Record<CheckStatus, number>> = Object.freeze({
+  ok: 0,
+  warning: 1,
+  critical: 2,
+  unknown: 3,
+});
+
+/**
+ * node_exporter runs as its own user and must read the file; nothing in it is secret (names,
+ * dates and statuses that any TLS client can also see).
+ */
+export const TEXTFILE_MODE = 0o644;
+
+export interface CertificateMetrics {
+  /** Managed certificate name, or the file path / endpoint for unmanaged ones. */
+  readonly name: string;
+  readonly source: 'file' | 'endpoint';
+  /**
+   * `host:port` for endpoints; for files the file path, so that several outputs of one
+   * certificate stay separate series.
+   */
+  readonly endpoint: string;
+  readonly status: CheckStatus;
+  /** Absent when nothing could be read; the expiry series are then omitted, not zero. */
+  readonly certificate?: Pick<CertInfo, 'notBefore' | 'notAfter'>;
+  /** Endpoints only: whether a TLS session was established and a certificate read. */
+  readonly probeSuccess?: boolean;
+  /** Endpoints with a managed certificate only: whether the current version is served. */
+  readonly servesCurrent?: boolean;
+}
+
+/** Metrics record of one inspected file. */
+export function fileMetrics(name: string, inspection: FileInspection): CertificateMetrics {
+  return {
+    name,
+    source: 'file',
+    endpoint: inspection.path,
+    status: inspection.status,
+    certificate: inspection.certificate,
+  };
+}
+
+/** Metrics record of one probed endpoint (`endpoint` as `host:port`). */
+export function endpointMetrics(
+  name: string,
+  endpoint: string,
+  probe: ProbeResult,
+  assessment: EndpointAssessment,
+): CertificateMetrics {
+  return {
+    name,
+    source: 'endpoint',
+    endpoint,
+    status: assessment.status,
+    certificate: probe.chain[0],
+    probeSuccess: probe.ok,
+    servesCurrent: assessment.served === undefined ? undefined : assessment.served === 'current',
+  };
+}
+
+const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
+
+/** A fresh Registry (not the global one, so repeated runs and tests never collide) holding the results. */
+export async function buildMetricsRegistry(results: readonly CertificateMetrics[]): Promise<Registry> {
+  const prom = await import('prom-client');
+  const registry = new prom.Registry();
+  const certLabels = ['name', 'source', 'endpoint'] as const;
+  const endpointLabels = ['name', 'endpoint'] as const;
+  const notAfter = new prom.Gauge({
+    name: 'certpilot_certificate_not_after_timestamp_seconds',
+    help: 'Expiry (notAfter) of the certificate, seconds since the Unix epoch.',
+    labelNames: certLabels,
+    registers: [registry],
+  });
+  const notBefore = new prom.Gauge({
+    name: 'certpilot_certificate_not_before_timestamp_seconds',
+    help: 'Start of validity (notBefore) of the certificate, seconds since the Unix epoch.',
+    labelNames: certLabels,
+    registers: [registry],
+  });
+  const probeSuccess = new prom.Gauge({
+    name: 'certpilot_endpoint_probe_success',
+    help: '1 when a TLS session was established with the endpoint and its certificate read, else 0.',
+    labelNames: endpointLabels,
+    registers: [registry],
+  });
+  const servesCurrent = new prom.Gauge({
+    name: 'certpilot_endpoint_serves_current',
+    help: '1 when the endpoint serves the current version of the managed certificate, else 0.',
+    labelNames: endpointLabels,
+    registers: [registry],
+  });
+  const status = new prom.Gauge({
+    name: 'certpilot_check_status',
+    help: 'Result of the last check: 0 ok, 1 warning, 2 critical, 3 unknown (could not be read).',
+    labelNames: certLabels,
+    registers: [registry],
+  });
+
+  for (const r of results) {
+    const labels = { name: r.name, source: r.source, endpoint: r.endpoint };
+    status.set(labels, CHECK_STATUS_VALUE[r.status]);
+    if (r.certificate) {
+      notAfter.set(labels, seconds(r.certificate.notAfter));
+      notBefore.set(labels, seconds(r.certificate.notBefore));
+    }
+    if (r.source === 'endpoint') {
+      const ep = { name: r.name, endpoint: r.endpoint };
+      if (r.probeSuccess !== undefined) probeSuccess.set(ep, r.probeSuccess ? 1 : 0);
+      if (r.servesCurrent !== undefined) servesCurrent.set(ep, r.servesCurrent ? 1 : 0);
+    }
+  }
+  return registry;
+}
+
+/**
+ * Writes the registry in the text exposition format for node_exporter's textfile collector.
+ * Atomic (temp file in the same directory, then rename) because the collector may read at any
+ * moment and rejects a half-written file; the temp name does not end in `.prom`, so the
+ * collector never picks it up.
+ */
+export async function writeTextfile(registry: Registry, target: string): Promise<void> {
+  const text = await registry.metrics();
+  await atomicWriteFile(target, text, { mode: TEXTFILE_MODE });
+}
