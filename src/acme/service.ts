@@ -7,9 +7,13 @@ import type { Logger } from '../core/logger';
 import type { AcmeSettings } from '../config/types';
 import type { Dns01Challenge, Dns01Solver, PresentedRecord } from '../dns/solver';
 import { generatePrivateKey, splitPemChain } from '../x509';
+import { faultPoint } from '../core/fault';
+import type { ChallengeJournal } from '../store/journal';
 import type { CertificateFiles } from '../store/cert-store';
 import { readAccount, writeAccountKey, writeAccountMeta } from './account';
 import { callAcme, installAcmeHttpPolicy, type AcmeRequestStats, type CallOptions } from './http';
+import { parseDirectoryInfo, type DirectoryInfo } from './ari';
+import { checkProfile } from './profiles';
 
 type AcmeModule = typeof AcmeClient;
 type Order = AcmeClient.Order;
@@ -37,7 +41,20 @@ export interface IssueRequest {
   providerFor(domain: string): string;
   solver: Dns01Solver;
   signal: AbortSignal;
+  /**
+   * ARI certificate id (src/acme/ari.ts ariCertId) of the certificate this order replaces
+   * (RFC 9773 §5). Send it only when the directory has `renewalInfo`; Let's Encrypt exempts
+   * such renewals from its rate limits.
+   */
+  replaces?: string;
+  /** ACME profile to order (must be in the directory's meta.profiles; checked before ordering). */
+  profile?: string;
+  /** Crash journal of challenge records (written before each DNS write, cleared after cleanup). */
+  journal?: ChallengeJournal;
 }
+
+/** RFC 9773 §5: the CA refuses `replaces` naming a certificate that was already replaced. */
+const ALREADY_REPLACED = 'urn:ietf:params:acme:error:alreadyReplaced';
 
 export interface IssueResult extends CertificateFiles {
   orderUrl: string;
@@ -161,10 +178,38 @@ export class AcmeService {
       signal,
     );
 
-    const order = await callAcme('new order', opts, () =>
-      this.client.createOrder({ identifiers: req.domains.map((d) => ({ type: 'dns', value: d })) }),
-    );
-    log.info('order created', { order: order.url, names: req.domains });
+    const profile = req.profile
+      ? checkProfile(req.profile, await this.directoryInfo(signal), this.settings.directoryUrl)
+      : undefined;
+    const newOrder = (replaces: string | undefined): Promise<Order> =>
+      callAcme('new order', opts, () =>
+        // acme-client passes the payload through unchanged; its types know neither field.
+        this.client.createOrder({
+          identifiers: req.domains.map((d) => ({ type: 'dns', value: d })),
+          ...(replaces ? { replaces } : {}),
+          ...(profile ? { profile } : {}),
+        } as Parameters<AcmeClient.Client['createOrder']>[0]),
+      );
+    let order: Order;
+    let replaced = req.replaces;
+    try {
+      order = await newOrder(req.replaces);
+    } catch (err) {
+      // The old certificate was already replaced (another client, or our own order whose result
+      // was lost): order anyway, without the claim, rather than leave the certificate to expire.
+      if (!req.replaces || (err as CertpilotError).details?.problemType !== ALREADY_REPLACED) throw err;
+      log.warn('CA says the certificate was already replaced; ordering without replaces', {
+        replaces: req.replaces,
+      });
+      replaced = undefined;
+      order = await newOrder(undefined);
+    }
+    log.info('order created', {
+      order: order.url,
+      names: req.domains,
+      ...(replaced ? { replaces: replaced } : {}),
+      ...(profile ? { profile } : {}),
+    });
 
     const presented: PresentedRecord[] = [];
     let authorizations: Authorization[] = [];
@@ -211,11 +256,14 @@ export class AcmeService {
           work.map((w) => w.solve),
           signal,
           (recs) => presented.push(...recs),
+          req.journal ? (recs) => req.journal!.add(req.name, recs) : undefined,
         );
+        faultPoint('after-txt-written');
         log.info('challenge records visible on every nameserver', { records: work.length });
         await Promise.all(
           work.map(async (w) => {
             await callAcme('answer challenge', opts, () => this.client.completeChallenge(w.challenge));
+            faultPoint('after-challenge-answered');
             await callAcme('wait for authorization', opts, () =>
               this.client.waitForValidStatus(w.authz),
             ).catch(async (err: unknown) => {
@@ -237,6 +285,7 @@ export class AcmeService {
           : { altNames: [...req.domains] };
       const [, csr] = await this.acme.crypto.createCsr(csrInput, req.keyPem);
       let finalized: Order = await callAcme('finalize', opts, () => this.client.finalizeOrder(order, csr));
+      faultPoint('after-finalize');
       if (finalized.status !== 'valid') {
         finalized = await callAcme('wait for certificate', opts, () =>
           this.client.waitForValidStatus(finalized),
@@ -260,7 +309,10 @@ export class AcmeService {
       if (presented.length > 0) {
         const cleanupSignal = withDeadline(undefined, CLEANUP_TIMEOUT_MS);
         await req.solver.cleanup(presented, cleanupSignal).then(
-          () => log.info('challenge records removed', { records: presented.length }),
+          async () => {
+            await req.journal?.clear(req.name);
+            log.info('challenge records removed', { records: presented.length });
+          },
           (err: unknown) => log.error('challenge record cleanup failed', { error: describeError(err) }),
         );
       }
@@ -305,6 +357,24 @@ export class AcmeService {
         );
       }),
     );
+  }
+
+  /**
+   * `renewalInfo` and `meta.profiles` of the directory, from acme-client's cached copy (read
+   * through our HTTP policy: deadline, CA bundle, typed errors). acme-client exposes no accessor,
+   * so its internal `api.http.getDirectory()` is used; if a future version moves it, the
+   * directory is fetched with a plain GET instead.
+   */
+  async directoryInfo(signal?: AbortSignal): Promise<DirectoryInfo> {
+    const internal = (
+      this.client as unknown as { api?: { http?: { getDirectory?: () => Promise<unknown> } } }
+    ).api?.http;
+    const dir = await callAcme('read directory', this.callOpts(signal), async () =>
+      internal?.getDirectory
+        ? internal.getDirectory()
+        : (await this.acme.axios.get(this.settings.directoryUrl)).data,
+    );
+    return parseDirectoryInfo(dir);
   }
 
   close(): void {

@@ -26,6 +26,9 @@ export interface Pebble {
   tlsCaPem: string;
   /** Path of the same PEM on disk (for `acme.caBundle`). */
   tlsCaPath: string;
+  /** Pebble's own HTTPS certificate and key (localhost, 127.0.0.1), e.g. for a test proxy in front of it. */
+  tlsCertPath: string;
+  tlsKeyPath: string;
   /** Pebble's current issuing root (it changes at every start). */
   issuingRoot(): Promise<string>;
   stop(): Promise<void>;
@@ -168,6 +171,8 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     managementUrl,
     tlsCaPem,
     tlsCaPath,
+    tlsCertPath: path.join(dir, 'cert.pem'),
+    tlsKeyPath: path.join(dir, 'key.pem'),
     issuingRoot: () => httpsGet(`${managementUrl}/roots/0`, tlsCaPem),
     async stop() {
       if (child.exitCode === null) {

@@ -1,0 +1,247 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { CertpilotError } from '../core/errors';
+import { atomicWriteFile, ensureDir } from '../store/atomic';
+
+/**
+ * Persisted scheduling state, one JSON file per certificate under `<stateDir>/state/<name>.json`.
+ *
+ * Why persisted: a daemon restart or a `certpilot renew` from a timer must not forget that the
+ * CA is failing (or else it gets a request every tick: "too many failed authorizations"), that
+ * ARI asked us to come back in six hours, or how many certificates were already ordered for
+ * this exact set of names this week (lost state and restart loops are how operators hit
+ * "too many certificates (5) already issued for this exact set of identifiers").
+ *
+ * The file is written atomically (temp + fsync + rename) and only under the certificate's lock
+ * (src/store/lock.ts), so the daemon and `renew` never interleave updates. Transitions are pure
+ * functions in src/plan/schedule.ts; this module only stores and loads.
+ */
+
+/** Bump when the layout changes incompatibly; older files are then read as empty with a warning. */
+export const STATE_VERSION = 1;
+
+export interface AriState {
+  /** ARI id of the certificate the rest refers to; a different installed certificate voids it. */
+  certId: string;
+  /** Last valid suggested window. Kept across temporary ARI errors (better than nothing). */
+  window?: { start: Date; end: Date };
+  explanationURL?: string;
+  /** The random time drawn inside `window` (RFC 9773 §4.2); redrawn only when the window changes. */
+  chosenAt?: Date;
+  /** When to ask the renewalInfo resource again (Retry-After, or error backoff). */
+  nextPollAt: Date;
+  lastPolledAt?: Date;
+  /** Consecutive failed polls, for the exponential backoff of temporary errors. */
+  errorCount: number;
+  lastError?: string;
+}
+
+export interface FailureState {
+  /** Consecutive failed renewals; 0 after a success. */
+  count: number;
+  /** Do not try again before this (backoff, or a rateLimited Retry-After). */
+  nextRetryAt?: Date;
+  lastFailureAt?: Date;
+  lastError?: string;
+  lastErrorCode?: string;
+  /** True when nextRetryAt came from the CA's Retry-After on a rateLimited problem. */
+  rateLimited?: boolean;
+}
+
+export interface OrderRecord {
+  /** When the CA issued the certificate (what its exact-set limit counts). */
+  at: Date;
+  /** The names ordered, lower-case, sorted: the "exact set". */
+  names: string[];
+}
+
+export interface SuccessRecord {
+  at: Date;
+  serial: string;
+  notAfter: Date;
+}
+
+export interface CertState {
+  name: string;
+  ari?: AriState;
+  failures: FailureState;
+  /** Issuances in the guard window (older ones are pruned on write). */
+  orders: OrderRecord[];
+  lastSuccess?: SuccessRecord;
+}
+
+export function emptyState(name: string): CertState {
+  return { name, failures: { count: 0 }, orders: [] };
+}
+
+/** How long order records are kept: the exact-set limit looks back 7 days; keep a little more for reports. */
+export const ORDER_HISTORY_MS = 8 * 86_400_000;
+/** Upper bound of records kept whatever their age, so a loop cannot grow the file without bound. */
+export const MAX_ORDER_RECORDS = 100;
+
+// ---- (de)serialisation: Dates as ISO strings; anything malformed is dropped, not trusted ----
+
+type Json = Record<string, unknown>;
+
+function date(v: unknown): Date | undefined {
+  if (typeof v !== 'string') return undefined;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function decodeAri(v: unknown): AriState | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Json;
+  const certId = str(o.certId);
+  const nextPollAt = date(o.nextPollAt);
+  if (!certId || !nextPollAt) return undefined;
+  const w = o.window as Json | undefined;
+  const start = date(w?.start);
+  const end = date(w?.end);
+  return defined({
+    certId,
+    window: start && end ? { start, end } : undefined,
+    explanationURL: str(o.explanationURL),
+    chosenAt: date(o.chosenAt),
+    nextPollAt,
+    lastPolledAt: date(o.lastPolledAt),
+    errorCount: typeof o.errorCount === 'number' ? o.errorCount : 0,
+    lastError: str(o.lastError),
+  });
+}
+
+function decodeFailures(v: unknown): FailureState {
+  const o = (typeof v === 'object' && v !== null ? v : {}) as Json;
+  return defined({
+    count: typeof o.count === 'number' && o.count >= 0 ? Math.floor(o.count) : 0,
+    nextRetryAt: date(o.nextRetryAt),
+    lastFailureAt: date(o.lastFailureAt),
+    lastError: str(o.lastError),
+    lastErrorCode: str(o.lastErrorCode),
+    rateLimited: o.rateLimited === true ? true : undefined,
+  });
+}
+
+function decodeOrders(v: unknown): OrderRecord[] {
+  if (!Array.isArray(v)) return [];
+  const out: OrderRecord[] = [];
+  for (const item of v) {
+    const o = (item ?? {}) as Json;
+    const at = date(o.at);
+    if (at && Array.isArray(o.names) && o.names.every((n) => typeof n === 'string')) {
+      out.push({ at, names: o.names as string[] });
+    }
+  }
+  return out;
+}
+
+function decodeSuccess(v: unknown): SuccessRecord | undefined {
+  const o = (typeof v === 'object' && v !== null ? v : {}) as Json;
+  const at = date(o.at);
+  const notAfter = date(o.notAfter);
+  const serial = str(o.serial);
+  return at && notAfter && serial ? { at, serial, notAfter } : undefined;
+}
+
+/** Parses a state file's JSON. Exported for tests. Throws on a wrong version or non-object. */
+export function decodeState(name: string, json: unknown): CertState {
+  if (typeof json !== 'object' || json === null) throw new Error('not a JSON object');
+  const o = json as Json;
+  if (o.version !== STATE_VERSION) throw new Error(`unsupported state version ${String(o.version)}`);
+  return defined({
+    name,
+    ari: decodeAri(o.ari),
+    failures: decodeFailures(o.failures),
+    orders: decodeOrders(o.orders),
+    lastSuccess: decodeSuccess(o.lastSuccess),
+  });
+}
+
+/** The JSON written to disk (Dates become ISO strings through JSON.stringify). */
+export function encodeState(state: CertState, now: Date): string {
+  const cutoff = now.getTime() - ORDER_HISTORY_MS;
+  const orders = state.orders.filter((o) => o.at.getTime() > cutoff).slice(-MAX_ORDER_RECORDS);
+  return JSON.stringify({ version: STATE_VERSION, ...state, orders }, null, 2) + '\n';
+}
+
+export interface StateReadResult {
+  state: CertState;
+  /** Set when the file existed but could not be used; it was moved aside to `<file>.corrupt-<time>`. */
+  problem?: string;
+}
+
+/**
+ * Reads and writes `<stateDir>/state/<name>.json`. Callers hold the certificate's lock around
+ * read-modify-write.
+ */
+export class StateStore {
+  readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = path.join(stateDir, 'state');
+  }
+
+  file(name: string): string {
+    if (!/^[a-z0-9][a-z0-9._-]*$/i.test(name)) {
+      throw new CertpilotError('STORE_IO', `state: invalid certificate name "${name}"`);
+    }
+    return path.join(this.dir, `${name}.json`);
+  }
+
+  /**
+   * The state of `name`, or an empty state when there is none. A file that cannot be parsed is
+   * moved aside (kept for the operator) and reported in `problem` instead of stopping the
+   * daemon: an empty state errs towards renewing, and the exact-set guard then still counts the
+   * CA's own limit as the backstop.
+   */
+  async read(name: string): Promise<StateReadResult> {
+    const file = this.file(name);
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: emptyState(name) };
+      throw new CertpilotError('STORE_IO', `state: cannot read ${file}: ${(err as Error).message}`, {
+        cause: err,
+        retryable: true,
+      });
+    }
+    try {
+      return { state: decodeState(name, JSON.parse(text)) };
+    } catch (err) {
+      const aside = `${file}.corrupt-${Date.now()}`;
+      await fs.rename(file, aside).catch(() => undefined);
+      return {
+        state: emptyState(name),
+        problem: `state: ${file} is unusable (${(err as Error).message}); moved to ${aside}`,
+      };
+    }
+  }
+
+  /** Atomically replaces the state file (mode 0600, directory 0700). */
+  async write(state: CertState, now: Date = new Date()): Promise<void> {
+    await ensureDir(this.dir);
+    await atomicWriteFile(this.file(state.name), encodeState(state, now), { mode: 0o600 });
+  }
+
+  /** Names with a state file (for status output and cleanup of removed certificates). */
+  async list(): Promise<string[]> {
+    try {
+      return (await fs.readdir(this.dir))
+        .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
+        .map((f) => f.slice(0, -'.json'.length))
+        .sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+}
