@@ -105,7 +105,9 @@ export function describeError(err: unknown): string {
 export function abortError(component: string, signal?: AbortSignal): CertpilotError {
   const reason = signal?.reason;
   if (reason instanceof CertpilotError) return reason;
-  const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+  // AbortSignal.timeout() aborts with a DOMException, which is not `instanceof Error` in every
+  // realm (jest's VM contexts): judge by name.
+  const timedOut = (reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
   return new CertpilotError(
     timedOut ? 'TIMEOUT' : 'ABORTED',
     `${component}: ${timedOut ? 'deadline exceeded' : 'cancelled'}`,
