@@ -13,7 +13,8 @@ import {
   parseOwner,
 } from './formats';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
-import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType } from './types';
+import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, ThresholdSettings } from './types';
+import { DEFAULT_CHECK, parseCertificateCheck } from './watch';
 
 /**
  * Validation of `certificates`: convict checks only that it is a list, so every element is
@@ -26,8 +27,11 @@ const CERTIFICATE_KEYS = [
   'domains',
   'keyType',
   'reuseKey',
+  'profile',
   'dns',
   'outputs',
+  // thresholds of `certpilot check` for this certificate (src/config/watch.ts)
+  'check',
   ...DEPLOY_CERTIFICATE_KEYS,
 ];
 const CERT_DNS_KEYS = ['provider', 'domains'];
@@ -44,6 +48,8 @@ export interface CertificateContext {
   readonly providerNames: readonly string[];
   /** Instances that validated; used for the zone check. */
   readonly providers: Readonly<Record<string, DnsProviderInstance>>;
+  /** Global check thresholds, to validate a certificate's overrides against (default: built in). */
+  readonly thresholds?: ThresholdSettings;
 }
 
 const isSet = (v: unknown): boolean => v !== undefined && v !== null;
@@ -271,8 +277,15 @@ function validateCertificate(
       issues.add(childPath(base, 'reuseKey'), (e as Error).message);
     }
   }
+  let profile: string | undefined;
+  if (isSet(raw.profile)) {
+    // RFC 8555 profile names are short tokens (Let's Encrypt: classic, tlsserver, shortlived).
+    if (typeof raw.profile === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/i.test(raw.profile)) profile = raw.profile;
+    else issues.add(childPath(base, 'profile'), 'must be a profile name such as "tlsserver" or "shortlived"');
+  }
   const dns = validateCertDns(raw.dns, domains, base, ctx, issues);
   const outputs = validateOutputs(raw.outputs, base, issues);
+  const thresholds = parseCertificateCheck(raw.check, base, ctx.thresholds ?? DEFAULT_CHECK.thresholds, issues);
 
   // With exactly one instance configured there is nothing to choose: use it.
   const fallback = ctx.providerNames.length === 1 ? ctx.providerNames[0] : undefined;
@@ -303,9 +316,11 @@ function validateCertificate(
     domains,
     keyType,
     reuseKey,
+    ...(profile !== undefined ? { profile } : {}),
     ...(dnsProvider !== undefined ? { dnsProvider } : {}),
     domainProviders: dns.domains,
     outputs,
+    ...(thresholds ? { thresholds } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import { findProvider } from '../dns/registry';
 import type { AgentConfig, DnsProviderInstance, FileOutput } from './types';
+import { checkSettingsOf } from './watch';
 
 /** What replaces every secret in printed configuration. */
 export const REDACTED = '[redacted]';
@@ -76,10 +77,14 @@ export function describeConfig(config: AgentConfig): unknown {
       hooks: maskSecretRefs(c.hooks ?? null),
       deploy: maskSecretRefs(c.deploy ?? []),
       rollback: c.rollback ?? null,
+      check: c.thresholds ?? null,
     })),
     hooks: maskSecretRefs(config.hooks ?? null),
     notify: maskSecretRefs(config.notify ?? null),
     verify: maskSecretRefs(config.verify ?? null),
+    // Monitoring settings hold no secrets (paths, host names, numbers).
+    check: checkSettingsOf(config),
+    watch: config.watch ?? { files: [], endpoints: [] },
   };
 }
 

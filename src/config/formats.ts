@@ -400,3 +400,17 @@ export function parseOwner(value: unknown): string {
     fail(`${JSON.stringify(s)} is not a valid user or group name`);
   return s;
 }
+
+/**
+ * `host:port` (IPv6 as `[::1]:9612`) for a listening socket; empty string = disabled. Only
+ * literal addresses or `localhost`: binding to a name that resolves elsewhere is a surprise.
+ */
+export function parseListen(value: unknown): { host: string; port: number } | undefined {
+  if (value === '' || value === null || value === undefined) return undefined;
+  if (typeof value !== 'string') throw new Error('must be "host:port" or "" to disable');
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d+)$/.exec(value.trim());
+  if (!m) throw new Error(`must be "host:port" (IPv6 as "[::1]:9612"), not ${JSON.stringify(value)}`);
+  const host = m[1] ?? m[2]!;
+  if (!net.isIP(host) && host !== 'localhost') throw new Error(`${JSON.stringify(host)} is not an IP address`);
+  return { host, port: parsePort(Number(m[3])) };
+}

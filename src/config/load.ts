@@ -10,6 +10,7 @@ import {
   parseAbsolutePath,
   parseAcmeDirectory,
   parseDuration,
+  parseListen,
   parseEmail,
   parseKeyType,
   parseResolverList,
@@ -20,6 +21,7 @@ import { buildSchema, DEFAULT_KEY_TYPE, ENV, schemaLeaves, schemaShape, type Sch
 import { readSecretFile } from './secrets';
 import { checkDeploySecrets, DEPLOY_ROOT_KEYS, parseDeployConfig, withDeployConfig } from '../deploy/config';
 import type { AcmeSettings, AgentConfig, EabSettings, KeyType } from './types';
+import { CHECK_ROOT_KEYS, DEFAULT_CHECK, parseCheckSection, parseWatchSection } from './watch';
 
 export { describeConfig, REDACTED } from './describe';
 
@@ -364,9 +366,12 @@ export async function loadConfig(opts: { path: string; env?: NodeJS.ProcessEnv }
   const deployParsed = parseDeployConfig(raw, '');
   for (const i of deployParsed.issues) issues.add(i.path, i.message);
   for (const i of await checkDeploySecrets(deployParsed.value)) issues.add(i.path, i.message);
-  const convictRaw = Object.fromEntries(
-    Object.entries(raw).filter(([k]) => !(DEPLOY_ROOT_KEYS as readonly string[]).includes(k)),
-  );
+  // So do the monitoring sections `check` and `watch` (src/config/watch.ts).
+  const check = parseCheckSection(raw.check, issues);
+  const thresholds = check?.thresholds ?? DEFAULT_CHECK.thresholds;
+  const watch = parseWatchSection(raw.watch, thresholds, issues);
+  const ownParsers: readonly string[] = [...DEPLOY_ROOT_KEYS, ...CHECK_ROOT_KEYS];
+  const convictRaw = Object.fromEntries(Object.entries(raw).filter(([k]) => !ownParsers.includes(k)));
 
   const schema = buildSchema();
   const shape = schemaShape(schema);
@@ -441,7 +446,7 @@ export async function loadConfig(opts: { path: string; env?: NodeJS.ProcessEnv }
   const providers = await validateProviders(get('dns.providers'), env, issues);
   const certificates = validateCertificates(
     get('certificates'),
-    { defaultKeyType, providerNames: providers.names, providers: providers.instances },
+    { defaultKeyType, providerNames: providers.names, providers: providers.instances, thresholds },
     issues,
   );
 
@@ -456,9 +461,17 @@ export async function loadConfig(opts: { path: string; env?: NodeJS.ProcessEnv }
       renewRatio: num('defaults.renewal.ratio'),
       shortLifetimeRatio: num('defaults.renewal.shortLifetimeRatio'),
       shortLifetimeDays: num('defaults.renewal.shortLifetimeDays'),
+      maxOrdersPerWeek: num('defaults.renewal.maxOrdersPerWeek'),
     },
     defaultKeyType,
     concurrency: num('defaults.concurrency'),
+    daemon: {
+      checkIntervalMs: value('daemon.checkInterval', parseDuration, 0),
+      ...(() => {
+        const listen = value('daemon.listen', parseListen, undefined);
+        return listen ? { listen } : {};
+      })(),
+    },
     dns: {
       resolvers: value('dns.resolvers', parseResolverList, []),
       nameserverPort: num('dns.nameserverPort'),
@@ -466,6 +479,8 @@ export async function loadConfig(opts: { path: string; env?: NodeJS.ProcessEnv }
       providers: providers.instances,
     },
     certificates,
+    ...(check ? { check } : {}),
+    ...(watch ? { watch } : {}),
   };
 
   if (issues.size > 0) throw new ConfigError(issues.toArray(), file);

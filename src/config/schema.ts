@@ -43,6 +43,12 @@ export const RENEW_WINDOW_RATIO = 1 / 3;
 export const SHORT_LIFETIME_RATIO = 1 / 2;
 /** Lifetimes below 10 days count as short (Let's Encrypt's short-lived profile is ~6 days). */
 export const SHORT_LIFETIME_DAYS = 10;
+/** Let's Encrypt allows 5 certificates per exact set of names per week; stop at 3 to leave room for a human. */
+export const DEFAULT_MAX_ORDERS_PER_WEEK = 3;
+/** Caddy and Let's Encrypt's advice: look often (ARI changes), cheap when nothing is due. */
+export const DEFAULT_CHECK_INTERVAL = '10m';
+/** Metrics and health on loopback only by default: nothing is exposed without a decision. */
+export const DEFAULT_DAEMON_LISTEN = '127.0.0.1:9612';
 /** Four orders at once keeps well inside Let's Encrypt's 300 new orders per 3 hours. */
 export const DEFAULT_CONCURRENCY = 4;
 /** More parallel orders than this only trips CA and DNS API rate limits. */
@@ -241,6 +247,13 @@ export function buildSchema() {
           max: MAX_SHORT_LIFETIME_DAYS,
           default: SHORT_LIFETIME_DAYS,
         },
+        maxOrdersPerWeek: {
+          doc: 'Never order the same exact set of names more often than this in 7 days (alert instead).',
+          format: 'certpilot-int',
+          min: 1,
+          max: 50,
+          default: DEFAULT_MAX_ORDERS_PER_WEEK,
+        },
       },
       concurrency: {
         doc: 'How many orders may run at once.',
@@ -249,6 +262,19 @@ export function buildSchema() {
         max: MAX_CONCURRENCY,
         default: DEFAULT_CONCURRENCY,
         env: ENV.concurrency,
+      },
+    },
+    daemon: {
+      checkInterval: {
+        doc: 'How often `certpilot run` inspects and plans (it also wakes for the next planned renewal).',
+        format: 'certpilot-duration',
+        default: DEFAULT_CHECK_INTERVAL,
+      },
+      listen: {
+        doc: 'host:port for /metrics and /healthz of `certpilot run`; empty disables the HTTP server.',
+        format: String,
+        default: DEFAULT_DAEMON_LISTEN,
+        env: 'CERTPILOT_DAEMON_LISTEN',
       },
     },
     dns: {

@@ -39,6 +39,14 @@ export interface RenewalPolicy {
   /** For lifetimes under `shortLifetimeDays`, renew at this fraction instead (default 1/2). */
   readonly shortLifetimeRatio: number;
   readonly shortLifetimeDays: number;
+  /** Exact-set guard: orders of the same names allowed in 7 days. */
+  readonly maxOrdersPerWeek: number;
+}
+
+export interface DaemonSettings {
+  readonly checkIntervalMs: number;
+  /** Where /metrics and /healthz listen; absent = no HTTP server. */
+  readonly listen?: { readonly host: string; readonly port: number };
 }
 
 export interface DnsProviderInstance {
@@ -97,12 +105,69 @@ export interface CertificateSpec {
   /** Per-domain provider instance, overriding `dnsProvider` (key: domain as configured). */
   readonly domainProviders: Readonly<Record<string, string>>;
   readonly outputs: readonly FileOutput[];
+  /** ACME profile to order (e.g. `tlsserver`, `shortlived`); must be offered by the CA. */
+  readonly profile?: string;
   /** TLS endpoints that serve this certificate (deploy verification, `check`). */
   readonly endpoints?: readonly Endpoint[];
   readonly hooks?: HookSet;
   readonly deploy?: readonly DeployStep[];
   /** Restore the previous pair when deploy or verification fails (default: endpoints declared). */
   readonly rollback?: boolean;
+  /** `certificates[].check`: thresholds for `certpilot check` that override the global ones. */
+  readonly thresholds?: ThresholdOverrides;
+}
+
+/**
+ * When `certpilot check` calls a certificate WARNING or CRITICAL. The effective threshold is
+ * the smaller of the day count and the fraction of the certificate's lifetime (see
+ * src/inspect/findings.ts, which owns the defaults and the reasons for them).
+ */
+export interface ThresholdSettings {
+  readonly warningDays: number;
+  readonly criticalDays: number;
+  readonly warningRatio?: number;
+  readonly criticalRatio?: number;
+}
+
+/** Per entry: only what the entry sets; the rest comes from the global `check` section. */
+export type ThresholdOverrides = Partial<ThresholdSettings>;
+
+/** The global `check:` section (src/config/watch.ts). */
+export interface CheckSettings {
+  readonly thresholds: ThresholdSettings;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  /** Probes (and file reads) in flight at once. */
+  readonly concurrency: number;
+}
+
+/** `watch.files[]`: PEM files certpilot does not manage but reports on. */
+export interface WatchedFile {
+  /** Absolute path or glob pattern. */
+  readonly path: string;
+  /** Row name in `check` output and metrics (default: the file path). */
+  readonly name?: string;
+  /** Private key to check against the certificate (absolute path). */
+  readonly key?: string;
+  /** Check that the file carries the intermediates after the leaf (default true). */
+  readonly checkChain: boolean;
+  /** Names the certificate must cover; unset = not checked. */
+  readonly names?: readonly string[];
+  readonly thresholds: ThresholdOverrides;
+}
+
+/** `watch.endpoints[]`: a TLS endpoint whatever certificate it serves. */
+export interface WatchedEndpoint extends Endpoint {
+  readonly name?: string;
+  /** Upgrade a plaintext SMTP session first (RFC 3207). */
+  readonly starttls?: 'smtp';
+  readonly names?: readonly string[];
+  readonly thresholds: ThresholdOverrides;
+}
+
+export interface WatchSettings {
+  readonly files: readonly WatchedFile[];
+  readonly endpoints: readonly WatchedEndpoint[];
 }
 
 export interface AgentConfig {
@@ -114,10 +179,15 @@ export interface AgentConfig {
   readonly defaultKeyType: KeyType;
   /** How many orders may run at once. */
   readonly concurrency: number;
+  readonly daemon: DaemonSettings;
   readonly dns: DnsSettings;
   readonly certificates: readonly CertificateSpec[];
   /** Global hooks (pre once, deploy per certificate, post once); see src/deploy/config.ts. */
   readonly hooks?: HookSet;
   readonly notify?: NotifySettings;
   readonly verify?: VerifySettings;
+  /** Present when the file has a `check:` section; see checkSettingsOf for the defaults. */
+  readonly check?: CheckSettings;
+  /** Present when the file has a `watch:` section. */
+  readonly watch?: WatchSettings;
 }

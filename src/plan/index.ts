@@ -24,6 +24,8 @@ export const DEFAULT_RENEWAL_POLICY: RenewalPolicy = {
   renewRatio: DEFAULT_RENEW_RATIO,
   shortLifetimeRatio: DEFAULT_SHORT_LIFETIME_RATIO,
   shortLifetimeDays: DEFAULT_SHORT_LIFETIME_DAYS,
+  // Let's Encrypt allows 5 per exact set of names per week; keep room for a human.
+  maxOrdersPerWeek: 3,
 };
 
 const DAY_MS = 86_400_000;

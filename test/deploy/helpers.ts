@@ -25,9 +25,10 @@ export function baseConfig(stateDir: string, certificates: CertificateSpec[]): A
     source: '(test)',
     acme: { directoryUrl: 'https://127.0.0.1:1/dir', termsAgreed: true, requestTimeoutMs: 1000 },
     storage: { stateDir, archiveDepth: 3 },
-    renewal: { renewRatio: 1 / 3, shortLifetimeRatio: 1 / 2, shortLifetimeDays: 10 },
+    renewal: { renewRatio: 1 / 3, shortLifetimeRatio: 1 / 2, shortLifetimeDays: 10, maxOrdersPerWeek: 3 },
     defaultKeyType: 'ec-p256',
     concurrency: 2,
+    daemon: { checkIntervalMs: 600_000 },
     dns: { resolvers: [], nameserverPort: 53, queryTimeoutMs: 1000, providers: {} },
     certificates,
   };

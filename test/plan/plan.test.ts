@@ -115,7 +115,12 @@ describe('renewalTime', () => {
   });
 
   it('uses the ratios from the policy', () => {
-    const custom: RenewalPolicy = { renewRatio: 0.5, shortLifetimeRatio: 0.75, shortLifetimeDays: 7 };
+    const custom: RenewalPolicy = {
+      renewRatio: 0.5,
+      shortLifetimeRatio: 0.75,
+      shortLifetimeDays: 7,
+      maxOrdersPerWeek: 3,
+    };
     expect(renewalTime(NINETY, custom).toISOString()).toBe('2026-10-16T00:00:00.000Z');
     expect(renewalTime(SIX_DAYS, custom).toISOString()).toBe('2026-11-02T12:00:00.000Z');
   });
