@@ -1,28 +1,54 @@
+import { readFile } from 'node:fs/promises';
 import { withDeadline } from '../core/abort';
 import type { Clock } from '../core/clock';
+import { mapLimit } from '../core/concurrency';
 import { CertpilotError, UsageError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { AgentConfig, CertificateSpec } from '../config/types';
-import { planRenewals, type Decision } from '../plan';
-import { CertStore } from '../store/cert-store';
-import { generatePrivateKey, keyTypeOfKey, type CertInfo } from '../x509';
 import type { AcmeService } from '../acme/service';
+import { fetchRenewalInfo, tryAriCertId, type DirectoryInfo } from '../acme/ari';
 import type { Dns01Solver } from '../dns/solver';
-import { mapLimit } from '../core/concurrency';
+import {
+  afterFailure,
+  afterSuccess,
+  DEFAULT_EMERGENCY_RATIO,
+  failureFromError,
+  nextAction,
+  withAriError,
+  withOrder,
+  withRenewalInfo,
+  type NextAction,
+  type SchedulePolicy,
+  type ScheduleReason,
+} from '../plan/schedule';
+import { StateStore, type CertState } from '../state/store';
+import { CertStore, type CertPaths, type StoredCertificate } from '../store/cert-store';
 import { ChallengeJournal } from '../store/journal';
-import { recoverInterrupted } from './recover';
+import { acquireLock, type Lock } from '../store/lock';
+import { generatePrivateKey, keyTypeOfKey, type CertInfo } from '../x509';
 import { certDeployOf, deploySettingsOf, type DeployAwareConfig } from '../deploy/config';
 import { deployCertificate, findPrevious, hasDeployWork, type DeployResult } from '../deploy/deploy';
-import { runHookList } from '../deploy/hooks';
 import { postVars } from '../deploy/env';
+import { runHookList } from '../deploy/hooks';
 import { deployPending, readDeployState } from '../deploy/state';
 import { createNotifier, type Notifier } from '../notify';
-import type { CertPaths, StoredCertificate } from '../store/cert-store';
+import { cachedDirectoryInfo } from './directory';
+import { recoverInterrupted } from './recover';
 
 const DAY_MS = 86_400_000;
 
 /** A whole order (propagation included) may not take longer than this. */
 export const ORDER_TIMEOUT_MS = 15 * 60_000;
+/**
+ * `certpilot renew` runs from a timer twice a day: an ARI time that falls before the next run
+ * is taken now (RFC 9773 §4.2). The daemon wakes exactly and passes 0.
+ */
+export const RENEW_LOOKAHEAD_MS = 12 * 3_600_000;
+/**
+ * A `renew` that finds the daemon (or another renew) working on a certificate waits this long
+ * for it, then reports the certificate as busy. Orders normally take seconds.
+ */
+export const LOCK_WAIT_MS = 120_000;
 
 export interface RenewOptions {
   /** Only these certificates (default: all). */
@@ -32,8 +58,25 @@ export interface RenewOptions {
   dryRun?: boolean;
 }
 
-/** `deployed`: no renewal, but a pending deploy from an earlier run was finished and verified. */
-export type OutcomeStatus = 'renewed' | 'deployed' | 'valid' | 'failed' | 'planned';
+/**
+ * `deployed`: no renewal, but a pending deploy from an earlier run was finished and verified.
+ * `waiting`: due, but held back by backoff or a rate limit from an earlier failure.
+ * `busy`: another certpilot process held the certificate's lock.
+ */
+export type OutcomeStatus = 'renewed' | 'deployed' | 'valid' | 'waiting' | 'busy' | 'failed' | 'planned';
+
+/** Why a certificate is (or is not) renewed now, with the scheduler's view of when. */
+export interface Decision {
+  name: string;
+  renew: boolean;
+  reason: ScheduleReason;
+  detail: string;
+  /** When renewal is planned (or the next attempt allowed). */
+  renewAt?: Date;
+  /** When this certificate must be looked at again (renewal, retry or ARI poll). */
+  wakeAt?: Date;
+  notAfter?: Date;
+}
 
 export interface CertOutcome {
   name: string;
@@ -52,7 +95,7 @@ export interface CertOutcome {
 
 export interface RenewReport {
   outcomes: CertOutcome[];
-  /** True when every selected certificate is valid afterwards (dry-run: nothing failed). */
+  /** True when nothing failed and every selected certificate is in date afterwards. */
   ok: boolean;
   acmeRequests?: number;
   /** pre/post hook failures (they fail the run too). */
@@ -68,6 +111,10 @@ export interface RenewDeps {
   openSolver?: () => Dns01Solver;
   /** Default: built from `config.notify`. */
   notifier?: Notifier;
+  /** ARI lookahead (default RENEW_LOOKAHEAD_MS; the daemon passes 0). */
+  lookaheadMs?: number;
+  /** How long to wait for another process's lock (default LOCK_WAIT_MS; the daemon passes 0: skip). */
+  lockWaitMs?: number;
   /** Test-only fault hooks. */
   faults?: {
     /** After a new version is installed and before it is deployed (e.g. corrupt the pair). */
@@ -90,10 +137,36 @@ export function selectCertificates(
   return names.map((n) => known.get(n)!);
 }
 
+export function schedulePolicy(config: AgentConfig, lookaheadMs: number): SchedulePolicy {
+  return { ...config.renewal, emergencyRatio: DEFAULT_EMERGENCY_RATIO, lookaheadMs };
+}
+
+/** What is known about one certificate before acting: what is installed, its state, the plan. */
+interface Observed {
+  spec: CertificateSpec;
+  info: CertInfo | null;
+  state: CertState;
+  action: NextAction;
+  /** A version installed earlier whose deploy or verification never finished. */
+  redeploy: boolean;
+}
+
+function toDecision(name: string, action: NextAction, info: CertInfo | null): Decision {
+  return {
+    name,
+    renew: action.renewNow,
+    reason: action.reason,
+    detail: action.detail,
+    renewAt: action.at,
+    wakeAt: action.wakeAt,
+    ...(info ? { notAfter: info.notAfter } : {}),
+  };
+}
+
 /**
- * inspect → plan → issue → store → deploy → verify, for every selected certificate. A
- * certificate whose version is current but whose deploy never completed (see deploy/state.ts)
- * is deployed and verified again without a new order.
+ * inspect → plan (with ARI, backoff and the exact-set guard) → lock → issue → store → deploy →
+ * verify, for every selected certificate. A certificate whose version is current but whose
+ * deploy never completed is deployed and verified again without a new order.
  */
 export async function runRenew(
   config: AgentConfig | DeployAwareConfig,
@@ -101,53 +174,65 @@ export async function runRenew(
   deps: RenewDeps,
 ): Promise<RenewReport> {
   const { log } = deps;
-  const specs = selectCertificates(config as AgentConfig, options.names);
+  const cfg = config as AgentConfig;
+  const specs = selectCertificates(cfg, options.names);
   const settings = deploySettingsOf(config);
   const notifier = deps.notifier ?? createNotifier(settings.notify, log);
   const stateDir = config.storage.stateDir;
-  const store = new CertStore({
-    stateDir: config.storage.stateDir,
-    archiveDepth: config.storage.archiveDepth,
-    log,
-  });
+  const store = new CertStore({ stateDir, archiveDepth: config.storage.archiveDepth, log });
+  const states = new StateStore(stateDir);
+  const policy = schedulePolicy(cfg, deps.lookaheadMs ?? RENEW_LOOKAHEAD_MS);
+  const force = options.force === true;
 
-  const current = new Map<string, CertInfo | null>();
-  await Promise.all(
-    specs.map(async (spec) => {
-      try {
-        current.set(spec.name, (await store.read(spec.name))?.info ?? null);
-      } catch (err) {
-        // An unreadable or mismatched pair on disk is treated as missing: issuing a fresh pair
-        // is the repair, and install() archives what was there.
-        log.warn('stored certificate unusable, will reissue', { cert: spec.name, error: describeError(err) });
-        current.set(spec.name, null);
-      }
-    }),
-  );
+  let directory: Promise<DirectoryInfo> | undefined;
+  const getDirectory = (): Promise<DirectoryInfo> =>
+    (directory ??= cachedDirectoryInfo(config.acme, stateDir, deps.clock.now(), log, deps.signal));
+  // Only certificates that exist can have ARI; a directory lookup is needed only for them.
+  const ariSupported = async (info: CertInfo | null): Promise<boolean> =>
+    info !== null && tryAriCertId(info) !== undefined && (await getDirectory()).renewalInfo !== undefined;
 
-  const decisions = planRenewals(specs, current, deps.clock.now(), config.renewal, { force: options.force });
-  const specByName = new Map(specs.map((s) => [s.name, s]));
+  /** Reads what is installed and persisted, and plans. Used before locking (to decide on the pre hook) and under the lock. */
+  const observe = async (spec: CertificateSpec): Promise<Observed> => {
+    let info: CertInfo | null;
+    try {
+      info = (await store.read(spec.name))?.info ?? null;
+    } catch (err) {
+      // An unreadable or mismatched pair on disk is treated as missing: issuing a fresh pair
+      // is the repair, and install() archives what was there.
+      log.warn('stored certificate unusable, will reissue', { cert: spec.name, error: describeError(err) });
+      info = null;
+    }
+    const { state, problem } = await states.read(spec.name);
+    if (problem) log.warn('renewal state unusable, starting afresh', { cert: spec.name, problem });
+    const now = deps.clock.now();
+    const action = nextAction(
+      spec,
+      info,
+      state,
+      now,
+      policy,
+      { supported: await ariSupported(info) },
+      { force },
+    );
+    let redeploy = false;
+    if (!action.renewNow && info && hasDeployWork(certDeployOf(spec), settings)) {
+      const deployState = await readDeployState(stateDir, spec.name).catch(() => null);
+      redeploy = deployPending(deployState, info.serial);
+    }
+    return { spec, info, state, action, redeploy };
+  };
 
-  // Versions installed by an earlier run whose deploy or verification did not finish.
-  const redeploy = new Set<string>();
-  await Promise.all(
-    decisions.map(async (d) => {
-      const spec = specByName.get(d.name)!;
-      if (d.renew || !hasDeployWork(certDeployOf(spec), settings)) return;
-      const state = await readDeployState(stateDir, d.name).catch(() => null);
-      if (deployPending(state, current.get(d.name)?.serial)) redeploy.add(d.name);
-    }),
-  );
+  const planned = await Promise.all(specs.map(observe));
 
   if (options.dryRun) {
     return {
       ok: true,
-      outcomes: decisions.map((d) => ({
-        name: d.name,
-        status: d.renew || redeploy.has(d.name) ? 'planned' : 'valid',
-        decision: d,
-        serial: current.get(d.name)?.serial,
-        notAfter: current.get(d.name)?.notAfter,
+      outcomes: planned.map((o) => ({
+        name: o.spec.name,
+        status: o.action.renewNow || o.redeploy ? 'planned' : isHeldBack(o.action) ? 'waiting' : 'valid',
+        decision: toDecision(o.spec.name, o.action, o.info),
+        serial: o.info?.serial,
+        notAfter: o.info?.notAfter,
       })),
     };
   }
@@ -159,24 +244,30 @@ export async function runRenew(
     acme ??= deps.openAcme();
     return acme;
   };
-
   const getSolver = (): Dns01Solver => {
     solver ??= deps.openSolver?.();
     if (!solver) throw new CertpilotError('DNS_NO_PROVIDER', 'renew: no DNS-01 solver available');
     return solver;
   };
-
-  // Challenge records left by a run that was killed (its journal survived it). Done for every
-  // leftover entry, due or not: a forced run that died leaves records behind a valid cert.
   const journal = new ChallengeJournal(stateDir);
+
+  // Journals of certificates no longer configured (a run was killed, then the config changed):
+  // nobody else will ever clean them. Configured ones are replayed under their own lock below.
+  const configured = new Set(cfg.certificates.map((c) => c.name));
   for (const name of await journal.pending()) {
-    if (specByName.has(name) || !config.certificates.some((c) => c.name === name)) {
+    if (configured.has(name)) continue;
+    const lock = await acquireLock(stateDir, name, { wait: false, purpose: 'recover' });
+    if (!lock) continue;
+    try {
       await recoverInterrupted(name, journal, getSolver, log, deps.signal);
+    } finally {
+      await lock.release();
     }
   }
+  const pendingJournals = new Set(await journal.pending());
 
   const hookErrors: string[] = [];
-  const working = decisions.filter((d) => d.renew || redeploy.has(d.name)).map((d) => d.name);
+  const working = planned.filter((o) => o.action.renewNow || o.redeploy).map((o) => o.spec.name);
   // pre: once, and only when some renewal or deploy work will happen.
   if (working.length > 0 && settings.hooks.pre.length > 0) {
     hookErrors.push(
@@ -259,142 +350,242 @@ export async function runRenew(
     );
   };
 
-  const work = async (decision: Decision): Promise<CertOutcome> => {
-    const info = current.get(decision.name) ?? undefined;
-    const spec = specByName.get(decision.name)!;
-    if (!decision.renew && !redeploy.has(decision.name)) {
-      return {
-        name: decision.name,
-        status: 'valid',
-        decision,
-        serial: info?.serial,
-        notAfter: info?.notAfter,
-      };
+  /** Polls ARI when due and folds the answer into the state; returns the re-planned action. */
+  const pollAri = async (o: Observed): Promise<Observed> => {
+    const now = deps.clock.now();
+    if (!o.info || !o.action.pollAriAt || o.action.pollAriAt.getTime() > now.getTime()) return o;
+    const certId = tryAriCertId(o.info);
+    const dir = await getDirectory();
+    if (!certId || !dir.renewalInfo) return o;
+    let state: CertState;
+    try {
+      const ca = config.acme.caBundle ? await readFile(config.acme.caBundle, 'utf8') : undefined;
+      const info = await fetchRenewalInfo(dir.renewalInfo, certId, {
+        timeoutMs: config.acme.requestTimeoutMs,
+        ...(ca ? { ca } : {}),
+        ...(deps.signal ? { signal: deps.signal } : {}),
+      });
+      state = withRenewalInfo(o.state, certId, info, now);
+      log.info('renewal information', {
+        cert: o.spec.name,
+        windowStart: info.window.start,
+        windowEnd: info.window.end,
+        ...(info.explanationURL ? { explanation: info.explanationURL } : {}),
+      });
+    } catch (err) {
+      state = withAriError(o.state, certId, err, now);
+      log.warn('renewal information unavailable', { cert: o.spec.name, error: describeError(err) });
     }
+    const action = nextAction(o.spec, o.info, state, now, policy, { supported: true }, { force });
+    return { ...o, state, action };
+  };
+
+  const work = async (first: Observed): Promise<CertOutcome> => {
+    const { spec } = first;
     const clog = log.child({ cert: spec.name });
     const started = performance.now();
+    const hasWork =
+      first.action.renewNow ||
+      first.redeploy ||
+      first.action.reason === 'guarded' ||
+      pendingJournals.has(spec.name);
+    // Nothing to do and no ARI poll due: no lock, no writes (a no-op run stays cheap and
+    // never waits for a daemon that is busy with this certificate).
+    const ariDue =
+      first.action.pollAriAt !== undefined && first.action.pollAriAt.getTime() <= deps.clock.now().getTime();
+    if (!hasWork && !ariDue) return outcomeFor(first, 'valid');
+
+    let lock: Lock | null;
+    const waitMs = deps.lockWaitMs ?? LOCK_WAIT_MS;
+    try {
+      lock = await acquireLock(stateDir, spec.name, {
+        wait: waitMs > 0,
+        timeoutMs: waitMs,
+        purpose: 'renew',
+        ...(deps.signal ? { signal: deps.signal } : {}),
+        onBusy: (holder) => clog.info('waiting for another certpilot process', { holderPid: holder?.pid }),
+      });
+    } catch (err) {
+      if (err instanceof CertpilotError && err.code === 'LOCKED') lock = null;
+      else throw err;
+    }
+    if (!lock) {
+      clog.warn('another certpilot process is working on this certificate; skipped');
+      return { ...outcomeFor(first, 'busy'), error: 'another certpilot process holds its lock' };
+    }
+    try {
+      if (pendingJournals.has(spec.name))
+        await recoverInterrupted(spec.name, journal, getSolver, clog, deps.signal);
+      // Under the lock, look again: another process may have renewed it meanwhile.
+      let o = await observe(spec);
+      o = await pollAri(o);
+      const outcome = await act(o, clog, started);
+      return outcome;
+    } finally {
+      await lock.release();
+    }
+  };
+
+  const outcomeFor = (o: Observed, status: OutcomeStatus): CertOutcome => ({
+    name: o.spec.name,
+    status,
+    decision: toDecision(o.spec.name, o.action, o.info),
+    serial: o.info?.serial,
+    notAfter: o.info?.notAfter,
+  });
+
+  /** Runs under the certificate's lock. Persists the scheduling state whatever happens. */
+  const act = async (o: Observed, clog: Logger, started: number): Promise<CertOutcome> => {
+    const { spec, info, action } = o;
+    let state = o.state;
     const failedOutcome = (err: unknown, what: string): CertOutcome => {
       const message = describeError(err);
       clog.error(what, { error: message });
       return {
-        name: spec.name,
-        status: 'failed',
-        decision,
-        serial: info?.serial,
-        notAfter: info?.notAfter,
+        ...outcomeFor(o, 'failed'),
         error: message,
         errorCode: err instanceof CertpilotError ? err.code : undefined,
         durationMs: Math.round(performance.now() - started),
       };
     };
-    if (preFailed) return failedOutcome(new Error('skipped: a pre hook failed'), 'not renewed');
-    const preErrors = await perCertHooks(spec, 'pre', {});
-    if (preErrors.length > 0) return failedOutcome(new Error(preErrors.join('; ')), 'pre hook failed');
-
-    if (!decision.renew) {
-      // A version from an earlier run that was never verified: deploy it again, no new order.
-      clog.info('deploy pending from an earlier run; deploying again without a new order', {
-        serial: info?.serial,
-      });
-      try {
-        const previous = info ? await findPrevious(store, spec.name, info.serial) : null;
-        const result = await deployFor(spec, clog, undefined, previous?.info.serial, previous?.dir);
-        return withDeploy(
-          {
-            name: spec.name,
-            status: 'deployed',
-            decision,
-            serial: info?.serial,
-            notAfter: info?.notAfter,
-            durationMs: Math.round(performance.now() - started),
-          },
-          result,
-        );
-      } catch (err) {
-        return failedOutcome(err, 'deploy failed');
-      }
-    }
-
-    clog.info('renewing', { reason: decision.reason, detail: decision.detail });
     try {
-      const service = await getAcme();
-      const keyPem = await chooseKey(spec, store, info);
-      const signal = withDeadline(deps.signal, ORDER_TIMEOUT_MS);
-      const issued = await service.issue({
-        name: spec.name,
-        domains: spec.domains,
-        keyPem,
-        providerFor: (domain) => providerFor(spec, domain),
-        solver: getSolver(),
-        signal,
-        journal,
-      });
-      const installed = await store.install(spec.name, issued, spec.outputs);
-      clog.info('certificate installed', {
-        serial: installed.info.serial,
-        notAfter: installed.info.notAfter,
-      });
-      await deps.faults?.afterInstall?.(spec.name, store.paths(spec.name));
-      const renewed: CertOutcome = {
-        name: spec.name,
-        status: 'renewed',
-        decision,
-        serial: installed.info.serial,
-        notAfter: installed.info.notAfter,
-        durationMs: Math.round(performance.now() - started),
-      };
-      try {
-        const files: StoredCertificate = {
-          name: spec.name,
-          info: installed.info,
-          dir: store.paths(spec.name).dir,
-          ...issued,
-        };
-        return withDeploy(renewed, await deployFor(spec, clog, files, info?.serial, installed.archived));
-      } catch (err) {
-        // Deploy machinery itself failed (state not writable...): the new version stays
-        // installed and its deploy state says pending, so the next run retries.
+      if (action.reason === 'guarded') {
+        const message = `renew: ${action.detail}`;
+        clog.error('exact-set guard: not ordering again', { detail: action.detail });
+        await notifier.notify({ kind: 'renewal-failed', cert: spec.name, domains: spec.domains, message });
         return {
-          ...failedOutcome(err, 'deploy failed'),
+          ...failedOutcome(new CertpilotError('ACME_RATE_LIMITED', message), 'renewal held back'),
+          errorCode: 'GUARDED',
+        };
+      }
+      if (!action.renewNow && !o.redeploy) {
+        const waiting = isHeldBack(action);
+        if (waiting) clog.info('renewal due but held back', { reason: action.reason, detail: action.detail });
+        return outcomeFor(o, waiting ? 'waiting' : 'valid');
+      }
+      if (preFailed) return failedOutcome(new Error('skipped: a pre hook failed'), 'not renewed');
+      const preErrors = await perCertHooks(spec, 'pre', {});
+      if (preErrors.length > 0) return failedOutcome(new Error(preErrors.join('; ')), 'pre hook failed');
+
+      if (!action.renewNow) {
+        // A version from an earlier run that was never verified: deploy it again, no new order.
+        clog.info('deploy pending from an earlier run; deploying again without a new order', {
+          serial: info?.serial,
+        });
+        try {
+          const previous = info ? await findPrevious(store, spec.name, info.serial) : null;
+          const result = await deployFor(spec, clog, undefined, previous?.info.serial, previous?.dir);
+          return withDeploy(
+            { ...outcomeFor(o, 'deployed'), durationMs: Math.round(performance.now() - started) },
+            result,
+          );
+        } catch (err) {
+          return failedOutcome(err, 'deploy failed');
+        }
+      }
+
+      clog.info('renewing', { reason: action.reason, detail: action.detail });
+      try {
+        const service = await getAcme();
+        const keyPem = await chooseKey(spec, store, info ?? undefined);
+        const signal = withDeadline(deps.signal, ORDER_TIMEOUT_MS);
+        const issued = await service.issue({
+          name: spec.name,
+          domains: spec.domains,
+          keyPem,
+          providerFor: (domain) => providerFor(spec, domain),
+          solver: getSolver(),
+          signal,
+          journal,
+          ...(action.replaces ? { replaces: action.replaces } : {}),
+          ...(spec.profile ? { profile: spec.profile } : {}),
+        });
+        // Counted at once: the CA has issued, whatever happens to the files next.
+        state = withOrder(state, spec.domains, deps.clock.now());
+        const installed = await store.install(spec.name, issued, spec.outputs);
+        state = afterSuccess(state, installed.info, deps.clock.now());
+        clog.info('certificate installed', {
           serial: installed.info.serial,
           notAfter: installed.info.notAfter,
+        });
+        await deps.faults?.afterInstall?.(spec.name, store.paths(spec.name));
+        const after = nextAction(spec, installed.info, state, deps.clock.now(), policy, {
+          supported: await ariSupported(installed.info),
+        });
+        const renewed: CertOutcome = {
+          name: spec.name,
+          status: 'renewed',
+          decision: { ...toDecision(spec.name, action, info), wakeAt: after.wakeAt },
+          serial: installed.info.serial,
+          notAfter: installed.info.notAfter,
+          durationMs: Math.round(performance.now() - started),
         };
+        try {
+          const files: StoredCertificate = {
+            name: spec.name,
+            info: installed.info,
+            dir: store.paths(spec.name).dir,
+            ...issued,
+          };
+          return withDeploy(renewed, await deployFor(spec, clog, files, info?.serial, installed.archived));
+        } catch (err) {
+          // Deploy machinery itself failed (state not writable...): the new version stays
+          // installed and its deploy state says pending, so the next run retries.
+          return {
+            ...failedOutcome(err, 'deploy failed'),
+            serial: installed.info.serial,
+            notAfter: installed.info.notAfter,
+          };
+        }
+      } catch (err) {
+        state = afterFailure(state, failureFromError(err), deps.clock.now());
+        const outcome = failedOutcome(err, 'renewal failed');
+        outcome.decision = { ...outcome.decision, wakeAt: state.failures.nextRetryAt };
+        await notifier.notify({
+          kind: 'renewal-failed',
+          cert: spec.name,
+          domains: spec.domains,
+          serial: info?.serial,
+          notAfter: info?.notAfter,
+          message: outcome.error ?? 'renewal failed',
+        });
+        return outcome;
       }
-    } catch (err) {
-      const outcome = failedOutcome(err, 'renewal failed');
-      await notifier.notify({
-        kind: 'renewal-failed',
-        cert: spec.name,
-        domains: spec.domains,
-        serial: info?.serial,
-        notAfter: info?.notAfter,
-        message: outcome.error ?? 'renewal failed',
-      });
-      return outcome;
+    } finally {
+      await states
+        .write(state, deps.clock.now())
+        .catch((err: unknown) => clog.error('renewal state not saved', { error: describeError(err) }));
     }
   };
 
-  const outcomes = await mapLimit(decisions, config.concurrency, async (decision) => {
-    const outcome = await work(decision);
-    if (decision.renew || redeploy.has(decision.name)) {
-      const spec = specByName.get(decision.name)!;
+  const outcomes = await mapLimit(planned, config.concurrency, async (o) => {
+    const outcome = await work(o);
+    if (
+      outcome.status === 'renewed' ||
+      outcome.status === 'deployed' ||
+      (outcome.status === 'failed' && outcome.decision.renew)
+    ) {
       const ok = outcome.status !== 'failed';
-      const errors = await perCertHooks(spec, 'post', postVars(ok ? [spec.name] : [], ok ? [] : [spec.name]));
+      const errors = await perCertHooks(
+        o.spec,
+        'post',
+        postVars(ok ? [o.spec.name] : [], ok ? [] : [o.spec.name]),
+      );
       if (errors.length > 0) hookErrors.push(...errors);
     }
     return outcome;
   });
 
   // Let's Encrypt no longer mails expiry warnings: say it when a failure leaves little time.
-  const now = deps.clock.now().getTime();
+  const nowMs = deps.clock.now().getTime();
   for (const o of outcomes) {
     if (o.status !== 'failed') continue;
-    const left = o.notAfter ? o.notAfter.getTime() - now : 0;
+    const left = o.notAfter ? o.notAfter.getTime() - nowMs : 0;
     if (left < settings.notify.criticalDays * DAY_MS) {
       await notifier.notify({
         kind: 'critical',
         cert: o.name,
-        domains: specByName.get(o.name)?.domains,
+        domains: specs.find((s) => s.name === o.name)?.domains,
         serial: o.serial,
         notAfter: o.notAfter,
         message: o.notAfter
@@ -422,12 +613,22 @@ export async function runRenew(
   const service = acme ? await acme.catch(() => undefined) : undefined;
   service?.close();
   await solver?.close();
+  // In date afterwards: a certificate held back by backoff is fine while it is still valid.
+  const inDate = (o: CertOutcome): boolean => o.notAfter !== undefined && o.notAfter.getTime() > nowMs;
   return {
     outcomes,
-    ok: outcomes.every((o) => o.status !== 'failed') && hookErrors.length === 0,
+    ok:
+      outcomes.every(
+        (o) => o.status !== 'failed' && (o.status !== 'waiting' && o.status !== 'busy' ? true : inDate(o)),
+      ) && hookErrors.length === 0,
     acmeRequests: service?.stats.total,
     ...(hookErrors.length > 0 ? { hookErrors } : {}),
   };
+}
+
+/** Due, but an earlier failure (backoff, rate limit) or the exact-set guard holds it back. */
+function isHeldBack(action: NextAction): boolean {
+  return action.reason === 'backoff' || action.reason === 'rate-limited' || action.reason === 'guarded';
 }
 
 async function chooseKey(
@@ -445,10 +646,11 @@ async function chooseKey(
 /** Per-domain mapping first, then the certificate's default provider. The loader guarantees one exists. */
 export function providerFor(spec: CertificateSpec, domain: string): string {
   const p = spec.domainProviders[domain] ?? spec.dnsProvider;
-  if (!p)
+  if (!p) {
     throw new CertpilotError(
       'DNS_NO_PROVIDER',
       `renew: no DNS provider configured for ${domain} in certificate "${spec.name}"`,
     );
+  }
   return p;
 }

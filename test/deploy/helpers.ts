@@ -25,7 +25,7 @@ export function baseConfig(stateDir: string, certificates: CertificateSpec[]): A
     source: '(test)',
     acme: { directoryUrl: 'https://127.0.0.1:1/dir', termsAgreed: true, requestTimeoutMs: 1000 },
     storage: { stateDir, archiveDepth: 3 },
-    renewal: { renewRatio: 1 / 3, shortLifetimeRatio: 1 / 2, shortLifetimeDays: 10, maxOrdersPerWeek: 3 },
+    renewal: { renewRatio: 1 / 3, shortLifetimeRatio: 1 / 2, shortLifetimeDays: 10, maxOrdersPerWeek: 20 }, // tests force renewals repeatedly
     defaultKeyType: 'ec-p256',
     concurrency: 2,
     daemon: { checkIntervalMs: 600_000 },

@@ -16,7 +16,9 @@ import type { Testbed } from '../helpers/testbed';
  */
 
 export async function loadBase(tb: Testbed, certificates: unknown[]): Promise<AgentConfig> {
-  return loadConfig({ path: await tb.writeConfig(certificates), env: {} });
+  // Deploy tests force the same names many times; the exact-set guard is tested on its own.
+  const extra = { defaults: { renewal: { maxOrdersPerWeek: 50 } } };
+  return loadConfig({ path: await tb.writeConfig(certificates, extra), env: {} });
 }
 
 export interface RenewRun {
