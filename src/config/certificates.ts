@@ -280,12 +280,18 @@ function validateCertificate(
   let profile: string | undefined;
   if (isSet(raw.profile)) {
     // RFC 8555 profile names are short tokens (Let's Encrypt: classic, tlsserver, shortlived).
-    if (typeof raw.profile === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/i.test(raw.profile)) profile = raw.profile;
+    if (typeof raw.profile === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/i.test(raw.profile))
+      profile = raw.profile;
     else issues.add(childPath(base, 'profile'), 'must be a profile name such as "tlsserver" or "shortlived"');
   }
   const dns = validateCertDns(raw.dns, domains, base, ctx, issues);
   const outputs = validateOutputs(raw.outputs, base, issues);
-  const thresholds = parseCertificateCheck(raw.check, base, ctx.thresholds ?? DEFAULT_CHECK.thresholds, issues);
+  const thresholds = parseCertificateCheck(
+    raw.check,
+    base,
+    ctx.thresholds ?? DEFAULT_CHECK.thresholds,
+    issues,
+  );
 
   // With exactly one instance configured there is nothing to choose: use it.
   const fallback = ctx.providerNames.length === 1 ? ctx.providerNames[0] : undefined;

@@ -411,6 +411,7 @@ export function parseListen(value: unknown): { host: string; port: number } | un
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d+)$/.exec(value.trim());
   if (!m) throw new Error(`must be "host:port" (IPv6 as "[::1]:9612"), not ${JSON.stringify(value)}`);
   const host = m[1] ?? m[2]!;
-  if (!net.isIP(host) && host !== 'localhost') throw new Error(`${JSON.stringify(host)} is not an IP address`);
+  if (!net.isIP(host) && host !== 'localhost')
+    throw new Error(`${JSON.stringify(host)} is not an IP address`);
   return { host, port: parsePort(Number(m[3])) };
 }

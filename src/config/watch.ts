@@ -5,7 +5,13 @@ import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_PROBE_CONCURRENCY,
 } from '../inspect/remote';
-import { parseAbsolutePath, parseBoolean, parseCertificateDomain, parseDuration, parseInteger } from './formats';
+import {
+  parseAbsolutePath,
+  parseBoolean,
+  parseCertificateDomain,
+  parseDuration,
+  parseInteger,
+} from './formats';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
 import type {
   AgentConfig,
@@ -63,12 +69,12 @@ export function resolveThresholds(base: ThresholdSettings, over: ThresholdOverri
   return {
     warningDays: over.warningDays ?? base.warningDays,
     criticalDays: over.criticalDays ?? base.criticalDays,
-    ...(over.warningRatio ?? base.warningRatio) !== undefined
+    ...((over.warningRatio ?? base.warningRatio) !== undefined
       ? { warningRatio: over.warningRatio ?? base.warningRatio }
-      : {},
-    ...(over.criticalRatio ?? base.criticalRatio) !== undefined
+      : {}),
+    ...((over.criticalRatio ?? base.criticalRatio) !== undefined
       ? { criticalRatio: over.criticalRatio ?? base.criticalRatio }
-      : {},
+      : {}),
   };
 }
 
@@ -77,27 +83,37 @@ export function resolveThresholds(base: ThresholdSettings, over: ThresholdOverri
 const isSet = (v: unknown): boolean => v !== undefined && v !== null;
 
 function parseDays(v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`must be a number of days, not ${describeType(v)}`);
-  if (v <= 0 || v > MAX_THRESHOLD_DAYS) throw new Error(`must be greater than 0 and at most ${MAX_THRESHOLD_DAYS}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new Error(`must be a number of days, not ${describeType(v)}`);
+  if (v <= 0 || v > MAX_THRESHOLD_DAYS)
+    throw new Error(`must be greater than 0 and at most ${MAX_THRESHOLD_DAYS}`);
   return v;
 }
 
 /** 1 is allowed: min(days, 1 × lifetime) is the day rule alone, the way to turn the fraction off. */
 function parseThresholdRatio(v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`must be a number, not ${describeType(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new Error(`must be a number, not ${describeType(v)}`);
   if (v <= 0 || v > 1) throw new Error('must be greater than 0 and at most 1 (a fraction of the lifetime)');
   return v;
 }
 
 function parseName(v: unknown): string {
-  if (typeof v !== 'string' || v.trim() === '') throw new Error(`must be a non-empty string, not ${describeType(v)}`);
+  if (typeof v !== 'string' || v.trim() === '')
+    throw new Error(`must be a non-empty string, not ${describeType(v)}`);
   if (/[\0\r\n]/.test(v)) throw new Error('must not contain line breaks or NUL characters');
   return v.trim();
 }
 
-function unknownKeys(raw: Record<string, unknown>, allowed: readonly string[], base: string, issues: IssueList): void {
+function unknownKeys(
+  raw: Record<string, unknown>,
+  allowed: readonly string[],
+  base: string,
+  issues: IssueList,
+): void {
   for (const key of Object.keys(raw)) {
-    if (!allowed.includes(key)) issues.add(childPath(base, key), `unknown key (allowed: ${allowed.join(', ')})`);
+    if (!allowed.includes(key))
+      issues.add(childPath(base, key), `unknown key (allowed: ${allowed.join(', ')})`);
   }
 }
 
@@ -151,20 +167,17 @@ function parseOverrides(m: Record<string, unknown>, base: string, issues: IssueL
 }
 
 /**
- * A warning threshold below the critical one would never be seen: the certificate jumps from
- * OK to CRITICAL. That is a mistake in the file, reported where the effective values meet.
+ * A warning day count below the critical one would never be seen: the certificate jumps from
+ * OK to CRITICAL. Ratios are not compared: each is capped by its day count, so a smaller
+ * warning ratio can still warn first (and criticalRatio 1 is how the fraction rule is turned
+ * off). Checked only where the entry sets a threshold, so one bad global value is reported once.
  */
-function checkOrder(t: ThresholdSettings, base: string, issues: IssueList): void {
+function checkOrder(t: ThresholdSettings, over: ThresholdOverrides, base: string, issues: IssueList): void {
+  if (Object.keys(over).length === 0) return;
   if (t.warningDays < t.criticalDays) {
     issues.add(
-      childPath(base, 'warningDays'),
-      `${t.warningDays} is less than criticalDays (${t.criticalDays}): the warning would never show`,
-    );
-  }
-  if (t.warningRatio !== undefined && t.criticalRatio !== undefined && t.warningRatio < t.criticalRatio) {
-    issues.add(
-      childPath(base, 'warningRatio'),
-      `${t.warningRatio} is less than criticalRatio (${t.criticalRatio}): the warning would never show`,
+      childPath(base, over.warningDays !== undefined ? 'warningDays' : 'criticalDays'),
+      `warningDays (${t.warningDays}) is less than criticalDays (${t.criticalDays}): the warning would never show`,
     );
   }
 }
@@ -179,8 +192,9 @@ export function parseCheckSection(raw: unknown, issues: IssueList): CheckSetting
     return undefined;
   }
   unknownKeys(raw, CHECK_KEYS, 'check', issues);
-  const thresholds = resolveThresholds(DEFAULT_CHECK.thresholds, parseOverrides(raw, 'check', issues));
-  checkOrder(thresholds, 'check', issues);
+  const over = parseOverrides(raw, 'check', issues);
+  const thresholds = resolveThresholds(DEFAULT_CHECK.thresholds, over);
+  checkOrder(thresholds, over, 'check', issues);
   return {
     thresholds,
     connectTimeoutMs:
@@ -193,7 +207,12 @@ export function parseCheckSection(raw: unknown, issues: IssueList): CheckSetting
   };
 }
 
-function parseWatchedFile(raw: unknown, base: string, global: ThresholdSettings, issues: IssueList): WatchedFile | undefined {
+function parseWatchedFile(
+  raw: unknown,
+  base: string,
+  global: ThresholdSettings,
+  issues: IssueList,
+): WatchedFile | undefined {
   if (typeof raw === 'string') {
     try {
       return { path: parseAbsolutePath(raw), checkChain: true, thresholds: {} };
@@ -214,7 +233,7 @@ function parseWatchedFile(raw: unknown, base: string, global: ThresholdSettings,
   const checkChain = opt(raw, 'checkChain', base, parseBoolean, issues) ?? true;
   const names = parseNames(raw, base, issues);
   const thresholds = parseOverrides(raw, base, issues);
-  checkOrder(resolveThresholds(global, thresholds), base, issues);
+  checkOrder(resolveThresholds(global, thresholds), thresholds, base, issues);
   if (file === undefined || issues.hasAt(base)) return undefined;
   return {
     path: file,
@@ -256,11 +275,12 @@ function parseWatchedEndpoint(
   let starttls: 'smtp' | undefined;
   if (isSet(extra.starttls)) {
     if (extra.starttls === 'smtp') starttls = 'smtp';
-    else issues.add(childPath(base, 'starttls'), 'must be smtp (the only protocol upgraded with STARTTLS here)');
+    else
+      issues.add(childPath(base, 'starttls'), 'must be smtp (the only protocol upgraded with STARTTLS here)');
   }
   const names = parseNames(extra, base, issues);
   const thresholds = parseOverrides(extra, base, issues);
-  checkOrder(resolveThresholds(global, thresholds), base, issues);
+  checkOrder(resolveThresholds(global, thresholds), thresholds, base, issues);
   if (!endpoint || issues.hasAt(base)) return undefined;
   const portGiven = isPlainObject(raw) && isSet(raw.port);
   return {
@@ -318,6 +338,6 @@ export function parseCertificateCheck(
   }
   unknownKeys(raw, THRESHOLD_KEYS, p, issues);
   const over = parseOverrides(raw, p, issues);
-  checkOrder(resolveThresholds(global, over), p, issues);
+  checkOrder(resolveThresholds(global, over), over, p, issues);
   return over;
 }

@@ -1,5 +1,6 @@
 import { domainToASCII } from 'node:url';
-import { keyMatchesCertificate, lifetimeMs, parseCertificate, type CertInfo } from '../x509';
+import { keyMatchesCertificate, lifetimeMs, type CertInfo } from '../x509';
+import { parseCertificateCached } from './parse-cache';
 
 /**
  * Pure assessment of one certificate: how close it is to expiry and what is wrong with it.
@@ -61,7 +62,11 @@ export type FindingCode =
   | 'unreachable'
   | 'untrusted'
   | 'handshake-timeout'
-  | 'not-tls';
+  | 'not-tls'
+  /** A managed certificate never installed, or a watch pattern that matches no file. */
+  | 'missing'
+  /** A file (certificate, key, CA bundle, stored version) that exists but cannot be used. */
+  | 'unreadable';
 
 /** `info` never changes the status; it is reported so an operator sees it. */
 export type Severity = 'info' | 'warning' | 'critical';
@@ -283,7 +288,7 @@ function chainFindings(leaf: CertInfo, chainPems: readonly string[]): Finding[] 
   const chain: CertInfo[] = [];
   for (const [i, pem] of chainPems.entries()) {
     try {
-      chain.push(parseCertificate(pem));
+      chain.push(parseCertificateCached(pem));
     } catch (err) {
       return [
         {

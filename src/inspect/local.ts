@@ -3,7 +3,8 @@ import path from 'node:path';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { throwIfAborted } from '../core/abort';
 import { describeError } from '../core/errors';
-import { parseCertificate, splitPemChain, type CertInfo } from '../x509';
+import { splitPemChain, type CertInfo } from '../x509';
+import { parseCertificateCached } from './parse-cache';
 import { mapWithConcurrency } from './concurrency';
 import { assessCertificate, type AssessContext, type CheckStatus, type Finding } from './findings';
 
@@ -93,7 +94,7 @@ export async function inspectFile(file: string, ctx: FileInspectContext): Promis
   try {
     pems = splitPemChain(text);
     if (pems.length === 0) return failed(file, `inspect: ${file} holds no certificate`);
-    [leaf, ...chain] = pems.map((p) => parseCertificate(p)) as [CertInfo, ...CertInfo[]];
+    [leaf, ...chain] = pems.map((p) => parseCertificateCached(p)) as [CertInfo, ...CertInfo[]];
   } catch (err) {
     return failed(file, `inspect: cannot parse ${file}: ${describeError(err)}`);
   }

@@ -1,10 +1,13 @@
+import { getMaxListeners, setMaxListeners } from 'node:events';
+import type { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { throwIfAborted } from '../core/abort';
 import { abortError, describeError } from '../core/errors';
-import { parseCertificate, type CertInfo } from '../x509';
+import { type CertInfo } from '../x509';
+import { parseCertificateCached } from './parse-cache';
 import { mapWithConcurrency } from './concurrency';
 import {
   assessCertificate,
@@ -254,17 +257,53 @@ function handshakeFailure(err: unknown, where: string): ProbeFailure {
   return new ProbeFailure('not-tls', `tls: handshake with ${where} failed: ${tlsReason(err)}`);
 }
 
-function readChain(socket: tls.TLSSocket): CertInfo[] {
-  const pems: string[] = [];
+/**
+ * The served chain, leaf first, as DER. When the chain verified, Node has already converted it
+ * into JS objects for its host name check (getPeerCertificate(true), ~0.45 ms a handshake) and
+ * `identityCert` is that object, captured from checkServerIdentity: reading it again cost as
+ * much once more over 1,000 endpoints (bench/README.md). Otherwise OpenSSL's certificates are
+ * taken directly (getPeerX509Certificate), without the conversion.
+ */
+function readChain(socket: tls.TLSSocket, identityCert: tls.DetailedPeerCertificate | undefined): CertInfo[] {
+  const ders: Buffer[] = [];
   const seen = new Set<string>();
-  let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
   // A self-signed root is its own issuerCertificate: stop at the first repeat.
-  while (cert?.raw && !seen.has(cert.fingerprint256)) {
-    seen.add(cert.fingerprint256);
-    pems.push(derToPem(cert.raw));
-    cert = cert.issuerCertificate;
+  if (identityCert) {
+    let cert: tls.DetailedPeerCertificate | undefined = identityCert;
+    while (cert?.raw && !seen.has(cert.fingerprint256)) {
+      seen.add(cert.fingerprint256);
+      ders.push(cert.raw);
+      cert = cert.issuerCertificate;
+    }
+  } else {
+    let cert: X509Certificate | undefined = socket.getPeerX509Certificate();
+    while (cert && !seen.has(cert.fingerprint256)) {
+      seen.add(cert.fingerprint256);
+      ders.push(cert.raw);
+      cert = cert.issuerCertificate;
+    }
   }
-  return pems.map((p) => parseCertificate(p));
+  return ders.map((d) => parseCertificateCached(derToPem(d)));
+}
+
+/**
+ * One SecureContext per trust store (system CAs, or each CA bundle), reused by every probe.
+ * Building one parses every CA certificate again (the system store has ~150), which cost more
+ * than the handshake itself when 1,000 endpoints were probed. Reuse is safe: a Node client only
+ * resumes a TLS session when handed one explicitly, so each probe still gets the full chain.
+ */
+const MAX_CONTEXTS = 64;
+const contexts = new Map<string, tls.SecureContext>();
+
+function secureContextFor(caBundle: string | undefined): tls.SecureContext {
+  const key = caBundle ?? '';
+  let ctx = contexts.get(key);
+  if (!ctx) {
+    ctx = tls.createSecureContext(caBundle !== undefined ? { ca: caBundle } : {});
+    if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value as string);
+    contexts.set(key, ctx);
+  }
+  return ctx;
 }
 
 /**
@@ -314,6 +353,7 @@ export async function probeEndpoint(opts: ProbeOptions): Promise<ProbeResult> {
     }
 
     const servername = opts.servername ?? (net.isIP(opts.host) ? undefined : opts.host);
+    let identityCert: tls.DetailedPeerCertificate | undefined;
     const secure = tls.connect({
       socket: raw,
       // `host` is what Node's checkServerIdentity verifies when there is no servername (IP SANs).
@@ -322,7 +362,12 @@ export async function probeEndpoint(opts: ProbeOptions): Promise<ProbeResult> {
       // Read expired, self-signed and misnamed chains too; trust is judged from `authorized`,
       // which Node still computes (chain verification plus checkServerIdentity).
       rejectUnauthorized: false,
-      ...(opts.caBundle !== undefined ? { ca: opts.caBundle } : {}),
+      secureContext: secureContextFor(opts.caBundle),
+      // Node's own check, unchanged; the certificate object it is given is kept for readChain.
+      checkServerIdentity: (hostname, cert) => {
+        identityCert = cert as tls.DetailedPeerCertificate;
+        return tls.checkServerIdentity(hostname, cert);
+      },
     });
     sockets.push(secure);
     secure.on('error', () => undefined);
@@ -345,7 +390,7 @@ export async function probeEndpoint(opts: ProbeOptions): Promise<ProbeResult> {
 
     let chain: CertInfo[];
     try {
-      chain = readChain(secure);
+      chain = readChain(secure, identityCert);
     } catch (err) {
       throw new ProbeFailure(
         'not-tls',
@@ -386,9 +431,13 @@ export function probeMany(
   opts: ProbeManyOptions = {},
 ): Promise<ProbeResult[]> {
   const shared = opts.signal;
+  const concurrency = opts.concurrency ?? DEFAULT_PROBE_CONCURRENCY;
+  // Every probe in flight listens on the shared signal (several phases each); that is expected,
+  // not the leak Node's default limit of 10 listeners warns about.
+  if (shared) setMaxListeners(Math.max(getMaxListeners(shared), concurrency * 4), shared);
   return mapWithConcurrency(
     endpoints,
-    opts.concurrency ?? DEFAULT_PROBE_CONCURRENCY,
+    concurrency,
     (ep) =>
       probeEndpoint(
         shared ? { ...ep, signal: ep.signal ? AbortSignal.any([ep.signal, shared]) : shared } : ep,

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { CheckResult } from '../inspect/check';
 import type { CheckStatus } from '../inspect/findings';
 import type { FileInspection } from '../inspect/local';
 import type { EndpointAssessment, ProbeResult } from '../inspect/remote';
@@ -75,12 +76,43 @@ export function endpointMetrics(
   };
 }
 
+/** Metrics record of one `certpilot check` row (src/inspect/check.ts). */
+export function checkResultMetrics(r: CheckResult): CertificateMetrics {
+  return {
+    name: r.name,
+    source: r.source,
+    endpoint: r.target,
+    status: r.status,
+    ...(r.certificate ? { certificate: r.certificate } : {}),
+    ...(r.probeSuccess !== undefined ? { probeSuccess: r.probeSuccess } : {}),
+    ...(r.served !== undefined ? { servesCurrent: r.served === 'current' } : {}),
+  };
+}
+
 const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
 
+export interface RegistryOptions {
+  /**
+   * When the check ran. Exported as certpilot_check_timestamp_seconds because a textfile keeps
+   * its values after the timer that writes it stops: alert on `time() - ... > interval`.
+   */
+  readonly checkedAt?: Date;
+}
+
 /** A fresh Registry (not the global one, so repeated runs and tests never collide) holding the results. */
-export async function buildMetricsRegistry(results: readonly CertificateMetrics[]): Promise<Registry> {
+export async function buildMetricsRegistry(
+  results: readonly CertificateMetrics[],
+  options: RegistryOptions = {},
+): Promise<Registry> {
   const prom = await import('prom-client');
   const registry = new prom.Registry();
+  if (options.checkedAt) {
+    new prom.Gauge({
+      name: 'certpilot_check_timestamp_seconds',
+      help: 'When the check that wrote these metrics ran, seconds since the Unix epoch.',
+      registers: [registry],
+    }).set(seconds(options.checkedAt));
+  }
   const certLabels = ['name', 'source', 'endpoint'] as const;
   const endpointLabels = ['name', 'endpoint'] as const;
   const notAfter = new prom.Gauge({
