@@ -309,10 +309,8 @@ export class AcmeService {
       if (presented.length > 0) {
         const cleanupSignal = withDeadline(undefined, CLEANUP_TIMEOUT_MS);
         await req.solver.cleanup(presented, cleanupSignal).then(
-          async () => {
-            await req.journal?.clear(req.name);
-            log.info('challenge records removed', { records: presented.length });
-          },
+          // The solver logs what it removed.
+          async () => await req.journal?.clear(req.name),
           (err: unknown) => log.error('challenge record cleanup failed', { error: describeError(err) }),
         );
       }

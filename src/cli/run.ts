@@ -1,0 +1,41 @@
+import { systemClock } from '../core/clock';
+import { loadConfig, resolveConfigPath } from '../config/load';
+import type { AgentConfig } from '../config/types';
+import { Daemon } from '../daemon/daemon';
+import { EXIT_OK, type CommandContext } from './main';
+
+/**
+ * `certpilot run`: the daemon in the foreground (systemd runs it as a simple service).
+ * SIGHUP re-reads the config; SIGTERM/SIGINT stop it cleanly (exit 0).
+ */
+export async function runCommand(ctx: CommandContext): Promise<number> {
+  const path = resolveConfigPath(ctx.global.config);
+  const daemon = new Daemon({
+    loadConfig: () => loadConfig({ path }),
+    log: ctx.log,
+    clock: systemClock,
+    openAcme: async (config: AgentConfig) => {
+      const { AcmeService } = await import('../acme/service');
+      return AcmeService.open(config.acme, config.storage.stateDir, ctx.log);
+    },
+    openSolver: (config: AgentConfig) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { Dns01Solver } = require('../dns/solver') as typeof import('../dns/solver');
+      return new Dns01Solver({ dns: config.dns, log: ctx.log });
+    },
+  });
+  await daemon.start();
+  const onHup = (): void => void daemon.reload();
+  process.on('SIGHUP', onHup);
+  try {
+    // main.ts turns SIGTERM/SIGINT into ctx.signal.
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await daemon.stop();
+  } finally {
+    process.off('SIGHUP', onHup);
+  }
+  return EXIT_OK;
+}

@@ -1,0 +1,324 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { sleep } from '../core/abort';
+import type { Clock } from '../core/clock';
+import { describeError } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { AgentConfig } from '../config/types';
+import type { AcmeService } from '../acme/service';
+import type { Dns01Solver } from '../dns/solver';
+import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
+
+/**
+ * `certpilot run`: the long-running agent. Every check interval, or earlier when a certificate
+ * asks to be looked at (its planned renewal, a retry after backoff, an ARI poll), it runs the
+ * same inspect → plan → renew → deploy pipeline as `certpilot renew`, with an exact schedule
+ * (no ARI lookahead) and without waiting for locks held by a concurrent `renew`.
+ */
+
+/** Never spin: even when something is due "now" again, leave this long between cycles. */
+export const MIN_CYCLE_GAP_MS = 1_000;
+/** SIGTERM: in-flight orders are cancelled; their cleanup gets this long before we exit anyway. */
+export const SHUTDOWN_TIMEOUT_MS = 30_000;
+/** /healthz fails when no cycle finished for this many check intervals (the scheduler is stuck). */
+export const HEALTH_STALE_INTERVALS = 3;
+
+export interface DaemonOptions {
+  /** Reads and validates the configuration (called at start and on reload). */
+  loadConfig: () => Promise<AgentConfig>;
+  log: Logger;
+  clock: Clock;
+  openAcme: (config: AgentConfig) => Promise<AcmeService>;
+  openSolver: (config: AgentConfig) => Dns01Solver;
+}
+
+export interface CycleRecord {
+  startedAt: Date;
+  finishedAt: Date;
+  report?: RenewReport;
+  error?: string;
+  /** When the next cycle is planned. */
+  nextAt: Date;
+}
+
+interface CertCounters {
+  renewed: number;
+  failed: number;
+  lastSuccess?: Date;
+  nextRenewal?: Date;
+  notAfter?: Date;
+}
+
+export class Daemon {
+  private config!: AgentConfig;
+  private readonly stopping = new AbortController();
+  private wake = new AbortController();
+  private reloadRequested = false;
+  private server: http.Server | undefined;
+  private readonly counters = new Map<string, CertCounters>();
+  private cycles = 0;
+  private cycleFailures = 0;
+  private last: CycleRecord | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly listeners = new Set<(c: CycleRecord) => void>();
+
+  constructor(private readonly opts: DaemonOptions) {}
+
+  /** Loads the config, starts the HTTP endpoint and the loop. A bad config rejects (exit 2). */
+  async start(): Promise<void> {
+    this.config = await this.opts.loadConfig();
+    await this.listen();
+    this.opts.log.info('certpilot daemon started', {
+      certificates: this.config.certificates.length,
+      checkIntervalMs: this.config.daemon.checkIntervalMs,
+      listen: this.address ?? 'off',
+    });
+    this.loop = this.run();
+  }
+
+  /** host:port of the metrics/health server, when listening. */
+  get address(): string | undefined {
+    const a = this.server?.address() as AddressInfo | null | undefined;
+    return a ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : undefined;
+  }
+
+  get cycleCount(): number {
+    return this.cycles;
+  }
+
+  get lastCycle(): CycleRecord | undefined {
+    return this.last;
+  }
+
+  /** Resolves after the next cycle that finishes (tests and `reload` use it; no polling). */
+  nextCycle(): Promise<CycleRecord> {
+    return new Promise((resolve) => {
+      const once = (c: CycleRecord): void => {
+        this.listeners.delete(once);
+        resolve(c);
+      };
+      this.listeners.add(once);
+    });
+  }
+
+  /**
+   * SIGHUP: re-read the config. An invalid new config is logged and the old one kept. The new
+   * one takes effect at once (a new cycle starts when the current one is done).
+   */
+  async reload(): Promise<boolean> {
+    try {
+      const next = await this.opts.loadConfig();
+      const listenChanged = JSON.stringify(next.daemon.listen) !== JSON.stringify(this.config.daemon.listen);
+      this.config = next;
+      if (listenChanged) {
+        await this.closeServer();
+        await this.listen();
+      }
+      this.opts.log.info('configuration reloaded', { certificates: next.certificates.length });
+      this.reloadRequested = true;
+      this.wake.abort();
+      return true;
+    } catch (err) {
+      this.opts.log.error('configuration reload failed; keeping the running configuration', {
+        error: describeError(err),
+      });
+      return false;
+    }
+  }
+
+  /** SIGTERM/SIGINT: stop taking work, cancel in-flight orders (their TXT cleanup still runs), stop. */
+  async stop(): Promise<void> {
+    if (!this.stopping.signal.aborted) {
+      this.opts.log.info('stopping: cancelling in-flight work');
+      this.stopping.abort(new Error('daemon stopping'));
+      this.wake.abort();
+    }
+    const deadline = new AbortController();
+    const timeout = sleep(SHUTDOWN_TIMEOUT_MS, deadline.signal).then(
+      () => 'timeout' as const,
+      () => 'cancelled' as const,
+    );
+    const done = (this.loop ?? Promise.resolve()).then(() => 'done' as const);
+    const first = await Promise.race([done, timeout]);
+    deadline.abort();
+    if (first === 'timeout') {
+      this.opts.log.error('shutdown deadline passed with work still running', {
+        timeoutMs: SHUTDOWN_TIMEOUT_MS,
+      });
+    }
+    await this.closeServer();
+    this.opts.log.info('certpilot daemon stopped');
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping.signal.aborted) {
+      this.reloadRequested = false;
+      const record = await this.cycle();
+      this.last = record;
+      for (const l of [...this.listeners]) l(record);
+      if (this.stopping.signal.aborted) break;
+      if (this.reloadRequested) continue;
+      const waitMs = Math.max(MIN_CYCLE_GAP_MS, record.nextAt.getTime() - this.opts.clock.now().getTime());
+      this.wake = new AbortController();
+      await sleep(waitMs, this.wake.signal).catch(() => undefined);
+    }
+  }
+
+  private async cycle(): Promise<CycleRecord> {
+    const config = this.config;
+    const startedAt = this.opts.clock.now();
+    const interval = config.daemon.checkIntervalMs;
+    let report: RenewReport | undefined;
+    let error: string | undefined;
+    try {
+      report = await runRenew(
+        config,
+        {},
+        {
+          log: this.opts.log,
+          clock: this.opts.clock,
+          signal: this.stopping.signal,
+          openAcme: () => this.opts.openAcme(config),
+          openSolver: () => this.opts.openSolver(config),
+          lookaheadMs: 0,
+          lockWaitMs: 0,
+        },
+      );
+      this.record(report.outcomes);
+    } catch (err) {
+      // A bug or an unreadable state directory: log it, keep the daemon alive, try next time.
+      this.cycleFailures++;
+      error = describeError(err);
+      this.opts.log.error('check cycle failed', { error });
+    }
+    this.cycles++;
+    const finishedAt = this.opts.clock.now();
+    const wakes = (report?.outcomes ?? [])
+      .map((o) => o.decision.wakeAt?.getTime())
+      .filter((t): t is number => t !== undefined);
+    const nextAt = new Date(Math.min(finishedAt.getTime() + interval, ...wakes));
+    this.opts.log.debug('check cycle done', {
+      cycle: this.cycles,
+      nextAt,
+      renewed: report?.outcomes.filter((o) => o.status === 'renewed').length ?? 0,
+    });
+    return { startedAt, finishedAt, nextAt, ...(report ? { report } : {}), ...(error ? { error } : {}) };
+  }
+
+  private record(outcomes: readonly CertOutcome[]): void {
+    for (const o of outcomes) {
+      const c = this.counters.get(o.name) ?? { renewed: 0, failed: 0 };
+      if (o.status === 'renewed' || o.status === 'deployed') {
+        c.renewed += o.status === 'renewed' ? 1 : 0;
+        c.lastSuccess = this.opts.clock.now();
+      }
+      if (o.status === 'failed') c.failed++;
+      c.nextRenewal = o.decision.renewAt;
+      c.notAfter = o.notAfter;
+      this.counters.set(o.name, c);
+    }
+  }
+
+  /** The Prometheus text exposition of the daemon's own metrics. */
+  async metrics(): Promise<string> {
+    const prom = await import('prom-client');
+    const registry = new prom.Registry();
+    const g = (name: string, help: string, labelNames: string[] = []) =>
+      new prom.Gauge({ name, help, labelNames, registers: [registry] });
+    const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
+    const renewals = new prom.Counter({
+      name: 'certpilot_renewals_total',
+      help: 'Renewal attempts by this daemon, by result.',
+      labelNames: ['name', 'result'],
+      registers: [registry],
+    });
+    const lastSuccess = g('certpilot_last_success_timestamp_seconds', 'Last successful renewal or deploy.', [
+      'name',
+    ]);
+    const next = g('certpilot_next_renewal_timestamp_seconds', 'When the next renewal is planned.', ['name']);
+    const notAfter = g(
+      'certpilot_certificate_not_after_timestamp_seconds',
+      'Expiry (notAfter) of the certificate, seconds since the Unix epoch.',
+      ['name', 'source', 'endpoint'],
+    );
+    for (const [name, c] of this.counters) {
+      renewals.inc({ name, result: 'success' }, c.renewed);
+      renewals.inc({ name, result: 'failure' }, c.failed);
+      if (c.lastSuccess) lastSuccess.set({ name }, seconds(c.lastSuccess));
+      if (c.nextRenewal) next.set({ name }, seconds(c.nextRenewal));
+      if (c.notAfter) notAfter.set({ name, source: 'store', endpoint: '' }, seconds(c.notAfter));
+    }
+    g('certpilot_daemon_cycles_total', 'Check cycles completed.').set(this.cycles);
+    g('certpilot_daemon_cycle_failures_total', 'Check cycles that failed as a whole.').set(
+      this.cycleFailures,
+    );
+    if (this.last) {
+      g('certpilot_daemon_last_cycle_timestamp_seconds', 'When the last check cycle finished.').set(
+        seconds(this.last.finishedAt),
+      );
+    }
+    return registry.metrics();
+  }
+
+  /** Healthy while cycles keep finishing; a stuck scheduler is what operators cannot see (certbot#9931). */
+  health(): { ok: boolean; body: Record<string, unknown> } {
+    const now = this.opts.clock.now().getTime();
+    const staleAfter = HEALTH_STALE_INTERVALS * this.config.daemon.checkIntervalMs;
+    const lastAt = this.last?.finishedAt.getTime();
+    const ok = lastAt === undefined ? this.cycles === 0 : now - lastAt <= staleAfter;
+    return {
+      ok,
+      body: {
+        status: ok ? 'ok' : 'stale',
+        cycles: this.cycles,
+        lastCycleAt: this.last?.finishedAt.toISOString() ?? null,
+        nextCycleAt: this.last?.nextAt.toISOString() ?? null,
+        failing: (this.last?.report?.outcomes ?? []).filter((o) => o.status === 'failed').map((o) => o.name),
+      },
+    };
+  }
+
+  private async listen(): Promise<void> {
+    const listen = this.config.daemon.listen;
+    if (!listen) return;
+    const server = http.createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET') {
+        res.writeHead(405, { allow: 'GET' }).end();
+        return;
+      }
+      if (path === '/metrics') {
+        this.metrics().then(
+          (text) =>
+            res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
+          (err: unknown) => res.writeHead(500).end(describeError(err)),
+        );
+        return;
+      }
+      if (path === '/healthz') {
+        const h = this.health();
+        res
+          .writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify(h.body) + '\n');
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.port, listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+  }
+
+  private async closeServer(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}
