@@ -217,7 +217,13 @@ export function classifyAcmeError(
       url: problem.url,
     };
     if (type === 'rateLimited' || problem.status === 429) {
-      return new CertpilotError('ACME_RATE_LIMITED', text, { cause: err, retryable: true, details });
+      // In the message too, not only in details: the report (cron mail, CI log) is where an
+      // operator learns when the CA will take orders again.
+      const when =
+        problem.retryAfterMs === undefined
+          ? ''
+          : ` (retry after ${Math.ceil(problem.retryAfterMs / 1000)} s)`;
+      return new CertpilotError('ACME_RATE_LIMITED', text + when, { cause: err, retryable: true, details });
     }
     const transient = problem.status >= 500 || type === 'badNonce';
     return new CertpilotError('ACME_PROBLEM', text, { cause: err, retryable: transient, details });

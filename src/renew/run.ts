@@ -393,7 +393,8 @@ export async function runRenew(
     // never waits for a daemon that is busy with this certificate).
     const ariDue =
       first.action.pollAriAt !== undefined && first.action.pollAriAt.getTime() <= deps.clock.now().getTime();
-    if (!hasWork && !ariDue) return outcomeFor(first, 'valid');
+    // Held back (backoff, rate limit) is not valid: a due certificate must not report success.
+    if (!hasWork && !ariDue) return outcomeFor(first, isHeldBack(first.action) ? 'waiting' : 'valid');
 
     let lock: Lock | null;
     const waitMs = deps.lockWaitMs ?? LOCK_WAIT_MS;
@@ -504,10 +505,6 @@ export async function runRenew(
         state = withOrder(state, spec.domains, deps.clock.now());
         const installed = await store.install(spec.name, issued, spec.outputs);
         state = afterSuccess(state, installed.info, deps.clock.now());
-        clog.info('certificate installed', {
-          serial: installed.info.serial,
-          notAfter: installed.info.notAfter,
-        });
         await deps.faults?.afterInstall?.(spec.name, store.paths(spec.name));
         const after = nextAction(spec, installed.info, state, deps.clock.now(), policy, {
           supported: await ariSupported(installed.info),
@@ -515,7 +512,8 @@ export async function runRenew(
         const renewed: CertOutcome = {
           name: spec.name,
           status: 'renewed',
-          decision: { ...toDecision(spec.name, action, info), wakeAt: after.wakeAt },
+          // The scheduler's view after this renewal: when the new certificate is due.
+          decision: { ...toDecision(spec.name, action, info), renewAt: after.at, wakeAt: after.wakeAt },
           serial: installed.info.serial,
           notAfter: installed.info.notAfter,
           durationMs: Math.round(performance.now() - started),

@@ -214,9 +214,13 @@ export class CertStore {
    *  2. write the new version into its own directory (not live yet);
    *  3. archive the current version, so a failed deploy can roll back even after a crash;
    *  4. swap `current` (the only step readers notice), then tidy old versions and the archive;
-   *  5. copy to the configured outputs (prepared first, then renamed back to back).
-   * A failure before step 4 leaves the live version untouched. A failure in step 5 leaves the
-   * store updated and throws, so the caller does not report success.
+   *  5. copy to the configured outputs: written and synced as temp files before step 3, renamed
+   *     back to back after step 4. A read-only or full output file system thus fails the
+   *     install with the store untouched; were the store updated first, the next run would see
+   *     a valid certificate and never write the outputs again.
+   * A failure before step 4 leaves the live version (and the outputs) untouched. A failure in
+   * the renames of step 5 leaves the store updated and throws, so the caller does not report
+   * success.
    */
   async install(
     name: string,
@@ -246,9 +250,11 @@ export class CertStore {
     const versionId = await uniqueName(versionsDir, `${stamp(now)}-${next.info.serial}`);
     const versionDir = path.join(versionsDir, versionId);
     let archived: string | undefined;
+    let prepared: PreparedWrite[] = [];
     try {
       await writeVersion(versionDir, next.files);
       await fsyncDir(versionsDir);
+      prepared = await prepareOutputs(name, next.files, outputs, owners);
       if (previous && this.archiveDepth > 0) {
         archived = await this.archive(name, previous, `${stamp(now)}-${previous.info.serial}`);
       }
@@ -257,6 +263,7 @@ export class CertStore {
     } catch (err) {
       // The old version is still live: drop the new version and the copy of the old one just
       // archived, or the next install would archive it a second time.
+      await abortAll(prepared);
       await fs.rm(versionDir, { recursive: true, force: true }).catch(() => undefined);
       if (archived) await fs.rm(archived, { recursive: true, force: true }).catch(() => undefined);
       throw err instanceof CertpilotError ? err : storeIo(`cannot install ${name}`, err);
@@ -272,7 +279,7 @@ export class CertStore {
       ...(archived ? { archived } : {}),
     });
 
-    await writeOutputs(name, next.files, outputs, owners);
+    await commitOutputs(name, prepared);
     return archived ? { info: next.info, archived } : { info: next.info };
   }
 
@@ -301,11 +308,14 @@ export class CertStore {
     await this.removeLeftovers([p.dir, versionsDir]);
     const versionId = await uniqueName(versionsDir, `${stamp(this.clock.now())}-${next.info.serial}`);
     const versionDir = path.join(versionsDir, versionId);
+    let prepared: PreparedWrite[] = [];
     try {
       await writeVersion(versionDir, next.files);
       await fsyncDir(versionsDir);
+      prepared = await prepareOutputs(name, next.files, outputs, owners);
       await swapSymlink(path.join(p.dir, CURRENT), path.join(VERSIONS, versionId));
     } catch (err) {
+      await abortAll(prepared);
       await fs.rm(versionDir, { recursive: true, force: true }).catch(() => undefined);
       throw err instanceof CertpilotError ? err : storeIo(`cannot restore ${name}`, err);
     }
@@ -316,7 +326,7 @@ export class CertStore {
       serial: next.info.serial,
       from: archivedDir,
     });
-    await writeOutputs(name, next.files, outputs, owners);
+    await commitOutputs(name, prepared);
     return { info: next.info };
   }
 
@@ -587,12 +597,16 @@ async function resolveOwners(outputs: readonly FileOutput[], log: Logger): Promi
   return result;
 }
 
-async function writeOutputs(
+/**
+ * Writes every output file as a synced temp file next to its target (nothing is replaced yet).
+ * On failure, removes the temp files already written and throws.
+ */
+async function prepareOutputs(
   name: string,
   files: CertificateFiles,
   outputs: readonly FileOutput[],
   owners: readonly Owner[],
-): Promise<void> {
+): Promise<PreparedWrite[]> {
   const prepared: PreparedWrite[] = [];
   try {
     for (const [i, out] of outputs.entries()) {
@@ -605,9 +619,23 @@ async function writeOutputs(
         prepared.push(await prepareAtomicWrite(target, files[key], { mode, ...owners[i] }));
       }
     }
-    for (const write of prepared) await write.commit();
   } catch (err) {
-    await Promise.all(prepared.map((w) => w.abort().catch(() => undefined)));
+    await abortAll(prepared);
     throw err instanceof CertpilotError ? err : storeIo(`${name}: cannot write outputs`, err);
   }
+  return prepared;
+}
+
+/** Renames prepared output files into place, back to back (key first). */
+async function commitOutputs(name: string, prepared: readonly PreparedWrite[]): Promise<void> {
+  try {
+    for (const write of prepared) await write.commit();
+  } catch (err) {
+    await abortAll(prepared);
+    throw err instanceof CertpilotError ? err : storeIo(`${name}: cannot write outputs`, err);
+  }
+}
+
+async function abortAll(prepared: readonly PreparedWrite[]): Promise<void> {
+  await Promise.all(prepared.map((w) => w.abort().catch(() => undefined)));
 }

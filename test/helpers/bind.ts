@@ -51,6 +51,15 @@ export interface BindServer {
   queryTxt(fqdn: string): Promise<string[]>;
   /** named's log so far, for failure messages. */
   log(): string;
+  /** Process id of named (fault injection). */
+  readonly pid: number;
+  /**
+   * SIGSTOP: named stops answering, but the kernel still accepts TCP connections and queues
+   * datagrams for it, like a hung server. `resume` (SIGCONT) lets it work through the backlog.
+   * `stop` resumes a paused named first, so it can exit cleanly.
+   */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -169,6 +178,7 @@ export async function startBind(options: StartBindOptions): Promise<BindServer> 
     await execFileP(RNDC, ['-c', path.join(dir, 'rndc.conf'), ...args]);
   };
   let stopped = false;
+  let paused = false;
   return {
     port,
     address: '127.0.0.1',
@@ -195,9 +205,19 @@ export async function startBind(options: StartBindOptions): Promise<BindServer> 
         .map((l) => [...l.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]).join(''));
     },
     log: () => log,
+    pid: child.pid!,
+    pause() {
+      child.kill('SIGSTOP');
+      paused = true;
+    },
+    resume() {
+      child.kill('SIGCONT');
+      paused = false;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
+      if (paused && child.exitCode === null) child.kill('SIGCONT');
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const grace = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
