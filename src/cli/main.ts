@@ -50,6 +50,39 @@ const COMMANDS: Record<string, CommandDef> = {
     ].join('\n'),
     run: async (ctx) => (await import('./renew')).renewCommand(ctx),
   },
+  check: {
+    summary: 'Check certificates, files and endpoints; a Nagios/Icinga plugin (exit 0-3).',
+    usage: [
+      'certpilot check [NAME...] [--json] [--only-problems] [--prometheus FILE]',
+      '                [--connect-timeout DURATION] [--handshake-timeout DURATION] [--concurrency N]',
+      '',
+      '  NAME                  managed certificates or named watch entries (default: all)',
+      '  --json                one JSON document on stdout (schema in README.md)',
+      '  --only-problems       list only rows that are not OK (the exit code still counts all)',
+      '  --prometheus FILE     also write node_exporter textfile metrics to FILE, atomically',
+      '  --connect-timeout D   TCP connect timeout per endpoint (default 5s; config check.connectTimeout)',
+      '  --handshake-timeout D TLS/STARTTLS handshake timeout (default 10s; config check.handshakeTimeout)',
+      '  --concurrency N       endpoints probed at once (default 64; config check.concurrency)',
+      '',
+      'Exit status (Nagios plugin codes): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The worst row',
+      'decides, in the order CRITICAL > WARNING > UNKNOWN > OK. Configuration errors, unknown',
+      'NAMEs and bad option values exit 3 (UNKNOWN), not 2.',
+    ].join('\n'),
+    run: async (ctx) => (await import('./check')).checkCommand(ctx),
+  },
+  run: {
+    summary: 'Run as a service: renew on schedule (ARI), serve /metrics and /healthz.',
+    usage: [
+      'certpilot run',
+      '',
+      'Runs in the foreground (for systemd). Checks every daemon.checkInterval (default 10m) and',
+      'wakes for each planned renewal, retry or ARI poll. SIGHUP re-reads the configuration (an',
+      'invalid one is logged and the running one kept); SIGTERM or SIGINT cancel in-flight orders,',
+      'remove their TXT records and exit 0. Metrics and health on daemon.listen (default',
+      '127.0.0.1:9612): /metrics, /healthz.',
+    ].join('\n'),
+    run: async (ctx) => (await import('./run')).runCommand(ctx),
+  },
   providers: {
     summary: 'List the DNS providers and their options.',
     usage: 'certpilot providers [--json]',
@@ -110,6 +143,12 @@ const OPTIONS: ParseArgsConfig['options'] = {
   version: { type: 'boolean', short: 'V' },
   force: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  // check
+  'only-problems': { type: 'boolean' },
+  prometheus: { type: 'string' },
+  'connect-timeout': { type: 'string' },
+  'handshake-timeout': { type: 'string' },
+  concurrency: { type: 'string' },
 };
 
 export function version(): string {
