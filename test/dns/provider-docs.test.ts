@@ -11,10 +11,14 @@ describe('provider documentation is generated from the definitions', () => {
     const readme = await readFile(file, 'utf8');
     // `npm run docs` formats with prettier (as `npm run lint` requires); compare the same way.
     // (prettier 3 is ESM-only inside jest, so run its CLI.)
-    const formatted = spawnSync(process.execPath, [require.resolve('prettier/bin/prettier.cjs'), '--stdin-filepath', file], {
-      input: updateReadme(readme),
-      encoding: 'utf8',
-    });
+    const formatted = spawnSync(
+      process.execPath,
+      [require.resolve('prettier/bin/prettier.cjs'), '--stdin-filepath', file],
+      {
+        input: updateReadme(readme),
+        encoding: 'utf8',
+      },
+    );
     expect(formatted.status).toBe(0);
     expect(formatted.stdout).toBe(readme);
   });

@@ -82,7 +82,9 @@ export async function startUnbound(opts: { zones: string[]; upstream: string }):
     } catch (err) {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`unbound not answering on 127.0.0.1:${port}: ${String(err)}\n${output}`, { cause: err });
+        throw new Error(`unbound not answering on 127.0.0.1:${port}: ${String(err)}\n${output}`, {
+          cause: err,
+        });
       }
       await new Promise((r) => setTimeout(r, 50));
     }
