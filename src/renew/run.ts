@@ -195,10 +195,10 @@ export async function runRenew(
   const observe = async (spec: CertificateSpec): Promise<Observed> => {
     let info: CertInfo | null;
     try {
-      info = (await store.read(spec.name))?.info ?? null;
+      info = await store.readInfo(spec.name);
     } catch (err) {
-      // An unreadable or mismatched pair on disk is treated as missing: issuing a fresh pair
-      // is the repair, and install() archives what was there.
+      // An unreadable certificate on disk is treated as missing: issuing a fresh pair is the
+      // repair, and install() archives what was there.
       log.warn('stored certificate unusable, will reissue', { cert: spec.name, error: describeError(err) });
       info = null;
     }

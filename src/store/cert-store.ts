@@ -188,6 +188,28 @@ export class CertStore {
   }
 
   /**
+   * Only the live certificate's parsed details, for planning. Reads and parses cert.pem alone:
+   * deciding whether anything is due must stay cheap for a thousand certificates (a key load
+   * costs about a millisecond in OpenSSL 3). The pair itself is verified by `read()`, by every
+   * install, and reported by `certpilot check` (key-mismatch) if someone tampers with it.
+   */
+  async readInfo(name: string): Promise<CertInfo | null> {
+    const p = this.paths(name);
+    for (let attempt = 1; ; attempt++) {
+      const dir = await this.resolveCurrent(p);
+      if (dir === null) return null;
+      try {
+        return parseCertificate(await fs.readFile(path.join(dir, FILE_NAMES.cert), 'utf8'));
+      } catch (err) {
+        const moved = errnoCode(err) === 'ENOENT';
+        if (moved && attempt < READ_ATTEMPTS && (await this.resolveCurrent(p)) !== dir) continue;
+        if (moved) return null;
+        throw err instanceof CertpilotError ? err : storeIo(`cannot read ${name}`, err);
+      }
+    }
+  }
+
+  /**
    * The directory holding the live version: the target of `current`, or the certificate
    * directory itself for plain files put there by hand or by another tool. Null when empty.
    */
