@@ -159,8 +159,6 @@ export interface WatchedFile {
 /** `watch.endpoints[]`: a TLS endpoint whatever certificate it serves. */
 export interface WatchedEndpoint extends Endpoint {
   readonly name?: string;
-  /** Upgrade a plaintext SMTP session first (RFC 3207). */
-  readonly starttls?: 'smtp';
   readonly names?: readonly string[];
   readonly thresholds: ThresholdOverrides;
 }

@@ -42,15 +42,13 @@ const CHECK_KEYS = [...THRESHOLD_KEYS, 'connectTimeout', 'handshakeTimeout', 'co
 const WATCH_KEYS = ['files', 'endpoints'];
 const FILE_KEYS = ['path', 'name', 'key', 'checkChain', 'names', ...THRESHOLD_KEYS];
 /** Endpoint keys parsed by src/deploy/config.ts: one endpoint parser for deploy and check. */
-const ENDPOINT_KEYS = ['host', 'port', 'servername', 'connectAddress', 'caBundle'];
-const WATCH_ENDPOINT_KEYS = [...ENDPOINT_KEYS, 'name', 'starttls', 'names', ...THRESHOLD_KEYS];
+const ENDPOINT_KEYS = ['host', 'port', 'servername', 'connectAddress', 'caBundle', 'starttls'];
+const WATCH_ENDPOINT_KEYS = [...ENDPOINT_KEYS, 'name', 'names', ...THRESHOLD_KEYS];
 
 /** Ten years: longer than any certificate a public CA issues; more is a typo. */
 const MAX_THRESHOLD_DAYS = 3650;
 /** More probes in flight than this look like a port scan and run into descriptor limits. */
 export const MAX_CHECK_CONCURRENCY = 512;
-/** RFC 5321 §4.5.4.2: SMTP's port; submission (587) also speaks STARTTLS and can be given. */
-const SMTP_PORT = 25;
 
 export const DEFAULT_CHECK: CheckSettings = Object.freeze({
   thresholds: { ...DEFAULT_THRESHOLDS },
@@ -246,9 +244,9 @@ function parseWatchedFile(
 }
 
 /**
- * Host, port, SNI name, connect address and CA bundle go through the deploy parser (the same
- * rules as `certificates[].endpoints`, including the "host:port" shorthand); the keys only a
- * watched endpoint has are parsed here.
+ * Host, port, SNI name, connect address, CA bundle and STARTTLS go through the deploy parser
+ * (the same rules as `certificates[].endpoints`, including the "host:port" shorthand); the
+ * keys only a watched endpoint has are parsed here.
  */
 function parseWatchedEndpoint(
   raw: unknown,
@@ -272,22 +270,13 @@ function parseWatchedEndpoint(
   const endpoint = parsed.value.endpoints[0];
 
   const name = opt(extra, 'name', base, parseName, issues);
-  let starttls: 'smtp' | undefined;
-  if (isSet(extra.starttls)) {
-    if (extra.starttls === 'smtp') starttls = 'smtp';
-    else
-      issues.add(childPath(base, 'starttls'), 'must be smtp (the only protocol upgraded with STARTTLS here)');
-  }
   const names = parseNames(extra, base, issues);
   const thresholds = parseOverrides(extra, base, issues);
   checkOrder(resolveThresholds(global, thresholds), thresholds, base, issues);
   if (!endpoint || issues.hasAt(base)) return undefined;
-  const portGiven = isPlainObject(raw) && isSet(raw.port);
   return {
     ...endpoint,
-    ...(starttls && !portGiven ? { port: SMTP_PORT } : {}),
     ...(name !== undefined ? { name } : {}),
-    ...(starttls ? { starttls } : {}),
     ...(names ? { names } : {}),
     thresholds,
   };

@@ -93,6 +93,8 @@ export interface Endpoint {
   readonly connectAddress?: string;
   /** PEM file of CA certificates (absolute path); only the fingerprint decides, trust is reported. */
   readonly caBundle?: string;
+  /** Upgrade a plain connection first (SMTP STARTTLS: a mail server's certificate on port 25/587). */
+  readonly starttls?: 'smtp';
 }
 
 export interface VerifySettings {
@@ -575,10 +577,16 @@ function parseEndpoint(raw: unknown, path: string, issues: Issues): Endpoint | u
   }
   const o = mapping(raw, path, issues);
   if (!o) return undefined;
-  keys(o, ['host', 'port', 'servername', 'connectAddress', 'caBundle'], path, issues);
+  keys(o, ['host', 'port', 'servername', 'connectAddress', 'caBundle', 'starttls'], path, issues);
   const before = issues.list.length;
+  let starttls: 'smtp' | undefined;
+  if (o.starttls !== undefined && o.starttls !== null) {
+    if (o.starttls === 'smtp') starttls = 'smtp';
+    else issues.add(childPath(path, 'starttls'), 'must be "smtp" (the only STARTTLS protocol supported)');
+  }
   const host = field(o.host, childPath(path, 'host'), parseHost, issues);
-  const port = opt(o, 'port', path, parsePort, issues) ?? 443;
+  // SMTP's STARTTLS port is 25; everything else defaults to HTTPS.
+  const port = opt(o, 'port', path, parsePort, issues) ?? (starttls === 'smtp' ? 25 : 443);
   const servername = opt(o, 'servername', path, parseHost, issues);
   const connectAddress = opt(o, 'connectAddress', path, parseHost, issues);
   const caBundle = opt(o, 'caBundle', path, parseAbsolutePath, issues);
@@ -589,6 +597,7 @@ function parseEndpoint(raw: unknown, path: string, issues: Issues): Endpoint | u
     ...(servername !== undefined ? { servername } : {}),
     ...(connectAddress !== undefined ? { connectAddress } : {}),
     ...(caBundle !== undefined ? { caBundle } : {}),
+    ...(starttls ? { starttls } : {}),
   };
 }
 

@@ -55,6 +55,7 @@ async function verifyOne(
       port: e.port,
       ...(e.servername ? { servername: e.servername } : {}),
       ...(e.connectAddress ? { connectAddress: e.connectAddress } : {}),
+      ...(e.starttls ? { starttls: e.starttls } : {}),
       ...(caBundle ? { caBundle } : {}),
       connectTimeoutMs: settings.connectTimeoutMs,
       handshakeTimeoutMs: settings.handshakeTimeoutMs,

@@ -165,7 +165,7 @@ class CaBundles {
 }
 
 interface ProbeJob {
-  endpoint: Endpoint & { starttls?: 'smtp' };
+  endpoint: Endpoint;
   row: Omit<CheckResult, 'status' | 'findings'>;
   thresholds: ThresholdSettings;
   expectedNames?: readonly string[];

@@ -82,3 +82,26 @@ test('a webhook secret file readable by others is refused', async () => {
   expect(err.issues.map((i) => i.path)).toEqual(['notify.webhooks[0].secret_file']);
   expect(err.message).not.toContain(WEBHOOK_SECRET);
 });
+
+test('a managed certificate endpoint may use SMTP STARTTLS (port 25 unless given)', async () => {
+  const file = writeConfig(
+    dir,
+    base(
+      {},
+      {
+        endpoints: [
+          { host: 'mx.example.test', starttls: 'smtp' },
+          { host: 'mx.example.test', port: 587, starttls: 'smtp' },
+        ],
+      },
+    ),
+  );
+  const config = await loadConfig({ path: file });
+  expect(config.certificates[0]!.endpoints).toEqual([
+    { host: 'mx.example.test', port: 25, starttls: 'smtp' },
+    { host: 'mx.example.test', port: 587, starttls: 'smtp' },
+  ]);
+  const bad = writeConfig(dir, base({}, { endpoints: [{ host: 'mx.example.test', starttls: 'imap' }] }));
+  const err = (await loadConfig({ path: bad }).catch((e: unknown) => e)) as ConfigError;
+  expect(err.issues.map((i) => i.path)).toEqual(['certificates[0].endpoints[0].starttls']);
+});
