@@ -67,6 +67,11 @@ export interface ProviderDefaults {
   readonly ttl: number;
   readonly propagationTimeoutMs: number;
   readonly propagationIntervalMs: number;
+  /**
+   * Deadline of one API call for HTTP-API providers (their SDK retries included). Absent: one
+   * DNS query's timeout (`dns.queryTimeout`), right for providers that speak DNS.
+   */
+  readonly requestTimeoutMs?: number;
 }
 
 export interface ProviderContext {

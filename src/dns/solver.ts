@@ -375,7 +375,7 @@ export class Dns01Solver {
     return def.create(instance.options, {
       log: this.log.child({ provider: instance.name }),
       instance: instance.name,
-      requestTimeoutMs: this.dns.queryTimeoutMs,
+      requestTimeoutMs: def.defaults.requestTimeoutMs ?? this.dns.queryTimeoutMs,
     });
   }
 

@@ -39,6 +39,9 @@ export const cloudflareDefinition: ProviderDefinition = {
     ttl: 60,
     propagationTimeoutMs: CLOUDFLARE_PROPAGATION_TIMEOUT_MS,
     propagationIntervalMs: CLOUDFLARE_PROPAGATION_INTERVAL_MS,
+    // An API call with the SDK's own retries needs more than a DNS query's 5 s: a call cut short
+    // may still land after we gave up, and its value would escape the cleanup.
+    requestTimeoutMs: 30_000,
   },
   example: ['type: cloudflare', 'apiToken_file: /etc/certpilot/cloudflare.token'].join('\n'),
   validate(options) {

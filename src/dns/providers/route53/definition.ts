@@ -74,6 +74,9 @@ export const route53Definition: ProviderDefinition = {
     ttl: 60,
     propagationTimeoutMs: ROUTE53_PROPAGATION_TIMEOUT_MS,
     propagationIntervalMs: ROUTE53_PROPAGATION_INTERVAL_MS,
+    // An API call with the SDK's own retries needs more than a DNS query's 5 s: a call cut short
+    // may still land after we gave up, and its value would escape the cleanup.
+    requestTimeoutMs: 30_000,
   },
   example: [
     'type: route53',
