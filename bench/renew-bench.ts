@@ -53,7 +53,10 @@ async function main(): Promise<void> {
     );
     const wallMs = performance.now() - started;
     if (code !== 0) throw new Error(`certpilot exited ${code}: ${stderr}`);
-    const report = JSON.parse(stdout) as { certificates: { status: string; durationMs: number }[] };
+    const report = JSON.parse(stdout) as {
+      certificates: { status: string; durationMs: number }[];
+      acmeRequests: { total: number };
+    };
     const renewed = report.certificates.filter((c) => c.status === 'renewed');
     const rssKb = Number(/BENCH_MAX_RSS_KB=(\d+)/.exec(stderr)?.[1]);
     console.log(
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
           wallSeconds: +(wallMs / 1000).toFixed(2),
           perCertMedianSeconds: +(median(renewed.map((c) => c.durationMs)) / 1000).toFixed(2),
           peakRssMB: +(rssKb / 1024).toFixed(1),
+          acmeRequests: report.acmeRequests.total,
           machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
         },
         null,

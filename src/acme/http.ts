@@ -55,6 +55,7 @@ interface AxiosLikeConfig {
   timeout?: number;
   signal?: AbortSignal;
   httpsAgent?: https.Agent;
+  adapter?: unknown;
 }
 interface AxiosLikeResponse {
   status: number;
@@ -72,6 +73,39 @@ interface AxiosLikeInstance {
 
 let installed = false;
 
+/**
+ * Nonces handed out by the CA in earlier responses, per origin. RFC 8555 §7.2: every response
+ * carries a fresh Replay-Nonce that the next request may use. acme-client asks newNonce (a
+ * HEAD) before every signed request, which doubles the requests to the CA; its HEADs are
+ * answered from this pool when it has one. A stale nonce costs one badNonce retry, which
+ * acme-client makes with the nonce from the error response.
+ */
+const noncePool = new Map<string, string[]>();
+/** Nonces expire on the CA's side; a handful per origin is plenty for concurrent orders. */
+const NONCE_POOL_SIZE = 8;
+
+function originOf(url: string | undefined): string | undefined {
+  try {
+    return url ? new URL(url).origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function takeNonce(url: string | undefined): string | undefined {
+  const origin = originOf(url);
+  return origin ? noncePool.get(origin)?.pop() : undefined;
+}
+
+function keepNonce(url: string | undefined, nonce: string | undefined): void {
+  const origin = originOf(url);
+  if (!origin || !nonce) return;
+  const pool = noncePool.get(origin) ?? [];
+  pool.push(nonce);
+  if (pool.length > NONCE_POOL_SIZE) pool.shift();
+  noncePool.set(origin, pool);
+}
+
 /** Replaces acme-client's interceptors with ours. Idempotent. */
 export function installAcmeHttpPolicy(axios: AxiosLikeInstance, defaultTimeoutMs: number): void {
   if (installed) return;
@@ -81,6 +115,19 @@ export function installAcmeHttpPolicy(axios: AxiosLikeInstance, defaultTimeoutMs
   axios.defaults.timeout = defaultTimeoutMs;
   axios.interceptors.request.use((config) => {
     const ctx = context.getStore();
+    // acme-client uses HEAD only for newNonce: answer it from the pool without a round trip.
+    const pooled = config.method?.toLowerCase() === 'head' ? takeNonce(config.url) : undefined;
+    if (pooled) {
+      config.adapter = async (c: AxiosLikeConfig) => ({
+        status: 200,
+        statusText: 'OK (pooled nonce)',
+        headers: { 'replay-nonce': pooled },
+        data: '',
+        config: c,
+        request: {},
+      });
+      return config;
+    }
     if (ctx) {
       config.timeout = ctx.timeoutMs;
       if (ctx.signal) config.signal = ctx.signal;
@@ -96,6 +143,11 @@ export function installAcmeHttpPolicy(axios: AxiosLikeInstance, defaultTimeoutMs
   axios.interceptors.response.use((response) => {
     const ctx = context.getStore();
     if (ctx && response.status >= 400) ctx.lastProblem = toProblem(response);
+    // Keep the nonce for a later request, unless acme-client itself is about to use it: the
+    // HEAD's own nonce and a badNonce error's nonce are consumed by the caller.
+    const isHead = response.config.method?.toLowerCase() === 'head';
+    const isBadNonce = (response.data as { type?: unknown } | null)?.type === 'urn:ietf:params:acme:error:badNonce';
+    if (!isHead && !isBadNonce) keepNonce(response.config.url, response.headers['replay-nonce']);
     return response;
   });
 }

@@ -40,6 +40,7 @@ function reportJson(report: RenewReport, dryRun: boolean): unknown {
   return {
     ok: report.ok,
     dryRun,
+    acmeRequests: report.acmeRequests ?? { total: 0, byEndpoint: {} },
     certificates: report.outcomes.map((o) => ({
       name: o.name,
       status: o.status,

@@ -97,7 +97,8 @@ export interface RenewReport {
   outcomes: CertOutcome[];
   /** True when nothing failed and every selected certificate is in date afterwards. */
   ok: boolean;
-  acmeRequests?: number;
+  /** Requests this run sent to the CA, total and by endpoint ("METHOD /path"). */
+  acmeRequests?: { total: number; byEndpoint: Record<string, number> };
   /** pre/post hook failures (they fail the run too). */
   hookErrors?: string[];
 }
@@ -619,7 +620,7 @@ export async function runRenew(
       outcomes.every(
         (o) => o.status !== 'failed' && (o.status !== 'waiting' && o.status !== 'busy' ? true : inDate(o)),
       ) && hookErrors.length === 0,
-    acmeRequests: service?.stats.total,
+    ...(service ? { acmeRequests: { total: service.stats.total, byEndpoint: { ...service.stats.byEndpoint } } } : {}),
     ...(hookErrors.length > 0 ? { hookErrors } : {}),
   };
 }

@@ -117,10 +117,22 @@ describe('certpilot renew against Pebble + BIND', () => {
     expect(messages).not.toContain('order created');
   });
 
-  test('--force renews the named certificate with the stored account', async () => {
-    const res = await runCli(['renew', 'single', '--force', '--config', configPath, '--log-format', 'json']);
+  test('--force renews the named certificate with the stored account, reusing nonces', async () => {
+    const res = await runCli(['renew', 'single', '--force', '--config', configPath, '--log-format', 'json', '--json']);
     expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/^single\s+renewed\s+expires /m);
+    const json = JSON.parse(res.stdout) as {
+      certificates: { status: string }[];
+      acmeRequests: { total: number; byEndpoint: Record<string, number> };
+    };
+    expect(json.certificates[0]!.status).toBe('renewed');
+    // Every response's Replay-Nonce is reused (RFC 8555 §7.2): at most one HEAD newNonce for
+    // the whole order (none when this process kept one from earlier) instead of one before
+    // each of its signed requests.
+    const heads = Object.entries(json.acmeRequests.byEndpoint)
+      .filter(([k]) => k.startsWith('HEAD '))
+      .reduce((n, [, v]) => n + v, 0);
+    expect(heads).toBeLessThanOrEqual(1);
+    expect(json.acmeRequests.total).toBeLessThanOrEqual(12);
     const leaf = leafOf(await readFile(stateFile('single', 'cert.pem'), 'utf8'));
     expect(leaf.serialNumber).not.toBe(firstSerials.single);
     const messages = jsonLogs(res.stderr).map((l) => l.message);
