@@ -89,8 +89,35 @@ export function describeConfig(config: AgentConfig): unknown {
 }
 
 /**
+ * Names of HTTP headers and hook environment variables that carry credentials
+ * (`Authorization: Bearer ...`, `X-Api-Key`, `API_TOKEN`, ...): their values are not printed.
+ */
+const SECRET_NAME = /(auth|token|secret|passw|key|credential|cookie|session|signature)/i;
+
+/**
+ * A URL without what may be a credential: the userinfo password and the query values
+ * (`?token=...`). Scheme, user, host and path stay, so the operator still sees where it goes.
+ */
+function maskUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  const userinfo = u.username || u.password ? `${u.username}${u.password ? `:${REDACTED}` : ''}@` : '';
+  const query = [...u.searchParams.keys()].map((k) => `${k}=${REDACTED}`).join('&');
+  return `${u.protocol}//${userinfo}${u.host}${u.pathname}${query ? `?${query}` : ''}`;
+}
+
+function maskNamed(map: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, SECRET_NAME.test(k) ? REDACTED : v]));
+}
+
+/**
  * Deploy and alert settings hold secrets as SecretRef ({value} or {file}): the value is
- * replaced, a file path is shown. Everything else is copied as plain data.
+ * replaced, a file path is shown. Credentials can also hide in webhook URLs, webhook headers
+ * and hook environment variables; those are masked too. Everything else is copied as plain data.
  */
 function maskSecretRefs(value: unknown, depth = 0): unknown {
   if (depth > 8 || value === null || typeof value !== 'object') return value;
@@ -100,6 +127,9 @@ function maskSecretRefs(value: unknown, depth = 0): unknown {
     const isRef =
       typeof v === 'object' && v !== null && ('value' in v || 'file' in v) && Object.keys(v).length === 1;
     if (isRef && 'value' in v) out[k] = REDACTED;
+    else if (k === 'url' && typeof v === 'string') out[k] = maskUrl(v);
+    else if ((k === 'headers' || k === 'env') && typeof v === 'object' && v !== null && !Array.isArray(v))
+      out[k] = maskNamed(v as Record<string, unknown>);
     else out[k] = maskSecretRefs(v, depth + 1);
   }
   return out;
