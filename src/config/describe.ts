@@ -95,8 +95,10 @@ export function describeConfig(config: AgentConfig): unknown {
 const SECRET_NAME = /(auth|token|secret|passw|key|credential|cookie|session|signature)/i;
 
 /**
- * A URL without what may be a credential: the userinfo password and the query values
- * (`?token=...`). Scheme, user, host and path stay, so the operator still sees where it goes.
+ * A URL without what may be a credential: the userinfo password, the query values
+ * (`?token=...`) and the path after its first segment (Slack-style webhook URLs carry the
+ * secret in the path: /services/T.../B.../<secret>). Scheme, user, host and the first path
+ * segment stay, so the operator still sees where it goes.
  */
 function maskUrl(url: string): string {
   let u: URL;
@@ -107,7 +109,14 @@ function maskUrl(url: string): string {
   }
   const userinfo = u.username || u.password ? `${u.username}${u.password ? `:${REDACTED}` : ''}@` : '';
   const query = [...u.searchParams.keys()].map((k) => `${k}=${REDACTED}`).join('&');
-  return `${u.protocol}//${userinfo}${u.host}${u.pathname}${query ? `?${query}` : ''}`;
+  return `${u.protocol}//${userinfo}${u.host}${maskPath(u.pathname)}${query ? `?${query}` : ''}`;
+}
+
+/** `/services/T0/B0/xyz` -> `/services/[redacted]`; a one-segment path is kept. */
+export function maskPath(pathname: string): string {
+  const [first, ...rest] = pathname.split('/').filter((p) => p !== '');
+  if (first === undefined) return pathname;
+  return rest.length > 0 ? `/${first}/${REDACTED}` : `/${first}`;
 }
 
 function maskNamed(map: Record<string, unknown>): Record<string, unknown> {

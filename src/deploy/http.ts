@@ -1,3 +1,4 @@
+import { maskPath } from '../config/describe';
 import crypto from 'node:crypto';
 import { sleep, withDeadline } from '../core/abort';
 import { CertpilotError, describeError } from '../core/errors';
@@ -40,11 +41,14 @@ function retryable(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
 }
 
-/** Only scheme, host and path in messages: a query string may carry a token. */
+/**
+ * Only scheme, host and the first path segment in messages: a query string may carry a token,
+ * and Slack-style webhook URLs carry their secret in the rest of the path.
+ */
 function safeUrl(url: string): string {
   try {
     const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
+    return `${u.protocol}//${u.host}${maskPath(u.pathname)}`;
   } catch {
     return '(invalid url)';
   }

@@ -118,7 +118,16 @@ describe('certpilot renew against Pebble + BIND', () => {
   });
 
   test('--force renews the named certificate with the stored account, reusing nonces', async () => {
-    const res = await runCli(['renew', 'single', '--force', '--config', configPath, '--log-format', 'json', '--json']);
+    const res = await runCli([
+      'renew',
+      'single',
+      '--force',
+      '--config',
+      configPath,
+      '--log-format',
+      'json',
+      '--json',
+    ]);
     expect(res.code).toBe(0);
     const json = JSON.parse(res.stdout) as {
       certificates: { status: string }[];
@@ -176,5 +185,33 @@ describe('certpilot renew against Pebble + BIND', () => {
     } finally {
       if (!thawed) await tb.bind.thaw('example.test');
     }
+  });
+
+  test('the exact-set guard refuses another order of the same names within the week, before any order', async () => {
+    const config = await tb.writeConfig(
+      [{ name: 'guarded', domains: ['g.example.test'], dns: { provider: 'bind' } }],
+      {
+        storage: { stateDir: path.join(tb.dir, 'state-guard') },
+        defaults: { renewal: { maxOrdersPerWeek: 1 } },
+      },
+    );
+    const first = await runCli(['renew', '--config', config]);
+    expect(first.code).toBe(0);
+    const again = await runCli(['renew', '--force', '--config', config, '--json', '--log-format', 'json']);
+    expect(again.code).toBe(1);
+    const report = JSON.parse(again.stdout) as {
+      certificates: { status: string; reason: string; errorCode: string; error: string }[];
+    };
+    expect(report.certificates[0]).toMatchObject({
+      status: 'failed',
+      reason: 'guarded',
+      errorCode: 'GUARDED',
+    });
+    expect(report.certificates[0]!.error).toMatch(
+      /1 certificates? (was|were) already issued for exactly g\.example\.test in the last 7 days \(limit 1\)/,
+    );
+    const messages = jsonLogs(again.stderr).map((l) => l.message);
+    expect(messages).toContain('exact-set guard: not ordering again');
+    expect(messages).not.toContain('order created');
   });
 });
