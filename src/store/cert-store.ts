@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../core/clock';
 import { CertpilotError, describeError } from '../core/errors';
 import { silentLogger, type Logger } from '../core/logger';
 import { keyMatchesCertificate, parseCertificate, splitPemChain, type CertInfo } from '../x509';
+import { parseCertificateCached } from '../inspect/parse-cache';
 import {
   atomicWriteFile,
   ensureDir,
@@ -199,7 +200,9 @@ export class CertStore {
       const dir = await this.resolveCurrent(p);
       if (dir === null) return null;
       try {
-        return parseCertificate(await fs.readFile(path.join(dir, FILE_NAMES.cert), 'utf8'));
+        // Cached by PEM text: the daemon plans every certificate each cycle, and an X509 parse
+        // was 0.3 ms and most of an idle cycle's CPU and garbage (bench/README.md, Daemon).
+        return parseCertificateCached(await fs.readFile(path.join(dir, FILE_NAMES.cert), 'utf8'));
       } catch (err) {
         const moved = errnoCode(err) === 'ENOENT';
         if (moved && attempt < READ_ATTEMPTS && (await this.resolveCurrent(p)) !== dir) continue;
