@@ -146,7 +146,8 @@ export function installAcmeHttpPolicy(axios: AxiosLikeInstance, defaultTimeoutMs
     // Keep the nonce for a later request, unless acme-client itself is about to use it: the
     // HEAD's own nonce and a badNonce error's nonce are consumed by the caller.
     const isHead = response.config.method?.toLowerCase() === 'head';
-    const isBadNonce = (response.data as { type?: unknown } | null)?.type === 'urn:ietf:params:acme:error:badNonce';
+    const isBadNonce =
+      (response.data as { type?: unknown } | null)?.type === 'urn:ietf:params:acme:error:badNonce';
     if (!isHead && !isBadNonce) keepNonce(response.config.url, response.headers['replay-nonce']);
     return response;
   });

@@ -1,6 +1,6 @@
 import { domainToASCII } from 'node:url';
 import { keyMatchesCertificate, lifetimeMs, type CertInfo } from '../x509';
-import { parseCertificateCached } from './parse-cache';
+import { parseCertificateCached } from '../x509/cache';
 
 /**
  * Pure assessment of one certificate: how close it is to expiry and what is wrong with it.

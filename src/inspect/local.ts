@@ -4,7 +4,7 @@ import { glob, isDynamicPattern } from 'tinyglobby';
 import { throwIfAborted } from '../core/abort';
 import { describeError } from '../core/errors';
 import { splitPemChain, type CertInfo } from '../x509';
-import { parseCertificateCached } from './parse-cache';
+import { parseCertificateCached } from '../x509/cache';
 import { mapWithConcurrency } from './concurrency';
 import { assessCertificate, type AssessContext, type CheckStatus, type Finding } from './findings';
 

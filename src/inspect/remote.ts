@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { throwIfAborted } from '../core/abort';
 import { abortError, describeError } from '../core/errors';
 import { type CertInfo } from '../x509';
-import { parseCertificateCached } from './parse-cache';
+import { parseCertificateCached } from '../x509/cache';
 import { mapWithConcurrency } from './concurrency';
 import {
   assessCertificate,

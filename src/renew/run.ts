@@ -620,7 +620,9 @@ export async function runRenew(
       outcomes.every(
         (o) => o.status !== 'failed' && (o.status !== 'waiting' && o.status !== 'busy' ? true : inDate(o)),
       ) && hookErrors.length === 0,
-    ...(service ? { acmeRequests: { total: service.stats.total, byEndpoint: { ...service.stats.byEndpoint } } } : {}),
+    ...(service
+      ? { acmeRequests: { total: service.stats.total, byEndpoint: { ...service.stats.byEndpoint } } }
+      : {}),
     ...(hookErrors.length > 0 ? { hookErrors } : {}),
   };
 }

@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '../core/clock';
 import { CertpilotError, describeError } from '../core/errors';
 import { silentLogger, type Logger } from '../core/logger';
 import { keyMatchesCertificate, parseCertificate, splitPemChain, type CertInfo } from '../x509';
-import { parseCertificateCached } from '../inspect/parse-cache';
+import { parseCertificateCached } from '../x509/cache';
 import {
   atomicWriteFile,
   ensureDir,

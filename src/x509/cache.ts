@@ -1,4 +1,4 @@
-import { parseCertificate, type CertInfo } from '../x509';
+import { parseCertificate, type CertInfo } from './index';
 
 /**
  * parseCertificate with a memory of recent results, keyed by the PEM text. An inventory parses
