@@ -494,7 +494,9 @@ describe('config check', () => {
     // Credentials in plain settings: masked by name or position, the rest still shown.
     const alert = (view as unknown as { notify: { webhooks: { url: string; headers: unknown }[] } }).notify
       .webhooks[0]!;
-    expect(alert.url).toBe(`${receiver.url.replace('//', '//certpilot:[redacted]@')}/[redacted]?token=[redacted]`);
+    expect(alert.url).toBe(
+      `${receiver.url.replace('//', '//certpilot:[redacted]@')}/[redacted]?token=[redacted]`,
+    );
     expect(alert.headers).toEqual({ Authorization: '[redacted]', 'X-Team': 'ops' });
     const hook = (view as unknown as { certificates: { hooks: { deploy: { env: unknown }[] } }[] })
       .certificates[0]!.hooks.deploy[0]!;
