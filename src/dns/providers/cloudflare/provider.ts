@@ -3,8 +3,8 @@ import { sleep, throwIfAborted, withDeadline } from '../../../core/abort';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 // Generic helpers (TXT presentation format, shared cancellable lookups) that live with the Route 53 provider.
-import { SharedJob } from '../route53/shared-job';
-import { decodeTxtValue } from '../route53/txt';
+import { SharedLookupCache } from '../../shared-job';
+import { decodeTxtValue } from '../../txt';
 import { CLOUDFLARE_API_BASE, CLOUDFLARE_DEFAULT_MAX_RETRIES } from './definition';
 
 const COMPONENT = 'cloudflare';
@@ -107,7 +107,7 @@ export class CloudflareProvider implements DnsProvider {
   private readonly requestTimeoutMs: number;
   private readonly tuning: CloudflareTuning;
   private readonly log: Logger;
-  private readonly zoneCache = new Map<string, { at: number; job: SharedJob<CfZone | undefined> }>();
+  private readonly zones: SharedLookupCache<CfZone | undefined>;
 
   constructor(
     options: Readonly<Record<string, unknown>>,
@@ -127,6 +127,13 @@ export class CloudflareProvider implements DnsProvider {
       typeof options.maxRetries === 'number' ? options.maxRetries : CLOUDFLARE_DEFAULT_MAX_RETRIES;
     this.requestTimeoutMs = ctx.requestTimeoutMs;
     this.tuning = { ...DEFAULT_CLOUDFLARE_TUNING, ...tuning };
+    // Shared by concurrent callers: its own deadline, cancelled when the last caller gives up.
+    this.zones = new SharedLookupCache(
+      (name, s) => this.listZonesNamed(name, s),
+      this.requestTimeoutMs * (this.maxRetries + 2),
+      this.tuning.zoneCacheMs,
+      COMPONENT,
+    );
     this.log = ctx.log.child({ provider: COMPONENT, instance: ctx.instance });
   }
 
@@ -247,20 +254,7 @@ export class CloudflareProvider implements DnsProvider {
   }
 
   private lookupZone(name: string, signal: AbortSignal): Promise<CfZone | undefined> {
-    const cached = this.zoneCache.get(name);
-    if (cached && !cached.job.abandoned && Date.now() - cached.at < this.tuning.zoneCacheMs) {
-      return cached.job.wait(signal, COMPONENT);
-    }
-    // Shared by concurrent callers: its own deadline, cancelled when the last caller gives up.
-    const job = new SharedJob(
-      (s) => this.listZonesNamed(name, s),
-      this.requestTimeoutMs * (this.maxRetries + 2),
-    );
-    this.zoneCache.set(name, { at: Date.now(), job });
-    job.promise.catch(() => {
-      if (this.zoneCache.get(name)?.job === job) this.zoneCache.delete(name);
-    });
-    return job.wait(signal, COMPONENT);
+    return this.zones.get(name, signal);
   }
 
   private async listZonesNamed(name: string, signal: AbortSignal): Promise<CfZone | undefined> {

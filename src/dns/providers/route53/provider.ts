@@ -18,8 +18,8 @@ import { sleep, throwIfAborted, withDeadline } from '../../../core/abort';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 import { ROUTE53_DEFAULT_MAX_RETRIES } from './definition';
-import { SharedJob } from './shared-job';
-import { decodeTxtValue, encodeTxtValue, normalizeDnsName } from './txt';
+import { SharedLookupCache } from '../../shared-job';
+import { decodeTxtValue, encodeTxtValue, normalizeDnsName } from '../../txt';
 
 const COMPONENT = 'route53';
 
@@ -201,7 +201,7 @@ export class Route53Provider implements DnsProvider {
   private readonly requestTimeoutMs: number;
   private readonly hostedZoneId?: string;
   private readonly privateZone: boolean;
-  private readonly zoneCache = new Map<string, { at: number; job: SharedJob<HostedZoneRef | undefined> }>();
+  private readonly zones: SharedLookupCache<HostedZoneRef | undefined>;
   private readonly mutex = new KeyedMutex();
 
   constructor(
@@ -217,6 +217,13 @@ export class Route53Provider implements DnsProvider {
     this.privateZone = options.privateZone === true;
     const hz = str(options, 'hostedZoneId');
     this.hostedZoneId = hz?.replace(/^\/hostedzone\//, '');
+    // Shared by concurrent callers: its own deadline, cancelled when the last caller gives up.
+    this.zones = new SharedLookupCache(
+      (name, s) => this.listZonesNamed(name, s),
+      this.requestTimeoutMs * (this.maxRetries + 2),
+      this.tuning.zoneCacheMs,
+      COMPONENT,
+    );
 
     const region = str(options, 'region') ?? 'us-east-1';
     const config: Route53ClientConfig = { region, credentials: buildCredentials(options, region) };
@@ -403,20 +410,7 @@ export class Route53Provider implements DnsProvider {
   }
 
   private lookupZone(name: string, signal: AbortSignal): Promise<HostedZoneRef | undefined> {
-    const cached = this.zoneCache.get(name);
-    if (cached && !cached.job.abandoned && Date.now() - cached.at < this.tuning.zoneCacheMs) {
-      return cached.job.wait(signal, COMPONENT);
-    }
-    const job = new SharedJob(
-      (s) => this.listZonesNamed(name, s),
-      this.requestTimeoutMs * (this.maxRetries + 2),
-    );
-    this.zoneCache.set(name, { at: Date.now(), job });
-    // Failures are not remembered: the next call asks again.
-    job.promise.catch(() => {
-      if (this.zoneCache.get(name)?.job === job) this.zoneCache.delete(name);
-    });
-    return job.wait(signal, COMPONENT);
+    return this.zones.get(name, signal);
   }
 
   private async listZonesNamed(name: string, signal: AbortSignal): Promise<HostedZoneRef | undefined> {

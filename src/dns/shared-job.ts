@@ -1,4 +1,4 @@
-import { abortError } from '../../../core/errors';
+import { abortError } from '../core/errors';
 
 /**
  * One piece of work awaited by several callers (a zone lookup shared by concurrent appends).
@@ -52,5 +52,36 @@ export class SharedJob<T> {
         },
       );
     });
+  }
+}
+
+/**
+ * Lookups shared by concurrent callers and remembered for a while (zone ids of API providers:
+ * apex and wildcard, or many names of one order, ask for the same zone at the same moment).
+ * Failures and abandoned lookups are not remembered: the next call asks again.
+ */
+export class SharedLookupCache<T> {
+  private readonly entries = new Map<string, { at: number; job: SharedJob<T> }>();
+
+  constructor(
+    private readonly run: (key: string, signal: AbortSignal) => Promise<T>,
+    /** Deadline of one lookup, independent of any caller's signal. */
+    private readonly deadlineMs: number,
+    /** How long a result is reused. */
+    private readonly ttlMs: number,
+    private readonly component: string,
+  ) {}
+
+  get(key: string, signal: AbortSignal): Promise<T> {
+    const cached = this.entries.get(key);
+    if (cached && !cached.job.abandoned && Date.now() - cached.at < this.ttlMs) {
+      return cached.job.wait(signal, this.component);
+    }
+    const job = new SharedJob((s) => this.run(key, s), this.deadlineMs);
+    this.entries.set(key, { at: Date.now(), job });
+    job.promise.catch(() => {
+      if (this.entries.get(key)?.job === job) this.entries.delete(key);
+    });
+    return job.wait(signal, this.component);
   }
 }
