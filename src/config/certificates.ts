@@ -12,7 +12,7 @@ import {
   parseMode,
   parseOwner,
 } from './formats';
-import { childPath, describeType, isPlainObject, type IssueList } from './issues';
+import { childPath, describeType, isPlainObject, type IssueList, unknownKeys } from './issues';
 import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, ThresholdSettings } from './types';
 import { DEFAULT_CHECK, parseCertificateCheck } from './watch';
 
@@ -53,18 +53,6 @@ export interface CertificateContext {
 }
 
 const isSet = (v: unknown): boolean => v !== undefined && v !== null;
-
-function unknownKeys(
-  raw: Record<string, unknown>,
-  allowed: readonly string[],
-  base: string,
-  issues: IssueList,
-): void {
-  for (const key of Object.keys(raw)) {
-    if (!allowed.includes(key))
-      issues.add(childPath(base, key), `unknown key (allowed: ${allowed.join(', ')})`);
-  }
-}
 
 function unknownInstance(name: string, ctx: CertificateContext): string {
   const known = ctx.providerNames.length

@@ -12,7 +12,7 @@ import {
   parseDuration,
   parseInteger,
 } from './formats';
-import { childPath, describeType, isPlainObject, type IssueList } from './issues';
+import { childPath, describeType, isPlainObject, type IssueList, unknownKeys } from './issues';
 import type {
   AgentConfig,
   CheckSettings,
@@ -101,18 +101,6 @@ function parseName(v: unknown): string {
     throw new Error(`must be a non-empty string, not ${describeType(v)}`);
   if (/[\0\r\n]/.test(v)) throw new Error('must not contain line breaks or NUL characters');
   return v.trim();
-}
-
-function unknownKeys(
-  raw: Record<string, unknown>,
-  allowed: readonly string[],
-  base: string,
-  issues: IssueList,
-): void {
-  for (const key of Object.keys(raw)) {
-    if (!allowed.includes(key))
-      issues.add(childPath(base, key), `unknown key (allowed: ${allowed.join(', ')})`);
-  }
 }
 
 function opt<T>(
