@@ -5,7 +5,7 @@ import { throwIfAborted } from '../core/abort';
 import { describeError } from '../core/errors';
 import { splitPemChain, type CertInfo } from '../x509';
 import { parseCertificateCached } from '../x509/cache';
-import { mapWithConcurrency } from './concurrency';
+import { mapWithConcurrency } from '../core/concurrency';
 import { assessCertificate, type AssessContext, type CheckStatus, type Finding } from './findings';
 
 /**

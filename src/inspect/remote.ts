@@ -8,7 +8,7 @@ import { throwIfAborted } from '../core/abort';
 import { abortError, describeError } from '../core/errors';
 import { type CertInfo } from '../x509';
 import { parseCertificateCached } from '../x509/cache';
-import { mapWithConcurrency } from './concurrency';
+import { mapWithConcurrency } from '../core/concurrency';
 import {
   assessCertificate,
   compareNames,

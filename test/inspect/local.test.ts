@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { mapWithConcurrency } from '../../src/inspect/concurrency';
+import { mapWithConcurrency } from '../../src/core/concurrency';
 import type { Thresholds } from '../../src/inspect/findings';
 import { expandWatchPaths, inspectFile, inspectFiles } from '../../src/inspect/local';
 import { NAMES, makePki, type Pki } from './fixtures';
