@@ -147,7 +147,8 @@ async function main(): Promise<void> {
     const probeFile = path.join(dir, 'probe.js');
     writeFileSync(probeFile, PROBE);
     const heapDir = path.join(process.cwd(), 'daemon-heap');
-    const nodeArgs = ['-r', probeFile];
+    // Extra node flags to compare (e.g. BENCH_NODE_ARGS='--lite-mode'), as a unit's ExecStart could pass.
+    const nodeArgs = ['-r', probeFile, ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     if (HEAP_SNAPSHOT) {
       mkdirSync(heapDir, { recursive: true });
       nodeArgs.push('--heapsnapshot-signal=SIGUSR1', `--diagnostic-dir=${heapDir}`);
