@@ -85,7 +85,9 @@ test('renew --force deploys with the nginx deployer; nginx serves the new serial
 });
 
 test('nginx not reloaded: verification fails and names what is served; the next run re-deploys without a new order', async () => {
-  const served = await servedSerial(nginx.ports[0]!, HOST);
+  // What nginx serves: the version the previous test deployed and verified. (Not a probe here:
+  // right after a reload, an old nginx worker may still answer a new connection once.)
+  const served = await storedSerial();
   const doNothing = withDeploy(base, {
     verify: fastVerify,
     // rollback: false keeps the new version current, so the next run must finish its deploy.
@@ -142,7 +144,8 @@ test('nginx not reloaded: verification fails and names what is served; the next 
 });
 
 test('broken deploy: nginx -t rejects the new pair, the previous one is restored and still served, alerts arrive', async () => {
-  const previous = await servedSerial(nginx.ports[0]!, HOST);
+  // The version the previous test deployed and verified (see above: no probe right after a reload).
+  const previous = await storedSerial();
   const config = withDeploy(base, {
     verify: fastVerify,
     notify: {
