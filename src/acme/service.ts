@@ -168,15 +168,14 @@ export class AcmeService {
   async issue(req: IssueRequest): Promise<IssueResult> {
     const log = this.log.child({ cert: req.name });
     const { signal } = req;
-    await this.ensureAccount(signal);
-    const opts = this.callOpts(signal);
-
-    // Before spending an order: every name must be writable where the CA will look (CNAME
-    // delegation followed, a provider allowed to write the target zone).
+    // Before contacting the CA at all: every name must be writable where the CA will look
+    // (CNAME delegation followed, a provider allowed to write the target zone).
     await req.solver.preflight(
       req.domains.map((d) => ({ domain: d.replace(/^\*\./, ''), provider: req.providerFor(d) })),
       signal,
     );
+    await this.ensureAccount(signal);
+    const opts = this.callOpts(signal);
 
     const profile = req.profile
       ? checkProfile(req.profile, await this.directoryInfo(signal), this.settings.directoryUrl)

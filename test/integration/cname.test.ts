@@ -66,5 +66,8 @@ test('preflight fails before any order when no provider may write the CNAME targ
   expect(res.stdout).toMatch(
     /^www\s+failed .*error: dns: no DNS provider may write zone delegate\.test \(_acme-challenge\.www\.example\.test is a CNAME to www\.delegate\.test\)/m,
   );
-  expect(logs(res.stderr).map((l) => l.message)).not.toContain('order created');
+  const messages = logs(res.stderr).map((l) => l.message);
+  expect(messages).not.toContain('order created');
+  // Nothing was asked of the CA: not even an account was registered for this state dir.
+  expect(messages).not.toContain('acme account registered');
 });
