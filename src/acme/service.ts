@@ -67,7 +67,6 @@ export interface IssueResult extends CertificateFiles {
  */
 export class AcmeService {
   readonly stats: AcmeRequestStats = { total: 0, byEndpoint: {} };
-  private registered = false;
   private registering: Promise<string> | undefined;
 
   private constructor(
@@ -146,7 +145,6 @@ export class AcmeService {
       }),
     );
     this.accountUrl = this.client.getAccountUrl();
-    this.registered = true;
     await writeAccountMeta(this.stateDir, {
       directoryUrl: this.settings.directoryUrl,
       url: this.accountUrl,
@@ -158,11 +156,6 @@ export class AcmeService {
       account: this.accountUrl,
     });
     return this.accountUrl;
-  }
-
-  /** True when this process registered the account (tests assert reuse). */
-  get registeredNow(): boolean {
-    return this.registered;
   }
 
   async issue(req: IssueRequest): Promise<IssueResult> {
