@@ -161,11 +161,15 @@ describe('BIND faults (rfc2136 provider)', () => {
       ...args: Parameters<ChallengeJournal['add']>
     ) {
       await add.apply(this, args);
-      tb.bind.pause();
+      await tb.bind.pause();
     });
     let resumed = false;
     try {
       const run = await renew(config, BIND_CERT, '--force');
+      if (spy.mock.calls.length !== 1)
+        throw new Error(
+          `the run never reached its journal write (so named was never paused); its output:\n${run.stdout}\n${run.stderr.slice(-3000)}`,
+        );
       expect(spy).toHaveBeenCalledTimes(1);
       spy.mockRestore();
       const error = failed(run, BIND_CERT);
@@ -206,6 +210,10 @@ describe('Route 53 faults (route53 provider against the REST-XML test server, mi
     // good, and nothing is left over to throttle the cleanup or a later test.
     r53.failNext('ChangeResourceRecordSets', 'Throttling', R53_ATTEMPTS);
     const run = await renew(r53Config, R53_CERT, '--force');
+    if (run.code !== 1)
+      throw new Error(
+        `the run did not fail although every attempt was throttled; ChangeResourceRecordSets calls: ${r53.count('ChangeResourceRecordSets') - changes}:\n${run.stdout}\n${run.stderr.slice(-4000)}`,
+      );
     const error = failed(run, R53_CERT);
     expect(error).toBe(
       'route53: ChangeResourceRecordSets still failing after 1 retries (Throttling: Rate exceeded)',

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -56,9 +56,10 @@ export interface BindServer {
   /**
    * SIGSTOP: named stops answering, but the kernel still accepts TCP connections and queues
    * datagrams for it, like a hung server. `resume` (SIGCONT) lets it work through the backlog.
-   * `stop` resumes a paused named first, so it can exit cleanly.
+   * `stop` resumes a paused named first, so it can exit cleanly. Signals are delivered
+   * asynchronously: `pause` resolves only once the kernel reports every named thread stopped.
    */
-  pause(): void;
+  pause(): Promise<void>;
   resume(): void;
   stop(): Promise<void>;
 }
@@ -206,9 +207,23 @@ export async function startBind(options: StartBindOptions): Promise<BindServer> 
     },
     log: () => log,
     pid: child.pid!,
-    pause() {
+    async pause() {
       child.kill('SIGSTOP');
       paused = true;
+      // Wait for the state, not for time: every thread of named in state T (stopped).
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const tasks = await readdir(`/proc/${child.pid}/task`);
+        const states = await Promise.all(
+          tasks.map(
+            async (t) =>
+              (await readFile(`/proc/${child.pid}/task/${t}/stat`, 'utf8')).replace(/^.*\) /s, '')[0],
+          ),
+        );
+        if (states.every((st) => st === 'T' || st === 't')) return;
+        if (Date.now() > deadline) throw new Error(`named did not stop: thread states ${states.join('')}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
     },
     resume() {
       child.kill('SIGCONT');
