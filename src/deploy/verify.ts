@@ -29,6 +29,9 @@ export function endpointKey(e: Endpoint): string {
   return `${host}:${e.port}${e.connectAddress ? `@${e.connectAddress}` : ''}`;
 }
 
+/** Fresh connections in a row that must all get the new certificate before it counts as served. */
+export const CONSECUTIVE_PROBES = 3;
+
 function describeServed(p: ProbeResult): string {
   if (!p.ok) return p.error?.message ?? 'nothing';
   const leaf = p.chain[0]!;
@@ -47,10 +50,8 @@ async function verifyOne(
   const deadline = Date.now() + settings.timeoutMs;
   let delay = settings.intervalMs;
   let last: ProbeResult | undefined;
-  for (let attempt = 1; ; attempt++) {
-    // Each probe keeps its own full timeouts (a probe cut to the last millisecond of the wait
-    // would only ever report a timeout); the wait bounds when the next probe may start.
-    last = await probeEndpoint({
+  const probe = (): Promise<ProbeResult> =>
+    probeEndpoint({
       host: e.host,
       port: e.port,
       ...(e.servername ? { servername: e.servername } : {}),
@@ -61,8 +62,17 @@ async function verifyOne(
       handshakeTimeoutMs: settings.handshakeTimeoutMs,
       ...(signal ? { signal } : {}),
     });
-    const leaf = last.ok ? last.chain[0] : undefined;
-    if (leaf && leaf.fingerprint256 === expected.fingerprint256) {
+  const serves = (p: ProbeResult): boolean => p.ok && p.chain[0]?.fingerprint256 === expected.fingerprint256;
+  for (let attempt = 1; ; attempt++) {
+    // Each probe keeps its own full timeouts (a probe cut to the last millisecond of the wait
+    // would only ever report a timeout); the wait bounds when the next probe may start.
+    last = await probe();
+    // One good answer is not enough: during nginx's graceful reload an old worker can still take
+    // a new connection and serve the old certificate. Verified means several fresh connections
+    // in a row all get the new one.
+    for (let confirmed = 1; serves(last) && confirmed < CONSECUTIVE_PROBES; confirmed++) last = await probe();
+    const leaf = serves(last) ? last.chain[0] : undefined;
+    if (leaf) {
       log.info('endpoint serves the expected certificate', { endpoint: key, serial: leaf.serial, attempt });
       return {
         key,
