@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
+import { mapLimit } from '../src/core/concurrency';
+import { CertStore } from '../src/store/cert-store';
+import { makeCa, makeCertificate } from '../test/helpers/certs';
 
 /** Shared by the check and no-op renew benchmarks: run the built CLI as its own process, time it. */
 
@@ -65,4 +68,34 @@ export async function timeRuns(
 
 export function machine(): string {
   return `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Installs `n` certificates named c0..c<n-1> (c<i>.example.test, one shared key, 60 of 90 days
+ * left: none is due) straight into `stateDir` with CertStore and a throwaway CA. No ACME.
+ */
+export async function installNotDueCertificates(stateDir: string, n: number): Promise<void> {
+  const now = Date.now();
+  const ca = makeCa();
+  const store = new CertStore({ stateDir, archiveDepth: 5 });
+  const validity = { notBefore: new Date(now - 30 * DAY_MS), notAfter: new Date(now + 60 * DAY_MS) };
+  const first = makeCertificate({ names: ['c0.example.test'], issuer: ca, ...validity });
+  await mapLimit(
+    Array.from({ length: n }, (_, i) => i),
+    16,
+    async (i) => {
+      const c =
+        i === 0
+          ? first
+          : makeCertificate({ names: [`c${i}.example.test`], issuer: ca, keyPem: first.keyPem, ...validity });
+      await store.install(`c${i}`, {
+        cert: c.certPem,
+        chain: ca.certPem,
+        fullchain: c.certPem + ca.certPem,
+        key: c.keyPem,
+      });
+    },
+  );
 }

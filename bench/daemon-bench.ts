@@ -26,13 +26,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { mapLimit } from '../src/core/concurrency';
-import { CertStore } from '../src/store/cert-store';
-import { makeCa, makeCertificate } from '../test/helpers/certs';
 import { freePort } from '../test/helpers/ports';
-import { BIN, machine } from './bench-util';
+import { BIN, installNotDueCertificates, machine } from './bench-util';
 
-const DAY_MS = 86_400_000;
 const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const N = Number(positional[0] ?? 100);
 const CHECKPOINTS = (positional[1] ?? '50,200,500').split(',').map(Number);
@@ -81,45 +77,11 @@ function cpuMs(pid: number): number {
   return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLK_TCK;
 }
 
-async function installCertificates(stateDir: string): Promise<void> {
-  const now = Date.now();
-  const ca = makeCa();
-  const store = new CertStore({ stateDir, archiveDepth: 5 });
-  const first = makeCertificate({
-    names: ['c0.example.test'],
-    issuer: ca,
-    notBefore: new Date(now - 30 * DAY_MS),
-    notAfter: new Date(now + 60 * DAY_MS),
-  });
-  await mapLimit(
-    Array.from({ length: N }, (_, i) => i),
-    16,
-    async (i) => {
-      const c =
-        i === 0
-          ? first
-          : makeCertificate({
-              names: [`c${i}.example.test`],
-              issuer: ca,
-              keyPem: first.keyPem,
-              notBefore: new Date(now - 30 * DAY_MS),
-              notAfter: new Date(now + 60 * DAY_MS),
-            });
-      await store.install(`c${i}`, {
-        cert: c.certPem,
-        chain: ca.certPem,
-        fullchain: c.certPem + ca.certPem,
-        key: c.keyPem,
-      });
-    },
-  );
-}
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'certpilot-daemon-bench-'));
   try {
     const stateDir = path.join(dir, 'state');
-    await installCertificates(stateDir);
+    await installNotDueCertificates(stateDir, N);
     const port = await freePort();
     const config = path.join(dir, 'certpilot.yaml');
     writeFileSync(

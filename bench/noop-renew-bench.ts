@@ -14,12 +14,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { CertStore } from '../src/store/cert-store';
-import { mapLimit } from '../src/core/concurrency';
-import { makeCa, makeCertificate } from '../test/helpers/certs';
-import { machine, runCertpilot, timeRuns, type Run } from './bench-util';
+import { installNotDueCertificates, machine, runCertpilot, timeRuns, type Run } from './bench-util';
 
-const DAY_MS = 86_400_000;
 const N = Number(process.argv[2] ?? 20);
 const HEAVY = ['acme-client', '@aws-sdk', 'prom-client', 'nodemailer', 'axios'];
 
@@ -34,37 +30,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'certpilot-noop-bench-'));
   try {
     const stateDir = path.join(dir, 'state');
-    const now = Date.now();
-    const ca = makeCa();
-    const store = new CertStore({ stateDir, archiveDepth: 5 });
-    const first = makeCertificate({
-      names: ['c0.example.test'],
-      issuer: ca,
-      notBefore: new Date(now - 30 * DAY_MS),
-      notAfter: new Date(now + 60 * DAY_MS),
-    });
-    await mapLimit(
-      Array.from({ length: N }, (_, i) => i),
-      16,
-      async (i) => {
-        const c =
-          i === 0
-            ? first
-            : makeCertificate({
-                names: [`c${i}.example.test`],
-                issuer: ca,
-                keyPem: first.keyPem,
-                notBefore: new Date(now - 30 * DAY_MS),
-                notAfter: new Date(now + 60 * DAY_MS),
-              });
-        await store.install(`c${i}`, {
-          cert: c.certPem,
-          chain: ca.certPem,
-          fullchain: c.certPem + ca.certPem,
-          key: c.keyPem,
-        });
-      },
-    );
+    await installNotDueCertificates(stateDir, N);
     const config = path.join(dir, 'certpilot.yaml');
     writeFileSync(
       config,
