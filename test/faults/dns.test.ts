@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ChallengeJournal } from '../../src/store/journal';
 import { startRoute53Server, type Route53TestServer } from '../helpers/route53-server';
@@ -124,6 +125,16 @@ async function expectRecovery(name: string, cfg = config): Promise<void> {
   expect(await leftoverTxt()).toEqual([]);
   expect(await new ChallengeJournal(stateDir).pending()).toEqual([]);
 }
+
+/**
+ * Every test starts with a new ACME account: Pebble 2.4 creates a new authorization only when
+ * rand.Intn(100) > PEBBLE_AUTHZREUSE, so even at 0 it reuses a valid one about 1 time in 100,
+ * and an order with nothing to validate never reaches the DNS (or challenge) fault under test.
+ * A new account has no authorizations to reuse.
+ */
+beforeEach(async () => {
+  await rm(path.join(stateDir, 'accounts'), { recursive: true, force: true });
+});
 
 describe('BIND faults (rfc2136 provider)', () => {
   test('a frozen zone: REFUSED named with the server, cleanup attempted, store intact; after thaw the next run cleans up and renews', async () => {
