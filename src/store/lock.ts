@@ -2,9 +2,17 @@ import crypto from 'node:crypto';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { sleep } from '../core/abort';
+import { sleep, throwIfAborted } from '../core/abort';
 import { CertpilotError, abortError } from '../core/errors';
-import { ensureDir, fsyncDir } from './atomic';
+import { atomicWriteFile, ensureDir, fsyncDir } from './atomic';
+import {
+  lockLostError,
+  type AcquireOptions,
+  type CallOptions,
+  type LockHandle,
+  type LockOwner,
+  type Locker,
+} from './storage';
 
 /**
  * One lock per certificate, so `certpilot renew` (from a timer or by hand) and the daemon never
@@ -34,38 +42,15 @@ export const CORRUPT_LOCK_GRACE_MS = 10_000;
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/i;
 
-export interface LockOwner {
-  pid: number;
-  hostname: string;
-  /** When the lock was taken (ISO 8601). */
-  startedAt: string;
-  /** Linux: the owner's start time in clock ticks since boot (/proc/PID/stat field 22), to detect pid reuse. */
-  procStart?: string;
-  /** Random, identifies this acquisition (release and takeover check it). */
-  nonce: string;
-  /** Free text for messages, e.g. "daemon" or "renew". */
-  purpose?: string;
-}
+export type { LockOwner } from './storage';
 
-export interface Lock {
+/** A held lock of the file backend: a LockHandle plus the path of its file. */
+export interface Lock extends LockHandle {
   readonly path: string;
-  readonly owner: LockOwner;
-  /** Removes the lock if it is still ours. Safe to call twice. */
-  release(): Promise<void>;
 }
 
-export interface AcquireLockOptions {
-  /** false: return null at once when a live process holds the lock. true: wait for it. */
-  wait: boolean;
-  /** With `wait`: give up after this long with a LOCKED error (default: wait until `signal`). */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  purpose?: string;
-  /** Called each time the lock is found held by a live process, before waiting (log "waiting for ..."). */
-  onBusy?: (holder: LockOwner | undefined) => void;
-  /** Tests only. */
-  pollIntervalMs?: number;
-}
+/** acquireLock's options: those of Locker.acquire (src/store/storage.ts). */
+export type AcquireLockOptions = AcquireOptions;
 
 export function lockPath(stateDir: string, name: string): string {
   return path.join(stateDir, 'locks', `${name}.lock`);
@@ -173,10 +158,7 @@ async function publishExclusive(target: string, data: string): Promise<boolean> 
 /** Moves `file` out of the way if it still carries `nonce` (or is still the same corrupt file). */
 async function removeIfUnchanged(file: string, expected: ReadResult): Promise<boolean> {
   const current = await readLock(file);
-  if (
-    expected.kind === 'owner' &&
-    !(current.kind === 'owner' && current.owner.nonce === expected.owner.nonce)
-  )
+  if (expected.kind === 'owner' && !(current.kind === 'owner' && sameLease(current.owner, expected.owner)))
     return false;
   if (expected.kind === 'corrupt' && current.kind !== 'corrupt') return false;
   if (expected.kind === 'absent') return false;
@@ -198,6 +180,15 @@ async function removeIfUnchanged(file: string, expected: ReadResult): Promise<bo
  * taking over or the lock changed meanwhile (the caller looks again).
  */
 async function takeOver(file: string, judged: ReadResult): Promise<boolean> {
+  return (await underTakeoverMutex(file, () => removeIfUnchanged(file, judged))) ?? false;
+}
+
+/**
+ * Runs `fn` holding `<file>.takeover`; undefined (without running it) when another process
+ * holds that mutex. Takeovers and lease renewals both rewrite or remove the lock file, so they
+ * are serialised by it: a taker never removes a lock whose lease was renewed meanwhile.
+ */
+async function underTakeoverMutex<T>(file: string, fn: () => Promise<T>): Promise<T | undefined> {
   const mutex = `${file}.takeover`;
   const me = JSON.stringify({ pid: process.pid, hostname: os.hostname(), at: new Date().toISOString() });
   if (!(await publishExclusive(mutex, me))) {
@@ -208,98 +199,219 @@ async function takeOver(file: string, judged: ReadResult): Promise<boolean> {
     } catch {
       // gone already
     }
-    return false;
+    return undefined;
   }
   try {
-    return await removeIfUnchanged(file, judged);
+    return await fn();
   } finally {
     await fs.rm(mutex, { force: true });
   }
 }
 
+/** Same acquisition and same lease: a renewal changes expiresAt, so a judged-stale copy no longer matches. */
+function sameLease(a: LockOwner, b: LockOwner): boolean {
+  return a.nonce === b.nonce && a.expiresAt === b.expiresAt;
+}
+
+function leaseExpired(owner: LockOwner, now = Date.now()): boolean {
+  return owner.expiresAt !== undefined && Date.parse(owner.expiresAt) <= now;
+}
+
+/** How long a lease renewal waits for a takeover in progress (milliseconds each) before giving up. */
+const RENEW_MUTEX_ATTEMPTS = 50;
+const RENEW_MUTEX_WAIT_MS = 10;
+
 /**
- * Acquires the lock of certificate `name`. Returns null when `wait` is false and a live process
- * holds it; with `wait`, resolves once it is free (or throws LOCKED after `timeoutMs`, or
- * ABORTED/TIMEOUT when `signal` fires).
+ * The file backend of Locker (contracts in ./storage.ts): lock files under <root>/locks, owners
+ * judged by pid and process start time as described above, plus optional leases. A lease is the
+ * owner's `expiresAt`; once it has passed, the lock is stale like one of a dead process, even
+ * when the holder lives (it hung, or its clock jumped): that is what lets a fleet backend and
+ * this one share one meaning of a lease.
  */
-export async function acquireLock(
-  stateDir: string,
-  name: string,
-  opts: AcquireLockOptions,
-): Promise<Lock | null> {
-  if (!NAME.test(name)) throw lockError(`invalid lock name "${name}"`);
-  const dir = path.join(stateDir, 'locks');
-  await ensureDir(dir);
-  const file = lockPath(stateDir, name);
-  const deadline = opts.timeoutMs === undefined ? undefined : Date.now() + opts.timeoutMs;
-  const interval = opts.pollIntervalMs ?? LOCK_POLL_INTERVAL_MS;
+export class FileLocker implements Locker {
+  readonly root: string;
 
-  for (;;) {
-    if (opts.signal?.aborted) throw abortError(`lock: ${name}`, opts.signal);
-    const owner: LockOwner = {
-      pid: process.pid,
-      hostname: os.hostname(),
-      startedAt: new Date().toISOString(),
-      procStart: await (ownStart ??= procStartTime(process.pid)),
-      nonce: crypto.randomBytes(12).toString('hex'),
-      ...(opts.purpose ? { purpose: opts.purpose } : {}),
-    };
-    if (await publishExclusive(file, JSON.stringify(owner) + '\n')) {
-      await fsyncDir(dir);
-      return makeLock(file, owner);
-    }
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
 
-    const seen = await readLock(file);
-    let holder: LockOwner | undefined;
-    if (seen.kind === 'absent') continue; // released between our attempt and the read
-    if (seen.kind === 'owner') {
-      if (await ownerIsDead(seen.owner)) {
+  async holder(name: string, opts: CallOptions = {}): Promise<LockOwner | null> {
+    throwIfAborted(opts.signal, `lock: ${name}`);
+    const r = await readLock(lockPath(this.root, name));
+    return r.kind === 'owner' ? r.owner : null;
+  }
+
+  /**
+   * Acquires lock `name`. Null when `wait` is false and a live process holds it; with `wait`,
+   * resolves once it is free (or throws LOCKED after `timeoutMs`, or ABORTED/TIMEOUT when
+   * `signal` fires).
+   */
+  async acquire(name: string, opts: AcquireOptions): Promise<Lock | null> {
+    if (!NAME.test(name)) throw lockError(`invalid lock name "${name}"`);
+    const dir = path.join(this.root, 'locks');
+    await ensureDir(dir);
+    const file = lockPath(this.root, name);
+    const deadline = opts.timeoutMs === undefined ? undefined : Date.now() + opts.timeoutMs;
+    const interval = opts.pollIntervalMs ?? LOCK_POLL_INTERVAL_MS;
+
+    for (;;) {
+      if (opts.signal?.aborted) throw abortError(`lock: ${name}`, opts.signal);
+      const owner = await newOwner(opts);
+      if (await publishExclusive(file, JSON.stringify(owner) + '\n')) {
+        await fsyncDir(dir);
+        return makeLock(name, file, owner, opts);
+      }
+
+      const seen = await readLock(file);
+      let holder: LockOwner | undefined;
+      if (seen.kind === 'absent') continue; // released between our attempt and the read
+      if (seen.kind === 'owner') {
+        if (leaseExpired(seen.owner) || (await ownerIsDead(seen.owner))) {
+          await takeOver(file, seen);
+          continue;
+        }
+        holder = seen.owner;
+      } else if (seen.ageMs > CORRUPT_LOCK_GRACE_MS) {
         await takeOver(file, seen);
         continue;
       }
-      holder = seen.owner;
-    } else if (seen.ageMs > CORRUPT_LOCK_GRACE_MS) {
-      await takeOver(file, seen);
-      continue;
-    }
 
-    if (!opts.wait) return null;
-    opts.onBusy?.(holder);
-    if (deadline !== undefined && Date.now() >= deadline) {
-      const who = holder ? `pid ${holder.pid} on ${holder.hostname} since ${holder.startedAt}` : 'unknown';
-      throw lockError(
-        `certificate "${name}" is still locked by ${who} after ${opts.timeoutMs} ms`,
-        undefined,
-        {
-          holder,
-        },
-      );
+      if (!opts.wait) return null;
+      opts.onBusy?.(holder);
+      if (deadline !== undefined && Date.now() >= deadline) throw stillLocked(name, holder, opts.timeoutMs);
+      const wait = deadline === undefined ? interval : Math.max(1, Math.min(interval, deadline - Date.now()));
+      // A lease that runs out is an event we can wait for exactly.
+      const untilExpiry = holder?.expiresAt ? Math.max(1, Date.parse(holder.expiresAt) - Date.now()) : wait;
+      await sleep(Math.min(wait, untilExpiry), opts.signal, `lock: ${name}`);
     }
-    const wait = deadline === undefined ? interval : Math.max(1, Math.min(interval, deadline - Date.now()));
-    await sleep(wait, opts.signal, `lock: ${name}`);
   }
+}
+
+async function newOwner(opts: AcquireOptions): Promise<LockOwner> {
+  return {
+    pid: process.pid,
+    hostname: os.hostname(),
+    startedAt: new Date().toISOString(),
+    procStart: await (ownStart ??= procStartTime(process.pid)),
+    nonce: crypto.randomBytes(12).toString('hex'),
+    ...(opts.purpose ? { purpose: opts.purpose } : {}),
+    ...(opts.leaseMs !== undefined ? { expiresAt: new Date(Date.now() + opts.leaseMs).toISOString() } : {}),
+  };
+}
+
+function stillLocked(
+  name: string,
+  holder: LockOwner | undefined,
+  timeoutMs: number | undefined,
+): CertpilotError {
+  const who = holder ? `pid ${holder.pid} on ${holder.hostname} since ${holder.startedAt}` : 'unknown';
+  return lockError(`certificate "${name}" is still locked by ${who} after ${timeoutMs} ms`, undefined, {
+    holder,
+  });
+}
+
+/**
+ * Acquires the lock of certificate `name` under `<stateDir>/locks` (FileLocker.acquire). Kept
+ * as a function because callers across the tree lock by state directory.
+ */
+export function acquireLock(stateDir: string, name: string, opts: AcquireLockOptions): Promise<Lock | null> {
+  return new FileLocker(stateDir).acquire(name, opts);
 }
 
 /** The current holder of a certificate's lock, or null (for status output and messages). */
 export async function readLockOwner(stateDir: string, name: string): Promise<LockOwner | null> {
-  const r = await readLock(lockPath(stateDir, name));
-  return r.kind === 'owner' ? r.owner : null;
+  return new FileLocker(stateDir).holder(name);
 }
 
-function makeLock(file: string, owner: LockOwner): Lock {
+function makeLock(name: string, file: string, first: LockOwner, opts: AcquireOptions): Lock {
+  let owner = first;
   let released = false;
+  const lost = new AbortController();
+  let expiryTimer: NodeJS.Timeout | undefined;
+  let keepAliveTimer: NodeJS.Timeout | undefined;
+  const stopTimers = (): void => {
+    clearTimeout(expiryTimer);
+    clearInterval(keepAliveTimer);
+  };
+  const markLost = (why: string): CertpilotError => {
+    stopTimers();
+    const err = lockLostError(name, why);
+    if (!lost.signal.aborted) lost.abort(err);
+    return lost.signal.reason instanceof CertpilotError ? lost.signal.reason : err;
+  };
+  // The holder learns of an expired lease without asking the file: nobody renewed it in time.
+  const armExpiry = (): void => {
+    clearTimeout(expiryTimer);
+    if (owner.expiresAt === undefined) return;
+    const ms = Math.max(0, Date.parse(owner.expiresAt) - Date.now());
+    expiryTimer = setTimeout(() => markLost('lease expired'), ms);
+    expiryTimer.unref();
+  };
+
+  const check = async (callOpts: CallOptions = {}): Promise<void> => {
+    throwIfAborted(callOpts.signal, `lock: ${name}`);
+    if (lost.signal.aborted) throw lost.signal.reason as CertpilotError;
+    const current = await readLock(file);
+    if (current.kind !== 'owner' || current.owner.nonce !== owner.nonce)
+      throw markLost('taken over or removed');
+    if (leaseExpired(current.owner)) throw markLost('lease expired');
+  };
+
+  const renew = async (callOpts: CallOptions = {}): Promise<void> => {
+    if (owner.expiresAt === undefined) return check(callOpts);
+    for (let attempt = 1; ; attempt++) {
+      await check(callOpts);
+      const next: LockOwner = {
+        ...owner,
+        expiresAt: new Date(Date.now() + (opts.leaseMs ?? 0)).toISOString(),
+      };
+      const done = await underTakeoverMutex(file, async () => {
+        await check(callOpts);
+        await atomicWriteFile(file, JSON.stringify(next) + '\n', { mode: 0o600 });
+        return true;
+      });
+      if (done) {
+        owner = next;
+        armExpiry();
+        return;
+      }
+      if (attempt >= RENEW_MUTEX_ATTEMPTS)
+        throw lockError(`cannot renew "${name}": takeover file stays busy`);
+      await sleep(RENEW_MUTEX_WAIT_MS, callOpts.signal, `lock: ${name}`);
+    }
+  };
+
+  armExpiry();
+  if (opts.keepAlive && opts.leaseMs !== undefined) {
+    keepAliveTimer = setInterval(
+      () => void renew().catch((err: unknown) => markLost(`renewal failed: ${(err as Error).message}`)),
+      Math.max(1, Math.floor(opts.leaseMs / 3)),
+    );
+    keepAliveTimer.unref();
+  }
+
   return {
+    name,
     path: file,
-    owner,
+    get owner() {
+      return owner;
+    },
+    get token() {
+      return owner.nonce;
+    },
+    signal: lost.signal,
+    check,
+    renew,
     async release() {
       if (released) return;
       released = true;
-      // Only remove the file if it is still ours: after a (wrong) takeover by someone else the
-      // name belongs to them.
+      stopTimers();
+      // Only remove the file if it is still ours: after a takeover the name belongs to someone else.
       const current = await readLock(file);
       if (current.kind === 'owner' && current.owner.nonce === owner.nonce) {
         await removeIfUnchanged(file, current);
       }
+      markLost('released');
     },
   };
 }

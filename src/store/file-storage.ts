@@ -1,0 +1,221 @@
+import crypto from 'node:crypto';
+import { promises as fs, type Dirent } from 'node:fs';
+import path from 'node:path';
+import { throwIfAborted } from '../core/abort';
+import { CertpilotError } from '../core/errors';
+import { ensureDir, fsyncDir, isTempName, prepareAtomicWrite, tempNameFor } from './atomic';
+import {
+  KEY_SEGMENT,
+  SECRET_MODE,
+  assertKey,
+  type CallOptions,
+  type KeyStat,
+  type ListOptions,
+  type LockHandle,
+  type PointerStorage,
+  type PutOptions,
+} from './storage';
+
+/**
+ * The file backend of Storage (contracts in ./storage.ts). A key is a path below `root`
+ * ("certs/www/cert.pem" -> <root>/certs/www/cert.pem), so the on-disk layout is exactly the
+ * keys the callers choose, and servers keep reading the files they always read.
+ *
+ * - put: src/store/atomic.ts (temp file in the same directory with O_EXCL and the final mode,
+ *   fsync, rename, fsync of the directory). Directories are created 0700.
+ * - delete of a prefix renames the directory aside to a temp name first, so it disappears in
+ *   one step for readers, then removes it; a crash in between leaves a temp entry for sweep.
+ * - Pointers are symlinks with a relative target, swapped by renaming a new symlink over the
+ *   old one, so <root>/certs/<name>/current/... switches versions atomically for every reader
+ *   that resolves it, including servers that know nothing of certpilot.
+ * - Temp entries start with '.', which no key segment may, so list never shows them.
+ * - Fencing (PutOptions.lock) is checked just before the rename: the lock file is local, so
+ *   no write can be conditional on it inside the kernel; see PutOptions.lock.
+ */
+export class FileStorage implements PointerStorage {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  locate(key: string): string {
+    assertKey(key, true);
+    return key === '' ? this.root : path.join(this.root, ...key.split('/'));
+  }
+
+  keyAt(location: string): string | null {
+    const rel = path.relative(this.root, path.resolve(location));
+    if (rel === '') return '';
+    const key = rel.split(path.sep).join('/');
+    return key.split('/').every((s) => KEY_SEGMENT.test(s)) ? key : null;
+  }
+
+  async put(key: string, value: string | Uint8Array, opts: PutOptions = {}): Promise<void> {
+    assertKey(key);
+    throwIfAborted(opts.signal, 'store');
+    const target = this.locate(key);
+    await ensureDir(path.dirname(target));
+    const data =
+      typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    const prepared = await prepareAtomicWrite(target, data, { mode: opts.mode ?? SECRET_MODE });
+    try {
+      throwIfAborted(opts.signal, 'store');
+      await opts.lock?.check({ signal: opts.signal });
+    } catch (err) {
+      await prepared.abort();
+      throw err;
+    }
+    await prepared.commit();
+  }
+
+  async get(key: string, opts: CallOptions = {}): Promise<Buffer | null> {
+    assertKey(key);
+    throwIfAborted(opts.signal, 'store');
+    const file = this.locate(key);
+    try {
+      return await fs.readFile(file, { signal: opts.signal });
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
+      if (opts.signal?.aborted) throwIfAborted(opts.signal, 'store');
+      throw ioError(`cannot read ${file}`, err);
+    }
+  }
+
+  async stat(key: string, opts: CallOptions = {}): Promise<KeyStat | null> {
+    assertKey(key);
+    throwIfAborted(opts.signal, 'store');
+    const file = this.locate(key);
+    try {
+      const st = await fs.stat(file);
+      return st.isFile() ? { key, size: st.size, modified: st.mtime } : null;
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw ioError(`cannot stat ${file}`, err);
+    }
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<string[]> {
+    assertKey(prefix, true);
+    throwIfAborted(opts.signal, 'store');
+    const out: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      const dir = this.locate(rel);
+      let entries: Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        const code = errnoOf(err);
+        if (code === 'ENOENT' || code === 'ENOTDIR') return;
+        throw ioError(`cannot list ${dir}`, err);
+      }
+      for (const e of entries) {
+        // Temp entries and anything no key could name (a stray "Foo bar" file) are not keys.
+        if (!KEY_SEGMENT.test(e.name)) continue;
+        const child = rel === '' ? e.name : `${rel}/${e.name}`;
+        // Pointers (symlinks) are listed as keys and not followed: a recursive listing of a
+        // certificate would otherwise list its live version twice.
+        if (opts.recursive && e.isDirectory()) await walk(child);
+        else out.push(child);
+      }
+    };
+    await walk(prefix);
+    const cut = prefix === '' ? 0 : prefix.length + 1;
+    return out.map((k) => k.slice(cut)).sort();
+  }
+
+  async delete(key: string, opts: CallOptions & { lock?: LockHandle } = {}): Promise<void> {
+    assertKey(key);
+    throwIfAborted(opts.signal, 'store');
+    await opts.lock?.check({ signal: opts.signal });
+    const target = this.locate(key);
+    const aside = path.join(
+      path.dirname(target),
+      `.${path.basename(target)}.tmp-del-${process.pid}-${crypto.randomBytes(6).toString('hex')}`,
+    );
+    try {
+      await fs.rename(target, aside);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw ioError(`cannot delete ${target}`, err);
+    }
+    try {
+      await fsyncDir(path.dirname(target));
+      await fs.rm(aside, { recursive: true, force: true });
+    } catch (err) {
+      throw ioError(`cannot delete ${target}`, err);
+    }
+  }
+
+  async sweep(prefix: string, opts: CallOptions = {}): Promise<void> {
+    assertKey(prefix, true);
+    throwIfAborted(opts.signal, 'store');
+    const walk = async (dir: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        const p = path.join(dir, e.name);
+        if (isTempName(e.name)) await fs.rm(p, { recursive: true, force: true });
+        else if (e.isDirectory()) await walk(p);
+      }
+    };
+    await walk(this.locate(prefix));
+  }
+
+  async setPointer(key: string, target: string, opts: PutOptions = {}): Promise<void> {
+    assertKey(key);
+    assertKey(target, true);
+    throwIfAborted(opts.signal, 'store');
+    const link = this.locate(key);
+    const relative = path.relative(path.dirname(link), this.locate(target)) || '.';
+    await ensureDir(path.dirname(link));
+    const temp = tempNameFor(link);
+    try {
+      await fs.symlink(relative, temp);
+      throwIfAborted(opts.signal, 'store');
+      await opts.lock?.check({ signal: opts.signal });
+      await fs.rename(temp, link);
+      await fsyncDir(path.dirname(link));
+    } catch (err) {
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+      throw err instanceof CertpilotError ? err : ioError(`cannot point ${link} at ${relative}`, err);
+    }
+  }
+
+  async getPointer(key: string, opts: CallOptions = {}): Promise<string | null> {
+    assertKey(key);
+    throwIfAborted(opts.signal, 'store');
+    const link = this.locate(key);
+    let target: string;
+    try {
+      target = await fs.readlink(link);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw ioError(`cannot read ${link}`, err);
+    }
+    const resolved = this.keyAt(path.resolve(path.dirname(link), target));
+    if (resolved === null) throw ioError(`${link} points outside ${this.root} (${target})`);
+    return resolved;
+  }
+}
+
+function errnoOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function ioError(message: string, cause?: unknown): CertpilotError {
+  if (cause instanceof CertpilotError) return cause;
+  const code = errnoOf(cause);
+  const retryable = code === 'ENOSPC' || code === 'EBUSY' || code === 'EAGAIN' || code === 'EMFILE';
+  const suffix = cause === undefined ? '' : `: ${(cause as Error)?.message ?? String(cause)}`;
+  return new CertpilotError('STORE_IO', `store: ${message}${suffix}`, { cause, retryable });
+}
