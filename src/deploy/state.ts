@@ -1,10 +1,10 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { CertpilotError } from '../core/errors';
-import { atomicWriteFile, ensureDir } from '../store/atomic';
+import { FileStorage } from '../store/file-storage';
+import { SECRET_MODE, type LockHandle, type Storage } from '../store/storage';
 
 /**
- * Deploy state, one JSON file per certificate under <stateDir>/deploy/<name>.json.
+ * Deploy state, one JSON value per certificate: the key `deploy/<name>.json` of a Storage
+ * (src/store/storage.ts), by default the file <stateDir>/deploy/<name>.json.
  *
  * A renewal is only done when every endpoint serves the new certificate. The state records how
  * far the current version got (issued → deployed → verified, per endpoint), so a run that
@@ -62,34 +62,59 @@ export interface DeployState {
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
-export function deployStatePath(stateDir: string, name: string): string {
-  if (!NAME.test(name)) throw new CertpilotError('STORE_IO', `deploy: invalid certificate name "${name}"`);
-  return path.join(stateDir, 'deploy', `${name}.json`);
+/** Where deploy state is kept, and the caller's lock for fenced writes. All optional. */
+export interface DeployStateOptions {
+  /** Default: the file backend rooted at the state directory. */
+  storage?: Storage;
+  lock?: LockHandle;
+  signal?: AbortSignal;
 }
 
-/** Null when none was recorded; an unreadable file is treated as unknown, never as verified. */
-export async function readDeployState(stateDir: string, name: string): Promise<DeployState | null> {
-  let text: string;
+function deployStateKey(name: string): string {
+  if (!NAME.test(name)) throw new CertpilotError('STORE_IO', `deploy: invalid certificate name "${name}"`);
+  return `deploy/${name}.json`;
+}
+
+export function deployStatePath(stateDir: string, name: string, storage?: Storage): string {
+  return (storage ?? new FileStorage(stateDir)).locate(deployStateKey(name));
+}
+
+/** Null when none was recorded; an unreadable value is treated as unknown, never as verified. */
+export async function readDeployState(
+  stateDir: string,
+  name: string,
+  opts: DeployStateOptions = {},
+): Promise<DeployState | null> {
+  const key = deployStateKey(name);
+  let value: Buffer | null;
   try {
-    text = await fs.readFile(deployStatePath(stateDir, name), 'utf8');
+    value = await (opts.storage ?? new FileStorage(stateDir)).get(key, { signal: opts.signal });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new CertpilotError('STORE_IO', `deploy: cannot read state of ${name}`, { cause: err });
   }
+  if (value === null) return null;
   try {
-    const parsed = JSON.parse(text) as DeployState;
+    const parsed = JSON.parse(value.toString('utf8')) as DeployState;
     if (typeof parsed.serial !== 'string' || typeof parsed.status !== 'string') throw new Error('bad shape');
     return { ...parsed, endpoints: parsed.endpoints ?? {}, attempts: parsed.attempts ?? 0 };
   } catch {
-    // A torn or hand-edited file: act as if the version was issued but not yet deployed.
+    // A torn or hand-edited value: act as if the version was issued but not yet deployed.
     return null;
   }
 }
 
-export async function writeDeployState(stateDir: string, name: string, state: DeployState): Promise<void> {
-  const file = deployStatePath(stateDir, name);
-  await ensureDir(path.dirname(file), 0o700);
-  await atomicWriteFile(file, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+export async function writeDeployState(
+  stateDir: string,
+  name: string,
+  state: DeployState,
+  opts: DeployStateOptions = {},
+): Promise<void> {
+  const storage = opts.storage ?? new FileStorage(stateDir);
+  await storage.put(deployStateKey(name), JSON.stringify(state, null, 2) + '\n', {
+    mode: SECRET_MODE,
+    ...(opts.lock ? { lock: opts.lock } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
 }
 
 /** True when the stored version `serial` still has deploy or verify work left. */

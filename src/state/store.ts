@@ -1,7 +1,6 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { CertpilotError } from '../core/errors';
-import { atomicWriteFile, ensureDir } from '../store/atomic';
+import { FileStorage } from '../store/file-storage';
+import { SECRET_MODE, type LockHandle, type Storage } from '../store/storage';
 
 /**
  * Persisted scheduling state, one JSON file per certificate under `<stateDir>/state/<name>.json`.
@@ -12,8 +11,9 @@ import { atomicWriteFile, ensureDir } from '../store/atomic';
  * this exact set of names this week (lost state and restart loops are how operators hit
  * "too many certificates (5) already issued for this exact set of identifiers").
  *
- * The file is written atomically (temp + fsync + rename) and only under the certificate's lock
- * (src/store/lock.ts), so the daemon and `renew` never interleave updates. Transitions are pure
+ * The value is the key `state/<name>.json` of a Storage (src/store/storage.ts; by default the
+ * file backend under the state directory), written with an atomic put and only under the
+ * certificate's lock (src/store/lock.ts), so the daemon and `renew` never interleave updates. Transitions are pure
  * functions in src/plan/schedule.ts; this module only stores and loads.
  */
 
@@ -178,70 +178,86 @@ export interface StateReadResult {
   problem?: string;
 }
 
+/** Options of StateStore.write: the caller's lock (a fenced write) and cancellation. */
+export interface StateWriteOptions {
+  lock?: LockHandle;
+  signal?: AbortSignal;
+}
+
+const NAME = /^[a-z0-9][a-z0-9._-]*$/i;
+
 /**
- * Reads and writes `<stateDir>/state/<name>.json`. Callers hold the certificate's lock around
- * read-modify-write.
+ * Reads and writes the key `state/<name>.json` (`<stateDir>/state/<name>.json` on the file
+ * backend). Callers hold the certificate's lock around read-modify-write.
  */
 export class StateStore {
+  /** Where the state values live (file backend: the directory). */
   readonly dir: string;
+  private readonly storage: Storage;
 
-  constructor(stateDir: string) {
-    this.dir = path.join(stateDir, 'state');
+  constructor(stateDir: string, storage?: Storage) {
+    this.storage = storage ?? new FileStorage(stateDir);
+    this.dir = this.storage.locate('state');
   }
 
-  file(name: string): string {
-    if (!/^[a-z0-9][a-z0-9._-]*$/i.test(name)) {
+  private key(name: string): string {
+    if (!NAME.test(name)) {
       throw new CertpilotError('STORE_IO', `state: invalid certificate name "${name}"`);
     }
-    return path.join(this.dir, `${name}.json`);
+    return `state/${name}.json`;
+  }
+
+  /** Where the state of `name` lives (file backend: its path). */
+  file(name: string): string {
+    return this.storage.locate(this.key(name));
   }
 
   /**
-   * The state of `name`, or an empty state when there is none. A file that cannot be parsed is
-   * moved aside (kept for the operator) and reported in `problem` instead of stopping the
+   * The state of `name`, or an empty state when there is none. A value that cannot be parsed
+   * is moved aside (kept for the operator) and reported in `problem` instead of stopping the
    * daemon: an empty state errs towards renewing, and the exact-set guard then still counts the
    * CA's own limit as the backstop.
    */
   async read(name: string): Promise<StateReadResult> {
-    const file = this.file(name);
-    let text: string;
+    const key = this.key(name);
+    let value: Buffer | null;
     try {
-      text = await fs.readFile(file, 'utf8');
+      value = await this.storage.get(key);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: emptyState(name) };
-      throw new CertpilotError('STORE_IO', `state: cannot read ${file}: ${(err as Error).message}`, {
+      // The backend's message names the location and the system error.
+      throw new CertpilotError('STORE_IO', `state: ${(err as Error).message}`, {
         cause: err,
         retryable: true,
       });
     }
+    if (value === null) return { state: emptyState(name) };
+    const text = value.toString('utf8');
     try {
       return { state: decodeState(name, JSON.parse(text)) };
     } catch (err) {
-      const aside = `${file}.corrupt-${Date.now()}`;
-      await fs.rename(file, aside).catch(() => undefined);
+      const asideKey = `${key}.corrupt-${Date.now()}`;
+      // Copy, then delete: Storage has no rename, and losing the copy is worse than keeping both.
+      await this.storage
+        .put(asideKey, text)
+        .then(() => this.storage.delete(key))
+        .catch(() => undefined);
       return {
         state: emptyState(name),
-        problem: `state: ${file} is unusable (${(err as Error).message}); moved to ${aside}`,
+        problem: `state: ${this.file(name)} is unusable (${(err as Error).message}); moved to ${this.storage.locate(asideKey)}`,
       };
     }
   }
 
-  /** Atomically replaces the state file (mode 0600, directory 0700). */
-  async write(state: CertState, now: Date = new Date()): Promise<void> {
-    await ensureDir(this.dir);
-    await atomicWriteFile(this.file(state.name), encodeState(state, now), { mode: 0o600 });
+  /** Atomically replaces the state (mode 0600, directory 0700), fenced on `opts.lock` when given. */
+  async write(state: CertState, now: Date = new Date(), opts: StateWriteOptions = {}): Promise<void> {
+    await this.storage.put(this.key(state.name), encodeState(state, now), { ...opts, mode: SECRET_MODE });
   }
 
-  /** Names with a state file (for status output and cleanup of removed certificates). */
+  /** Names with a state value (for status output and cleanup of removed certificates). */
   async list(): Promise<string[]> {
-    try {
-      return (await fs.readdir(this.dir))
-        .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
-        .map((f) => f.slice(0, -'.json'.length))
-        .sort();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    return (await this.storage.list('state'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -'.json'.length))
+      .sort();
   }
 }

@@ -1,7 +1,6 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { PresentedRecord } from '../dns/solver';
-import { atomicWriteFile, ensureDir } from './atomic';
+import { FileStorage } from './file-storage';
+import { SECRET_MODE, type Storage } from './storage';
 
 /**
  * The journal of challenge records written to DNS. An entry is written *before* the provider is
@@ -9,16 +8,19 @@ import { atomicWriteFile, ensureDir } from './atomic';
  * (SIGKILL, power loss) leaves the entry; the next run for that certificate deletes exactly
  * those records first, so stale `_acme-challenge` values never pile up (acme.sh#5106).
  * Deleting a value that was never written is harmless by the provider contract.
+ *
+ * Entries are the keys `journal/<cert>.json` of a Storage (src/store/storage.ts), by default
+ * the files <stateDir>/journal/<cert>.json.
  */
 export class ChallengeJournal {
-  private readonly dir: string;
+  private readonly storage: Storage;
 
-  constructor(stateDir: string) {
-    this.dir = path.join(stateDir, 'journal');
+  constructor(stateDir: string, storage?: Storage) {
+    this.storage = storage ?? new FileStorage(stateDir);
   }
 
-  private file(cert: string): string {
-    return path.join(this.dir, `${cert}.json`);
+  private key(cert: string): string {
+    return `journal/${cert}.json`;
   }
 
   /** Adds records to the certificate's entry (durable before returning). */
@@ -29,36 +31,27 @@ export class ChallengeJournal {
       `${r.provider}\u0000${r.zone}\u0000${r.fqdn}\u0000${r.record.value}`;
     const seen = new Set(current.map(key));
     const merged = [...current, ...records.filter((r) => !seen.has(key(r)))];
-    await ensureDir(this.dir, 0o700);
-    await atomicWriteFile(this.file(cert), JSON.stringify({ cert, records: merged }, null, 2) + '\n', {
-      mode: 0o600,
+    await this.storage.put(this.key(cert), JSON.stringify({ cert, records: merged }, null, 2) + '\n', {
+      mode: SECRET_MODE,
     });
   }
 
   async read(cert: string): Promise<PresentedRecord[]> {
-    try {
-      const data = JSON.parse(await readFile(this.file(cert), 'utf8')) as { records?: PresentedRecord[] };
-      return Array.isArray(data.records) ? data.records : [];
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      // A torn or corrupt entry cannot be replayed; an atomic write makes this unexpected.
-      throw err;
-    }
+    const value = await this.storage.get(this.key(cert));
+    if (value === null) return [];
+    // A torn or corrupt entry cannot be replayed (an atomic put makes it unexpected): throw.
+    const data = JSON.parse(value.toString('utf8')) as { records?: PresentedRecord[] };
+    return Array.isArray(data.records) ? data.records : [];
   }
 
   async clear(cert: string): Promise<void> {
-    await rm(this.file(cert), { force: true });
+    await this.storage.delete(this.key(cert));
   }
 
   /** Certificates with a leftover entry. */
   async pending(): Promise<string[]> {
-    try {
-      return (await readdir(this.dir))
-        .filter((f) => f.endsWith('.json'))
-        .map((f) => f.slice(0, -'.json'.length));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    return (await this.storage.list('journal'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -'.json'.length));
   }
 }
