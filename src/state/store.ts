@@ -13,8 +13,8 @@ import { SECRET_MODE, type LockHandle, type Storage } from '../store/storage';
  *
  * The value is the key `state/<name>.json` of a Storage (src/store/storage.ts; by default the
  * file backend under the state directory), written with an atomic put and only under the
- * certificate's lock (src/store/lock.ts), so the daemon and `renew` never interleave updates. Transitions are pure
- * functions in src/plan/schedule.ts; this module only stores and loads.
+ * certificate's lock (src/store/lock.ts), so the daemon and `renew` never interleave updates.
+ * Transitions are pure functions in src/plan/schedule.ts; this module only stores and loads.
  */
 
 /** Bump when the layout changes incompatibly; older files are then read as empty with a warning. */
@@ -236,6 +236,7 @@ export class StateStore {
       return { state: decodeState(name, JSON.parse(text)) };
     } catch (err) {
       const asideKey = `${key}.corrupt-${Date.now()}`;
+      const aside = this.storage.locate(asideKey);
       // Copy, then delete: Storage has no rename, and losing the copy is worse than keeping both.
       await this.storage
         .put(asideKey, text)
@@ -243,7 +244,7 @@ export class StateStore {
         .catch(() => undefined);
       return {
         state: emptyState(name),
-        problem: `state: ${this.file(name)} is unusable (${(err as Error).message}); moved to ${this.storage.locate(asideKey)}`,
+        problem: `state: ${this.file(name)} is unusable (${(err as Error).message}); moved to ${aside}`,
       };
     }
   }

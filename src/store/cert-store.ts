@@ -274,7 +274,8 @@ export class CertStore {
     }
 
     const now = this.clock.now();
-    const version = `${versionsKey(name)}/${await this.uniqueId(versionsKey(name), `${stamp(now)}-${next.info.serial}`)}`;
+    const id = await this.uniqueId(versionsKey(name), `${stamp(now)}-${next.info.serial}`);
+    const version = `${versionsKey(name)}/${id}`;
     let archived: string | undefined;
     let prepared: PreparedWrite[] = [];
     try {

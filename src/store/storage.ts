@@ -67,7 +67,10 @@ export interface KeyStat {
 }
 
 export interface ListOptions extends CallOptions {
-  /** false (default): the direct children of the prefix (keys and sub-prefixes, as names relative to the prefix). true: every key below the prefix, relative to it. */
+  /**
+   * false (default): the direct children of the prefix (keys and sub-prefixes), as names
+   * relative to it. true: every key below the prefix, relative to it.
+   */
   recursive?: boolean;
 }
 
@@ -136,7 +139,7 @@ export interface Storage {
 export interface PointerStorage extends Storage {
   /** Makes `key` point at `target` (a key or prefix), atomically and durably. */
   setPointer(key: string, target: string, opts?: PutOptions): Promise<void>;
-  /** The target of pointer `key`, or null when `key` does not exist. Throws STORE_IO when `key` is not a pointer. */
+  /** The target of pointer `key`, or null when it does not exist. STORE_IO when `key` is not a pointer. */
   getPointer(key: string, opts?: CallOptions): Promise<string | null>;
 }
 
@@ -196,7 +199,7 @@ export interface LockHandle {
   readonly token: string;
   readonly owner: LockOwner;
   readonly signal: AbortSignal;
-  /** Extends the lease by its length. MUST throw LOCKED (details.lost) and fire `signal` if the lock was lost. */
+  /** Extends the lease by its length. MUST throw LOCKED (details.lost) and fire `signal` when lost. */
   renew(opts?: CallOptions): Promise<void>;
   /** Resolves when the lock is still held; otherwise fires `signal` and throws LOCKED (details.lost). */
   check(opts?: CallOptions): Promise<void>;

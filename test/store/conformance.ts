@@ -176,7 +176,7 @@ export function runStorageConformance(name: string, setup: () => Promise<Storage
     });
 
     describe('Locker', () => {
-      test('a lock excludes a second locker until it is released; release is idempotent and fires the signal', async () => {
+      test('a lock excludes a second locker until released; release is idempotent, fires the signal', async () => {
         const [a, b] = t.lockers;
         const n = fresh();
         const held = (await a.acquire(n, { wait: false }))!;
