@@ -131,6 +131,24 @@ export class FileStorage implements PointerStorage {
     throwIfAborted(opts.signal, 'store');
     await opts.lock?.check({ signal: opts.signal });
     const target = this.locate(key);
+    let isDir: boolean;
+    try {
+      isDir = (await fs.lstat(target)).isDirectory();
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw ioError(`cannot delete ${target}`, err);
+    }
+    if (!isDir) {
+      // One value (or pointer): unlink is already atomic.
+      try {
+        await fs.unlink(target);
+        await fsyncDir(path.dirname(target));
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw ioError(`cannot delete ${target}`, err);
+      }
+      return;
+    }
     const aside = path.join(
       path.dirname(target),
       `.${path.basename(target)}.tmp-del-${process.pid}-${crypto.randomBytes(6).toString('hex')}`,
