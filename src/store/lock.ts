@@ -20,14 +20,15 @@ import {
  * (5 per 7 days at Let's Encrypt) and race each other's TXT records.
  *
  * A lock is the file `<stateDir>/locks/<name>.lock` holding JSON {pid, hostname, startedAt,
- * procStart, nonce}. It is published with link(2) from a fully written temp file: link fails
+ * procStart, nonce, expiresAt?}. It is published with link(2) from a fully written temp file: link fails
  * with EEXIST when the name exists, so creation is atomic (like O_EXCL) AND a reader never sees
  * a half-written owner (with a plain O_EXCL create there is a moment where the file is empty).
  *
  * A lock whose owner is a dead process on this host (kill(pid, 0) -> ESRCH, or the pid now
- * belongs to a process that started later) is stale and is taken over. Takers are serialised by
- * a short-lived `<name>.lock.takeover` file (also O_EXCL); under it the taker re-reads the lock,
- * checks it is still the very file it judged stale (same nonce), and renames it aside. Without
+ * belongs to a process that started later), or whose lease (expiresAt) ran out, is stale and is
+ * taken over. Takers and lease renewals are serialised by a short-lived `<name>.lock.takeover`
+ * file (also O_EXCL); under it the taker re-reads the lock, checks it is still the very file it
+ * judged stale (same nonce and lease), and renames it aside. Without
  * that, two takers that both saw the stale lock could each remove "it", the second one removing
  * the first one's fresh lock. Locks of another host are never taken over: liveness cannot be
  * checked from here (a state directory shared over NFS is not supported; remove it by hand).
