@@ -2,10 +2,12 @@ import { systemClock } from '../core/clock';
 import { resolveConfigPath, loadConfig } from '../config/load';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
+import { actAsStateOwner } from './privileges';
 import { EXIT_FAILED, EXIT_OK, type CommandContext } from './main';
 
 export async function renewCommand(ctx: CommandContext): Promise<number> {
   const config = await loadConfig({ path: resolveConfigPath(ctx.global.config) });
+  actAsStateOwner(config.storage.stateDir, ctx.log);
   const report = await runRenew(
     config,
     { names: ctx.args, force: ctx.flags.force === true, dryRun: ctx.flags['dry-run'] === true },

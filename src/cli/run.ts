@@ -2,6 +2,7 @@ import { systemClock } from '../core/clock';
 import { loadConfig, resolveConfigPath } from '../config/load';
 import type { AgentConfig } from '../config/types';
 import { Daemon } from '../daemon/daemon';
+import { actAsStateOwner } from './privileges';
 import { EXIT_OK, type CommandContext } from './main';
 
 /**
@@ -10,8 +11,16 @@ import { EXIT_OK, type CommandContext } from './main';
  */
 export async function runCommand(ctx: CommandContext): Promise<number> {
   const path = resolveConfigPath(ctx.global.config);
+  // Loaded once here to learn the state directory's owner (see actAsStateOwner); the daemon
+  // starts with this copy and re-reads the file on SIGHUP.
+  let first: AgentConfig | undefined = await loadConfig({ path });
+  actAsStateOwner(first.storage.stateDir, ctx.log);
   const daemon = new Daemon({
-    loadConfig: () => loadConfig({ path }),
+    loadConfig: async () => {
+      const preloaded = first;
+      first = undefined;
+      return preloaded ?? loadConfig({ path });
+    },
     log: ctx.log,
     clock: systemClock,
     openAcme: async (config: AgentConfig) => {

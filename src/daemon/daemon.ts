@@ -57,6 +57,7 @@ export class Daemon {
   private server: http.Server | undefined;
   private readonly counters = new Map<string, CertCounters>();
   private cycles = 0;
+  private startedAt = new Date(0);
   private cycleFailures = 0;
   private last: CycleRecord | undefined;
   private loop: Promise<void> | undefined;
@@ -67,6 +68,7 @@ export class Daemon {
   /** Loads the config, starts the HTTP endpoint and the loop. A bad config rejects (exit 2). */
   async start(): Promise<void> {
     this.config = await this.opts.loadConfig();
+    this.startedAt = this.opts.clock.now();
     await this.listen();
     this.opts.log.info('certpilot daemon started', {
       certificates: this.config.certificates.length,
@@ -248,8 +250,14 @@ export class Daemon {
       if (c.nextRenewal) next.set({ name }, seconds(c.nextRenewal));
       if (c.notAfter) notAfter.set({ name, source: 'store', endpoint: '' }, seconds(c.notAfter));
     }
-    g('certpilot_daemon_cycles_total', 'Check cycles completed.').set(this.cycles);
-    g('certpilot_daemon_cycle_failures_total', 'Check cycles that failed as a whole.').set(
+    // Counters (a name ending in _total must be one): a fresh registry per scrape, so inc()
+    // by the running total exposes it.
+    const counter = (name: string, help: string, value: number): void =>
+      new prom.Counter({ name, help, registers: [registry] }).inc(value);
+    counter('certpilot_daemon_cycles_total', 'Check cycles completed.', this.cycles);
+    counter(
+      'certpilot_daemon_cycle_failures_total',
+      'Check cycles that failed as a whole.',
       this.cycleFailures,
     );
     if (this.last) {
@@ -260,20 +268,47 @@ export class Daemon {
     return registry.metrics();
   }
 
-  /** Healthy while cycles keep finishing; a stuck scheduler is what operators cannot see (certbot#9931). */
+  /**
+   * Unhealthy (503) when the loop is stuck (no cycle finished for HEALTH_STALE_INTERVALS check
+   * intervals: certbot#9931's silent scheduler), when the last cycle failed as a whole, or when
+   * any certificate's renewal failed in the last cycle or is due and held back after failures.
+   * Each reason is one line an operator can act on. Healthy again as soon as a cycle ends with
+   * nothing failing.
+   */
   health(): { ok: boolean; body: Record<string, unknown> } {
     const now = this.opts.clock.now().getTime();
     const staleAfter = HEALTH_STALE_INTERVALS * this.config.daemon.checkIntervalMs;
-    const lastAt = this.last?.finishedAt.getTime();
-    const ok = lastAt === undefined ? this.cycles === 0 : now - lastAt <= staleAfter;
+    const last = this.last;
+    const since = last?.finishedAt ?? this.startedAt;
+    const stale = now - since.getTime() > staleAfter;
+    const reasons: string[] = [];
+    if (stale) {
+      reasons.push(
+        `no check cycle finished since ${since.toISOString()} (${HEALTH_STALE_INTERVALS} check intervals): the loop is stuck`,
+      );
+    }
+    if (last?.error) reasons.push(`the last check cycle failed: ${last.error}`);
+    const failing: string[] = [];
+    for (const o of last?.report?.outcomes ?? []) {
+      if (o.status === 'failed') {
+        failing.push(o.name);
+        reasons.push(`${o.name}: renewal failed: ${o.error ?? 'unknown error'}`);
+      } else if (o.status === 'waiting') {
+        failing.push(o.name);
+        reasons.push(`${o.name}: renewal due but held back: ${o.decision.detail}`);
+      }
+    }
+    for (const h of last?.report?.hookErrors ?? []) reasons.push(`hook failed: ${h}`);
+    const ok = reasons.length === 0;
     return {
       ok,
       body: {
-        status: ok ? 'ok' : 'stale',
+        status: ok ? 'ok' : stale ? 'stale' : 'failing',
+        reasons,
         cycles: this.cycles,
-        lastCycleAt: this.last?.finishedAt.toISOString() ?? null,
-        nextCycleAt: this.last?.nextAt.toISOString() ?? null,
-        failing: (this.last?.report?.outcomes ?? []).filter((o) => o.status === 'failed').map((o) => o.name),
+        lastCycleAt: last?.finishedAt.toISOString() ?? null,
+        nextCycleAt: last?.nextAt.toISOString() ?? null,
+        failing,
       },
     };
   }
@@ -291,7 +326,11 @@ export class Daemon {
         this.metrics().then(
           (text) =>
             res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
-          (err: unknown) => res.writeHead(500).end(describeError(err)),
+          (err: unknown) => {
+            // The details go to the log, not to whoever can reach the port.
+            this.opts.log.error('metrics failed', { error: describeError(err) });
+            res.writeHead(500).end('internal error\n');
+          },
         );
         return;
       }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { systemClock } from '../../src/core/clock';
@@ -152,6 +152,105 @@ test('backoff is persisted: after a failure, a restarted daemon does not ask the
     expect(r2.nextAt.getTime()).toBe(retryAt);
   } finally {
     await tb.bind.thaw('example.test');
+  }
+}, 60_000);
+
+test('/healthz: 503 with the reasons while a renewal fails, 200 again once it recovers', async () => {
+  const port = await freePort();
+  const stateDir = path.join(tb.dir, 'state-health');
+  const config = await tb.writeConfig([{ name: 'sick', domains: ['sick.example.test'] }], {
+    storage: { stateDir },
+    daemon: { checkInterval: '10m', listen: `127.0.0.1:${port}` },
+  });
+  const health = async (): Promise<{
+    code: number;
+    body: { status: string; reasons: string[]; failing: string[] };
+  }> => {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    return {
+      code: res.status,
+      body: (await res.json()) as { status: string; reasons: string[]; failing: string[] },
+    };
+  };
+  const d = daemonFor(config, memoryLogger());
+  await tb.bind.freeze('example.test');
+  let thawed = false;
+  try {
+    const first = d.nextCycle();
+    await d.start();
+    expect((await first).report?.outcomes[0]).toMatchObject({ status: 'failed' });
+    const failed = await health();
+    expect(failed.code).toBe(503);
+    expect(failed.body.status).toBe('failing');
+    expect(failed.body.failing).toEqual(['sick']);
+    expect(failed.body.reasons).toEqual([expect.stringMatching(/^sick: renewal failed: .*REFUSED/)]);
+
+    // The next cycle holds the certificate back (backoff): still failing, and it says until when.
+    const second = d.nextCycle();
+    await d.reload();
+    expect((await second).report?.outcomes[0]).toMatchObject({ status: 'waiting' });
+    const waiting = await health();
+    expect(waiting.code).toBe(503);
+    expect(waiting.body.reasons).toEqual([
+      expect.stringMatching(/^sick: renewal due but held back: .*1 failed attempt\(s\), next attempt /),
+    ]);
+
+    // The operator fixes DNS and forces a renewal; the daemon's next cycle finds all well.
+    await tb.bind.thaw('example.test');
+    thawed = true;
+    expect((await runCli(['renew', '--config', config, '--force'])).code).toBe(0);
+    const third = d.nextCycle();
+    await d.reload();
+    expect((await third).report?.outcomes[0]).toMatchObject({ status: 'valid' });
+    const healed = await health();
+    expect(healed.code).toBe(200);
+    expect(healed.body).toMatchObject({ status: 'ok', reasons: [], failing: [] });
+
+    // Every metric the daemon serves is documented in README.
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const names = [...metrics.matchAll(/^# HELP (\S+)/gm)].map((m) => m[1]!);
+    expect(names.length).toBeGreaterThanOrEqual(7);
+    const readme = await readFile(path.join(__dirname, '../../README.md'), 'utf8');
+    for (const n of names)
+      expect(`${n}: ${new RegExp(`^\\| \`${n}\` +\\|`, 'm').test(readme)}`).toBe(`${n}: true`);
+  } finally {
+    await d.stop();
+    if (!thawed) await tb.bind.thaw('example.test');
+  }
+}, 90_000);
+
+test('/healthz: 503 "stale" when no cycle finished for three check intervals (a stuck loop)', async () => {
+  const stateDir = path.join(tb.dir, 'state-stuck');
+  const config = await tb.writeConfig([{ name: 'stuck', domains: ['stuck.example.test'] }], {
+    storage: { stateDir },
+    daemon: { checkInterval: '10m', listen: '' },
+  });
+  let offsetMs = 0;
+  const clock = { now: () => new Date(Date.now() + offsetMs) };
+  const d = new Daemon({
+    loadConfig: () => loadConfig({ path: config }),
+    log: memoryLogger(),
+    clock,
+    openAcme: (c: AgentConfig) => AcmeService.open(c.acme, c.storage.stateDir, memoryLogger()),
+    openSolver: (c: AgentConfig) => new Dns01Solver({ dns: c.dns, log: memoryLogger() }),
+  });
+  const first = d.nextCycle();
+  await d.start();
+  try {
+    await first;
+    expect(d.health()).toMatchObject({ ok: true, body: { status: 'ok' } });
+    offsetMs = 30 * 60_000 - 1_000; // just under three 10-minute intervals since the last cycle
+    expect(d.health().ok).toBe(true);
+    offsetMs = 30 * 60_000 + 1_000;
+    expect(d.health()).toMatchObject({
+      ok: false,
+      body: {
+        status: 'stale',
+        reasons: [expect.stringMatching(/^no check cycle finished since .*: the loop is stuck$/)],
+      },
+    });
+  } finally {
+    await d.stop();
   }
 }, 60_000);
 
