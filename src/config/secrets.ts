@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { SecretRef } from './types';
 
 /**
  * Secrets given as `<option>_file`: the path of a file holding the value (systemd credentials,
@@ -48,4 +49,12 @@ export async function readSecretFile(file: string): Promise<SecretResult> {
   } finally {
     await handle?.close();
   }
+}
+
+/** Reads a secret at use time; the message names the file, never the content. */
+export async function readSecret(ref: SecretRef): Promise<string> {
+  if ('value' in ref) return ref.value;
+  const r = await readSecretFile(ref.file);
+  if (!r.ok) throw new Error(r.message);
+  return r.value;
 }

@@ -1,4 +1,5 @@
-import { parseDeployConfig, DEFAULT_NGINX_RELOAD, DEFAULT_NGINX_TEST } from '../../src/deploy/config';
+import { parseDeployConfig } from '../../src/config/deploy';
+import { DEFAULT_NGINX_RELOAD, DEFAULT_NGINX_TEST } from '../../src/config/defaults';
 
 /** parseDeployConfig: the shape documented in docs/deploy.md and docs/hooks.md, and every problem with its path. */
 
