@@ -201,3 +201,13 @@ test('all problems are reported at once, and an inline secret never appears in a
   );
   expect(JSON.stringify(issues)).not.toContain('sekrit-value');
 });
+
+test('an alert webhook signature header must be a header name, like a deploy webhook one', () => {
+  const { issues } = parseDeployConfig(
+    { notify: { webhooks: [{ url: 'https://hooks.example.test/x', signatureHeader: 'X Sig: 1' }] } },
+    '',
+  );
+  expect(issues).toEqual([
+    { path: 'notify.webhooks[0].signatureHeader', message: 'not a valid HTTP header name' },
+  ]);
+});
