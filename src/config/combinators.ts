@@ -4,8 +4,8 @@ import type { SecretRef } from './types';
 
 /**
  * The small combinators every section parser is built from: a mapping with known keys, a
- * list, an optional or required field, a secret given inline or as a file, and a few value
- * parsers. Each takes the raw value, its path and the one IssueList of the load: a problem is
+ * list, one of several shapes, an optional or required field, a secret given inline or as a
+ * file, and a few value parsers (one of a set of strings, integers, durations, paths). Each takes the raw value, its path and the one IssueList of the load: a problem is
  * recorded at its path and parsing goes on, so the user sees every problem in one run. A
  * combinator returns undefined (or an empty list) for a value it could not use; the caller
  * decides whether that makes the enclosing entry unusable (usually: `issues.hasAt(base)`).
@@ -105,6 +105,36 @@ export function mapping(
   }
   if (opts.keys) knownKeys(raw, opts.keys, path, issues);
   return raw;
+}
+
+/** Parsers for the shapes a value may take; a shape without one is a problem. */
+export interface Shapes<T> {
+  readonly string?: (raw: string) => T | undefined;
+  readonly list?: (raw: unknown[]) => T | undefined;
+  readonly mapping?: (raw: Record<string, unknown>) => T | undefined;
+}
+
+/**
+ * One of several shapes: a shorthand string or a mapping ("host:port" or {host, port}), an argv
+ * list or a mapping. Anything else is "must be <what>, not <type>"; not set is the same
+ * problem, or `missing` when given.
+ */
+export function oneOfShapes<T>(
+  raw: unknown,
+  path: string,
+  issues: IssueList,
+  what: string,
+  shapes: Shapes<T>,
+  missing?: string,
+): T | undefined {
+  if (typeof raw === 'string' && shapes.string) return shapes.string(raw);
+  if (Array.isArray(raw) && shapes.list) return shapes.list(raw);
+  if (isPlainObject(raw) && shapes.mapping) return shapes.mapping(raw);
+  issues.add(
+    path,
+    !isSet(raw) && missing !== undefined ? missing : `must be ${what}, not ${describeType(raw)}`,
+  );
+  return undefined;
 }
 
 /** A list; not set = empty. */

@@ -1,4 +1,12 @@
-import { absolutePath, mapping, optional, text, valueAt, type ValueParser } from './combinators';
+import {
+  absolutePath,
+  knownKeys,
+  oneOfShapes,
+  optional,
+  text,
+  valueAt,
+  type ValueParser,
+} from './combinators';
 import { parsePort } from './formats';
 import { childPath, type IssueList } from './issues';
 import type { Endpoint } from './types';
@@ -41,15 +49,13 @@ const parseStarttls: ValueParser<'smtp'> = (v) => {
   return v;
 };
 
-export function parseEndpoint(
-  raw: unknown,
+function parseEndpointMapping(
+  o: Record<string, unknown>,
   path: string,
   issues: IssueList,
-  extraKeys: readonly string[] = [],
+  extraKeys: readonly string[],
 ): Endpoint | undefined {
-  if (typeof raw === 'string') return parseShorthand(raw, path, issues);
-  const o = mapping(raw, path, issues, { keys: [...ENDPOINT_KEYS, ...extraKeys] });
-  if (!o) return undefined;
+  knownKeys(o, [...ENDPOINT_KEYS, ...extraKeys], path, issues);
   const before = issues.size;
   const starttls = optional(o, 'starttls', path, issues, parseStarttls);
   const host = valueAt(o.host, childPath(path, 'host'), issues, parseEndpointHost);
@@ -67,4 +73,17 @@ export function parseEndpoint(
     ...(caBundle !== undefined ? { caBundle } : {}),
     ...(starttls ? { starttls } : {}),
   };
+}
+
+/** "host", "host:port" or a mapping; `extraKeys` are allowed in the mapping and left to the caller. */
+export function parseEndpoint(
+  raw: unknown,
+  path: string,
+  issues: IssueList,
+  extraKeys: readonly string[] = [],
+): Endpoint | undefined {
+  return oneOfShapes(raw, path, issues, '"host:port" or a mapping with host', {
+    string: (s) => parseShorthand(s, path, issues),
+    mapping: (m) => parseEndpointMapping(m, path, issues, extraKeys),
+  });
 }

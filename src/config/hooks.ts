@@ -1,5 +1,14 @@
 import { DEFAULT_HOOK_TIMEOUT_MS, EMPTY_HOOKS } from './defaults';
-import { knownKeys, listOf, mapping, optional, bool, duration, absolutePath } from './combinators';
+import {
+  absolutePath,
+  bool,
+  duration,
+  knownKeys,
+  listOf,
+  mapping,
+  oneOfShapes,
+  optional,
+} from './combinators';
 import { childPath, describeType, type IssueList } from './issues';
 import type { CommandSpec, HookSet } from './types';
 
@@ -86,26 +95,12 @@ function commandLine(
   return argv ? { argv } : {};
 }
 
-/** One command: an argv list or a command mapping (see the module comment). */
-export function parseCommand(
-  raw: unknown,
+function parseCommandMapping(
+  m: Record<string, unknown>,
   path: string,
   issues: IssueList,
   defaultTimeoutMs: number,
 ): CommandSpec | undefined {
-  if (Array.isArray(raw)) {
-    const argv = argvOf(raw, path, issues);
-    return argv ? { argv, timeoutMs: defaultTimeoutMs, env: {} } : undefined;
-  }
-  if (typeof raw === 'string') {
-    issues.add(
-      path,
-      'must be an argv list such as [nginx, -s, reload]; a string runs only as {shell: true, command: "..."}',
-    );
-    return undefined;
-  }
-  const m = mapping(raw, path, issues, { missing: 'required: an argv list or {command: [...]}' });
-  if (!m) return undefined;
   knownKeys(m, COMMAND_KEYS, path, issues);
   const before = issues.size;
   const shell = optional(m, 'shell', path, issues, bool) ?? false;
@@ -115,6 +110,36 @@ export function parseCommand(
   const line = commandLine(m, shell, path, issues);
   if (issues.size > before) return undefined;
   return { ...line, timeoutMs, ...(cwd !== undefined ? { cwd } : {}), env };
+}
+
+/** One command: an argv list or a command mapping (see the module comment). */
+export function parseCommand(
+  raw: unknown,
+  path: string,
+  issues: IssueList,
+  defaultTimeoutMs: number,
+): CommandSpec | undefined {
+  return oneOfShapes<CommandSpec>(
+    raw,
+    path,
+    issues,
+    'an argv list or a mapping with command',
+    {
+      list: (argvRaw) => {
+        const argv = argvOf(argvRaw, path, issues);
+        return argv ? { argv, timeoutMs: defaultTimeoutMs, env: {} } : undefined;
+      },
+      string: () => {
+        issues.add(
+          path,
+          'must be an argv list such as [nginx, -s, reload]; a string runs only as {shell: true, command: "..."}',
+        );
+        return undefined;
+      },
+      mapping: (m) => parseCommandMapping(m, path, issues, defaultTimeoutMs),
+    },
+    'required: an argv list or {command: [...]}',
+  );
 }
 
 /** A list of commands, each with `timeoutMs` as its default timeout. */

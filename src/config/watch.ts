@@ -2,10 +2,12 @@ import {
   absolutePath,
   bool,
   isSet,
+  knownKeys,
   label,
   listOf,
   listOfValues,
   mapping,
+  oneOfShapes,
   optional,
   required,
   valueAt,
@@ -13,7 +15,7 @@ import {
 import { parseEntryThresholds, THRESHOLD_KEYS } from './check';
 import { parseEndpoint } from './endpoints';
 import { parseCertificateDomain } from './formats';
-import { childPath, describeType, type IssueList } from './issues';
+import { childPath, describeType, isPlainObject, type IssueList } from './issues';
 import type { ThresholdSettings, WatchedEndpoint, WatchedFile, WatchSettings } from './types';
 
 /**
@@ -42,19 +44,13 @@ function parseNames(m: Record<string, unknown>, base: string, issues: IssueList)
   return out.length === raw.length ? out : undefined;
 }
 
-function parseWatchedFile(
-  raw: unknown,
+function parseWatchedFileMapping(
+  m: Record<string, unknown>,
   base: string,
   global: ThresholdSettings,
   issues: IssueList,
 ): WatchedFile | undefined {
-  if (typeof raw === 'string') {
-    const file = valueAt(raw, base, issues, absolutePath);
-    return file === undefined ? undefined : { path: file, checkChain: DEFAULT_CHECK_CHAIN, thresholds: {} };
-  }
-  const what = 'an absolute path (or glob) or a mapping with path';
-  const m = mapping(raw, base, issues, { keys: FILE_KEYS, what, missing: true });
-  if (!m) return undefined;
+  knownKeys(m, FILE_KEYS, base, issues);
   const file = required(m, 'path', base, issues, absolutePath, 'required: an absolute path or glob pattern');
   const name = optional(m, 'name', base, issues, label);
   const key = optional(m, 'key', base, issues, absolutePath);
@@ -72,6 +68,22 @@ function parseWatchedFile(
   };
 }
 
+/** A path or glob alone, or a mapping with path and the entry's own settings. */
+function parseWatchedFile(
+  raw: unknown,
+  base: string,
+  global: ThresholdSettings,
+  issues: IssueList,
+): WatchedFile | undefined {
+  return oneOfShapes<WatchedFile>(raw, base, issues, 'an absolute path (or glob) or a mapping with path', {
+    string: (s) => {
+      const file = valueAt(s, base, issues, absolutePath);
+      return file === undefined ? undefined : { path: file, checkChain: DEFAULT_CHECK_CHAIN, thresholds: {} };
+    },
+    mapping: (m) => parseWatchedFileMapping(m, base, global, issues),
+  });
+}
+
 /**
  * Host, port, SNI name, connect address, CA bundle and STARTTLS are parsed by the endpoint
  * parser that `certificates[].endpoints` uses (same rules, including the "host:port"
@@ -83,12 +95,9 @@ function parseWatchedEndpoint(
   global: ThresholdSettings,
   issues: IssueList,
 ): WatchedEndpoint | undefined {
-  if (typeof raw !== 'string') {
-    const what = '"host:port" or a mapping with host';
-    if (!mapping(raw, base, issues, { what, missing: true })) return undefined;
-  }
   const endpoint = parseEndpoint(raw, base, issues, WATCH_ENDPOINT_EXTRA_KEYS);
-  const m = typeof raw === 'string' ? {} : (raw as Record<string, unknown>);
+  if (typeof raw !== 'string' && !isPlainObject(raw)) return undefined;
+  const m = isPlainObject(raw) ? raw : {};
   const name = optional(m, 'name', base, issues, label);
   const names = parseNames(m, base, issues);
   const thresholds = parseEntryThresholds(m, base, global, issues);

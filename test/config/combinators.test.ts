@@ -3,6 +3,7 @@ import {
   integer,
   listOf,
   mapping,
+  oneOfShapes,
   optional,
   required,
   secretRef,
@@ -77,4 +78,25 @@ test('secretRef: inline or X_file, not both; a bad inline secret is never echoed
     { path: 'c.password', message: 'must be a non-empty string' },
   ]);
   expect(JSON.stringify(issues.toArray())).not.toContain('hunter2');
+});
+
+test('oneOfShapes: each shape to its parser; any other shape, or not set, is one problem', () => {
+  const issues = new IssueList();
+  const shapes = {
+    string: (s: string) => `s:${s}`,
+    mapping: (m: Record<string, unknown>) => `m:${String(m.a)}`,
+  };
+  expect(oneOfShapes('x', 'p', issues, 'a name or a mapping', shapes)).toBe('s:x');
+  expect(oneOfShapes({ a: 1 }, 'p', issues, 'a name or a mapping', shapes)).toBe('m:1');
+  expect(issues.size).toBe(0);
+  expect(oneOfShapes([1], 'q', issues, 'a name or a mapping', shapes)).toBeUndefined();
+  expect(oneOfShapes(null, 'r', issues, 'a name or a mapping', shapes)).toBeUndefined();
+  expect(
+    oneOfShapes(undefined, 's', issues, 'a name or a mapping', shapes, 'required: a name'),
+  ).toBeUndefined();
+  expect(issues.toArray()).toEqual([
+    { path: 'q', message: 'must be a name or a mapping, not a list' },
+    { path: 'r', message: 'must be a name or a mapping, not null' },
+    { path: 's', message: 'required: a name' },
+  ]);
 });

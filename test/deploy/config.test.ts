@@ -211,3 +211,21 @@ test('an alert webhook signature header must be a header name, like a deploy web
     { path: 'notify.webhooks[0].signatureHeader', message: 'not a valid HTTP header name' },
   ]);
 });
+
+test('an endpoint or a hook of the wrong shape is a problem at its path, an empty list entry too', () => {
+  const { issues } = parseDeployConfig(
+    { certificates: [{ name: 'www', endpoints: [null, 443], hooks: { post: [7] } }] },
+    '',
+  );
+  expect(issues).toEqual([
+    { path: 'certificates[0].endpoints[0]', message: 'must be "host:port" or a mapping with host, not null' },
+    {
+      path: 'certificates[0].endpoints[1]',
+      message: 'must be "host:port" or a mapping with host, not a number',
+    },
+    {
+      path: 'certificates[0].hooks.post[0]',
+      message: 'must be an argv list or a mapping with command, not a number',
+    },
+  ]);
+});
