@@ -36,8 +36,8 @@ async function findHmacKey(
   const envKey = env[ENV.eabHmacKey];
   // The environment wins over the file, as for every convict-managed setting.
   if (envKey !== undefined && envKey !== '') return envKey.trim();
-  const keyFile = values.get('acme.eab.hmacKey_file') as string | undefined;
-  if (keyFile === undefined) return values.get('acme.eab.hmacKey') as string | undefined;
+  const keyFile = values.get('acme.eab.hmacKey_file');
+  if (keyFile === undefined) return values.get('acme.eab.hmacKey');
   if (rawEab.hmacKey !== undefined && rawEab.hmacKey !== null) {
     issues.add('acme.eab.hmacKey_file', 'give either hmacKey or hmacKey_file, not both');
     return undefined;
@@ -62,7 +62,7 @@ async function parseEab(
 ): Promise<EabSettings | undefined> {
   if (issues.hasAt('acme.eab')) return undefined;
   const rawEab = isPlainObject(raw.acme) && isPlainObject(raw.acme.eab) ? raw.acme.eab : {};
-  const keyId = values.get('acme.eab.keyId') as string | undefined;
+  const keyId = values.get('acme.eab.keyId');
   const before = issues.size;
   const hmacKey = await findHmacKey(values, rawEab, env, issues);
   if (issues.size > before) return undefined;
@@ -86,10 +86,9 @@ export async function parseAcme(
   env: NodeJS.ProcessEnv,
   issues: IssueList,
 ): Promise<AcmeSettings> {
-  const directoryUrl =
-    (values.get('acme.directory') as string | undefined) ?? ACME_DIRECTORY_PRESETS.letsencrypt;
-  const email = values.get('acme.email') as string | undefined;
-  const caBundle = values.get('acme.caBundle') as string | undefined;
+  const directoryUrl = values.get('acme.directory') ?? ACME_DIRECTORY_PRESETS.letsencrypt;
+  const email = values.get('acme.email');
+  const caBundle = values.get('acme.caBundle');
   if (caBundle !== undefined) await checkCaBundle(caBundle, issues);
   const eab = await parseEab(values, raw, env, issues);
   const presetNeedingEab = EAB_REQUIRED_PRESETS.find((p) => ACME_DIRECTORY_PRESETS[p] === directoryUrl);
@@ -105,6 +104,6 @@ export async function parseAcme(
     termsAgreed: values.get('acme.termsAgreed') === true,
     ...(eab ? { eab } : {}),
     ...(caBundle !== undefined ? { caBundle } : {}),
-    requestTimeoutMs: (values.get('acme.requestTimeout') as number | undefined) ?? 0,
+    requestTimeoutMs: values.get('acme.requestTimeout') ?? 0,
   };
 }

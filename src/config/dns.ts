@@ -15,9 +15,9 @@ export async function parseDns(
   const providers = await validateProviders(values.get('dns.providers'), env, issues);
   return {
     settings: {
-      resolvers: (values.get('dns.resolvers') as string[] | undefined) ?? [],
-      nameserverPort: (values.get('dns.nameserverPort') as number | undefined) ?? 0,
-      queryTimeoutMs: (values.get('dns.queryTimeout') as number | undefined) ?? 0,
+      resolvers: values.get('dns.resolvers') ?? [],
+      nameserverPort: values.get('dns.nameserverPort') ?? 0,
+      queryTimeoutMs: values.get('dns.queryTimeout') ?? 0,
       providers: providers.instances,
     },
     providers,

@@ -9,11 +9,18 @@ export interface DefaultsSection {
   readonly concurrency: number;
 }
 
+type NumberLeaf =
+  | 'defaults.renewal.ratio'
+  | 'defaults.renewal.shortLifetimeRatio'
+  | 'defaults.renewal.shortLifetimeDays'
+  | 'defaults.renewal.maxOrdersPerWeek'
+  | 'defaults.concurrency';
+
 export function parseDefaults(values: LeafValues): DefaultsSection {
   // An invalid leaf is reported and yields 0: the configuration is rejected anyway.
-  const num = (p: string): number => (values.get(p) as number | undefined) ?? 0;
+  const num = (p: NumberLeaf): number => values.get(p) ?? 0;
   return {
-    defaultKeyType: (values.get('defaults.keyType') as KeyType | undefined) ?? DEFAULT_KEY_TYPE,
+    defaultKeyType: values.get('defaults.keyType') ?? DEFAULT_KEY_TYPE,
     renewal: {
       renewRatio: num('defaults.renewal.ratio'),
       shortLifetimeRatio: num('defaults.renewal.shortLifetimeRatio'),

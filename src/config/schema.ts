@@ -34,6 +34,7 @@ import {
   parseResolverList,
 } from './formats';
 import { isPlainObject, describeType, type IssueList } from './issues';
+import type { KeyType } from './types';
 
 /**
  * The convict schema owns the fixed, scalar part of the file (acme, storage, defaults, daemon,
@@ -390,8 +391,37 @@ export function schemaShape(schema: object = buildSchema()): SchemaShape {
   return walk(schema as Record<string, unknown>);
 }
 
-/** The merged values of the schema's leaves, by dotted path: normalised, or absent when not set or invalid. */
-export type LeafValues = ReadonlyMap<string, unknown>;
+/** What each leaf's parser returns (FORMATS), by path: the types the section parsers read. */
+export interface LeafTypes {
+  'acme.directory': string;
+  'acme.email': string;
+  'acme.termsAgreed': boolean;
+  'acme.eab.keyId': string;
+  'acme.eab.hmacKey': string;
+  'acme.eab.hmacKey_file': string;
+  'acme.caBundle': string;
+  'acme.requestTimeout': number;
+  'storage.stateDir': string;
+  'storage.archiveDepth': number;
+  'defaults.keyType': KeyType;
+  'defaults.renewal.ratio': number;
+  'defaults.renewal.shortLifetimeRatio': number;
+  'defaults.renewal.shortLifetimeDays': number;
+  'defaults.renewal.maxOrdersPerWeek': number;
+  'defaults.concurrency': number;
+  'daemon.checkInterval': number;
+  'daemon.listen': { host: string; port: number } | undefined;
+  'dns.resolvers': string[];
+  'dns.nameserverPort': number;
+  'dns.queryTimeout': number;
+  'dns.providers': Record<string, unknown>;
+  certificates: unknown[];
+}
+
+/** The merged values of the schema's leaves: normalised, or undefined when not set or invalid. */
+export interface LeafValues {
+  get<K extends keyof LeafTypes>(path: K): LeafTypes[K] | undefined;
+}
 
 /**
  * Runs every leaf's parser on the value convict merged (default, file, environment). A problem
@@ -405,6 +435,7 @@ export function readLeaves(
   issues: IssueList,
   leaves: readonly SchemaLeaf[] = schemaLeaves(),
 ): LeafValues {
+  // Keyed by the schema's own paths; LeafTypes states what each one's format returns.
   const values = new Map<string, unknown>();
   for (const leaf of leaves) {
     if (issues.hasAt(leaf.path)) continue;
@@ -417,5 +448,5 @@ export function readLeaves(
       issues.add(leaf.path, `${(e as Error).message}${fromEnv}`);
     }
   }
-  return values;
+  return values as LeafValues;
 }

@@ -4,7 +4,7 @@ import type { StorageSettings } from './types';
 /** The `storage:` section: schema leaves only (validated by readLeaves). */
 export function parseStorage(values: LeafValues): StorageSettings {
   return {
-    stateDir: (values.get('storage.stateDir') as string | undefined) ?? '',
-    archiveDepth: (values.get('storage.archiveDepth') as number | undefined) ?? 0,
+    stateDir: values.get('storage.stateDir') ?? '',
+    archiveDepth: values.get('storage.archiveDepth') ?? 0,
   };
 }
