@@ -50,7 +50,10 @@ import { parseVerify } from './verify';
  * rollback on). The result extends AgentConfig / CertificateSpec.
  */
 
-/** Keys parsed here: the loader keeps them away from convict and the certificate parser. */
+/**
+ * Keys parsed here: the loader keeps the root ones away from convict; the certificate parser
+ * allows the per-certificate ones and hands the entry to certificateDeploy.
+ */
 export const DEPLOY_ROOT_KEYS = ['hooks', 'notify', 'verify'] as const;
 export const DEPLOY_CERTIFICATE_KEYS = ['endpoints', 'hooks', 'deploy', 'rollback'] as const;
 
