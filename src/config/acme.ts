@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import { ACME_DIRECTORY_PRESETS, EAB_REQUIRED_PRESETS } from './formats';
 import { isPlainObject, type IssueList } from './issues';
 import { ENV, HMAC_KEY, type LeafValues } from './schema';
-import { readSecretFile } from './secrets';
+import { readSecretFileAt } from './secrets';
 import type { AcmeSettings, EabSettings } from './types';
 
 /**
@@ -42,16 +42,10 @@ async function findHmacKey(
     issues.add('acme.eab.hmacKey_file', 'give either hmacKey or hmacKey_file, not both');
     return undefined;
   }
-  const secret = await readSecretFile(keyFile);
-  if (!secret.ok) {
-    issues.add('acme.eab.hmacKey_file', secret.message);
-    return undefined;
-  }
-  if (!HMAC_KEY.test(secret.value)) {
-    issues.add('acme.eab.hmacKey_file', `${keyFile} does not hold a base64url HMAC key`);
-    return undefined;
-  }
-  return secret.value;
+  const secret = await readSecretFileAt(keyFile, 'acme.eab.hmacKey_file', issues);
+  if (secret === undefined || HMAC_KEY.test(secret)) return secret;
+  issues.add('acme.eab.hmacKey_file', `${keyFile} does not hold a base64url HMAC key`);
+  return undefined;
 }
 
 async function parseEab(

@@ -28,7 +28,7 @@ import { parseHttpUrl } from './formats';
 import { COMMAND_KEYS, parseCommand, parseCommands, parseHooks, stringMap } from './hooks';
 import { childPath, isPlainObject, IssueList } from './issues';
 import { parseNotify, parseRetries, parseSignatureHeader } from './notify';
-import { readSecretFile } from './secrets';
+import { readSecretFileAt } from './secrets';
 import type {
   AgentConfig,
   CertificateDeploySpec,
@@ -298,9 +298,6 @@ export async function checkDeploySecretFiles(
       if (s.type === 'webhook') checks.push({ ref: s.secret, path: `${base}.deploy[${i}].secret_file` });
     });
   });
-  for (const { ref, path } of checks) {
-    if (!ref || 'value' in ref) continue;
-    const r = await readSecretFile(ref.file);
-    if (!r.ok) issues.add(path, r.message);
-  }
+  for (const { ref, path } of checks)
+    if (ref && 'file' in ref) await readSecretFileAt(ref.file, path, issues);
 }

@@ -14,7 +14,7 @@ import {
 } from './formats';
 import { FILE_SUFFIX, integer, isSet, listOfValues, mapping, optional, required } from './combinators';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
-import { readSecretFile } from './secrets';
+import { readSecretFileAt } from './secrets';
 import type { DnsProviderInstance } from './types';
 
 /**
@@ -116,10 +116,8 @@ async function findOption(
       issues.add(fp, `must be an absolute path, not ${describeType(file)}`);
       return undefined;
     }
-    const secret = await readSecretFile(file);
-    if (secret.ok) return { value: secret.value, origin: ` (read from ${name}${FILE_SUFFIX})` };
-    issues.add(fp, secret.message);
-    return undefined;
+    const value = await readSecretFileAt(file, fp, issues);
+    return value === undefined ? undefined : { value, origin: ` (read from ${name}${FILE_SUFFIX})` };
   }
   if (fromEnv !== undefined && fromEnv !== '')
     return { value: coerceFromEnv(spec, fromEnv), origin: ` (from ${spec.env})` };

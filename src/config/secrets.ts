@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { IssueList } from './issues';
 import type { SecretRef } from './types';
 
 /**
@@ -57,4 +58,16 @@ export async function readSecret(ref: SecretRef): Promise<string> {
   const r = await readSecretFile(ref.file);
   if (!r.ok) throw new Error(r.message);
   return r.value;
+}
+
+/** For the loader: a secret file's content, or undefined with the problem recorded at `at`. */
+export async function readSecretFileAt(
+  file: string,
+  at: string,
+  issues: IssueList,
+): Promise<string | undefined> {
+  const secret = await readSecretFile(file);
+  if (secret.ok) return secret.value;
+  issues.add(at, secret.message);
+  return undefined;
 }
