@@ -3,7 +3,7 @@ import { systemClock } from '../core/clock';
 import { CertpilotError, ConfigError, UsageError, describeError, isUserError } from '../core/errors';
 import { loadConfig, resolveConfigPath } from '../config/load';
 import { coerceDuration, parseDuration, parseInteger } from '../config/formats';
-import { MAX_CHECK_CONCURRENCY } from '../config/watch';
+import { MAX_CHECK_CONCURRENCY } from '../config/check';
 import {
   EXIT_CODE_OF_STATUS,
   runCheck,

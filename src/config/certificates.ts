@@ -1,27 +1,35 @@
-import { DEPLOY_CERTIFICATE_KEYS } from '../deploy/config';
 import path from 'node:path';
+import { parseCertificateCheck } from './check';
 import {
-  DEFAULT_CERT_MODE,
-  DEFAULT_KEY_MODE,
+  absolutePath,
+  bool,
+  isSet,
+  listOf,
+  mapping,
+  optional,
+  required,
+  valueAt,
+  type ValueParser,
+} from './combinators';
+import { DEFAULT_CERT_MODE, DEFAULT_KEY_MODE, DEFAULT_REUSE_KEY, DEFAULT_THRESHOLDS } from './defaults';
+import { certificateDeploy, DEPLOY_CERTIFICATE_KEYS } from './deploy';
+import {
   MAX_DOMAINS_PER_CERTIFICATE,
   normaliseName,
-  parseAbsolutePath,
-  parseBoolean,
   parseCertificateDomain,
   parseKeyType,
   parseMode,
   parseOwner,
 } from './formats';
-import { childPath, describeType, isPlainObject, type IssueList, unknownKeys } from './issues';
+import { childPath, describeType, isPlainObject, type IssueList } from './issues';
 import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, ThresholdSettings } from './types';
-import { DEFAULT_CHECK, parseCertificateCheck } from './watch';
 
 /**
- * Validation of `certificates`: convict checks only that it is a list, so every element is
- * checked here, with paths like `certificates[2].dns.provider`.
+ * `certificates`: convict declares the list (doc, default); every element is parsed here,
+ * with paths like `certificates[2].dns.provider`. Endpoints, hooks, deploy and rollback are
+ * parsed by deploy.ts, `check` by check.ts, into the same CertificateSpec.
  */
 
-// endpoints, hooks, deploy and rollback are parsed by src/deploy/config.ts.
 const CERTIFICATE_KEYS = [
   'name',
   'domains',
@@ -30,7 +38,6 @@ const CERTIFICATE_KEYS = [
   'profile',
   'dns',
   'outputs',
-  // thresholds of `certpilot check` for this certificate (src/config/watch.ts)
   'check',
   ...DEPLOY_CERTIFICATE_KEYS,
 ];
@@ -39,8 +46,8 @@ const OUTPUT_FILE_KEYS = ['cert', 'chain', 'fullchain', 'key'] as const;
 const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];
 /** The name becomes a directory under stateDir: no separators, no dot-dot, no hidden files. */
 const CERTIFICATE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-/** Reuse of a key across renewals is opt-in: a fresh key limits the damage of an unnoticed leak. */
-const DEFAULT_REUSE_KEY = false;
+/** RFC 8555 profile names are short tokens (Let's Encrypt: classic, tlsserver, shortlived). */
+const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 
 export interface CertificateContext {
   readonly defaultKeyType: KeyType;
@@ -52,7 +59,24 @@ export interface CertificateContext {
   readonly thresholds?: ThresholdSettings;
 }
 
-const isSet = (v: unknown): boolean => v !== undefined && v !== null;
+const parseCertificateName: ValueParser<string> = (raw) => {
+  if (typeof raw !== 'string') throw new Error(`must be a string, not ${describeType(raw)}`);
+  if (raw.includes('..') || raw.includes('/') || raw.includes('\\'))
+    throw new Error(
+      `${JSON.stringify(raw)} must not contain "/", "\\" or ".." (it names a directory under stateDir)`,
+    );
+  if (!CERTIFICATE_NAME.test(raw)) {
+    throw new Error(
+      `${JSON.stringify(raw)} must be file-name safe: lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64 characters`,
+    );
+  }
+  return raw;
+};
+
+const parseProfile: ValueParser<string> = (v) => {
+  if (typeof v === 'string' && PROFILE_NAME.test(v)) return v;
+  throw new Error('must be a profile name such as "tlsserver" or "shortlived"');
+};
 
 function unknownInstance(name: string, ctx: CertificateContext): string {
   const known = ctx.providerNames.length
@@ -61,104 +85,62 @@ function unknownInstance(name: string, ctx: CertificateContext): string {
   return `unknown provider instance ${JSON.stringify(name)} (configured: ${known})`;
 }
 
+/** A reference to a configured DNS provider instance. */
+function instanceName(ctx: CertificateContext): ValueParser<string> {
+  return (v) => {
+    if (typeof v !== 'string') throw new Error(`must be a provider instance name, not ${describeType(v)}`);
+    if (!ctx.providerNames.includes(v)) throw new Error(unknownInstance(v, ctx));
+    return v;
+  };
+}
+
 function inZone(domain: string, zone: string): boolean {
   const base = domain.startsWith('*.') ? domain.slice(2) : domain;
   return base === zone || base.endsWith(`.${zone}`);
 }
 
-function validateName(raw: unknown, base: string, issues: IssueList): string | undefined {
-  const p = childPath(base, 'name');
-  if (!isSet(raw)) {
-    issues.add(p, 'required: a short file-name safe name such as "www-example-com"');
-    return undefined;
-  }
-  if (typeof raw !== 'string') {
-    issues.add(p, `must be a string, not ${describeType(raw)}`);
-    return undefined;
-  }
-  if (raw.includes('..') || raw.includes('/') || raw.includes('\\')) {
-    issues.add(
-      p,
-      `${JSON.stringify(raw)} must not contain "/", "\\" or ".." (it names a directory under stateDir)`,
-    );
-    return undefined;
-  }
-  if (!CERTIFICATE_NAME.test(raw)) {
-    issues.add(
-      p,
-      `${JSON.stringify(raw)} must be file-name safe: lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64 characters`,
-    );
-    return undefined;
-  }
-  return raw;
-}
-
-function validateDomains(raw: unknown, base: string, issues: IssueList): string[] {
+function parseDomains(raw: unknown, base: string, issues: IssueList): string[] {
   const p = childPath(base, 'domains');
   if (!isSet(raw)) {
     issues.add(p, 'required: a list of at least one DNS name');
     return [];
   }
-  if (!Array.isArray(raw)) {
-    issues.add(p, `must be a list of DNS names, not ${describeType(raw)}`);
-    return [];
-  }
-  if (raw.length === 0) {
+  if (Array.isArray(raw) && raw.length === 0) {
     issues.add(p, 'must list at least one DNS name');
     return [];
   }
   const out: string[] = [];
-  raw.forEach((d, i) => {
-    try {
-      const name = parseCertificateDomain(d);
-      if (!out.includes(name)) out.push(name);
-    } catch (e) {
-      issues.add(childPath(p, i), (e as Error).message);
-    }
-  });
-  if (out.length > MAX_DOMAINS_PER_CERTIFICATE) {
+  for (const name of listOf(
+    raw,
+    p,
+    issues,
+    (d, dp) => valueAt(d, dp, issues, parseCertificateDomain),
+    'a list of DNS names',
+  ))
+    if (!out.includes(name)) out.push(name);
+  if (out.length > MAX_DOMAINS_PER_CERTIFICATE)
     issues.add(
       p,
       `lists ${out.length} names; CAs accept at most ${MAX_DOMAINS_PER_CERTIFICATE} per certificate`,
     );
-  }
   return out;
 }
 
-function validateOutput(raw: unknown, base: string, issues: IssueList): FileOutput | undefined {
-  if (!isPlainObject(raw)) {
-    issues.add(
-      base,
-      `must be a mapping of cert, chain, fullchain, key, owner, group, mode, keyMode; not ${describeType(raw)}`,
-    );
-    return undefined;
-  }
-  unknownKeys(raw, OUTPUT_KEYS, base, issues);
+function parseOutput(raw: unknown, base: string, issues: IssueList): FileOutput | undefined {
+  const what = `a mapping of ${OUTPUT_KEYS.join(', ')}`;
+  const m = mapping(raw, base, issues, { keys: OUTPUT_KEYS, what, missing: true });
+  if (!m) return undefined;
   const files: Partial<Record<(typeof OUTPUT_FILE_KEYS)[number], string>> = {};
   for (const key of OUTPUT_FILE_KEYS) {
-    if (!isSet(raw[key])) continue;
-    try {
-      files[key] = parseAbsolutePath(raw[key]);
-    } catch (e) {
-      issues.add(childPath(base, key), (e as Error).message);
-    }
+    const file = optional(m, key, base, issues, absolutePath);
+    if (file !== undefined) files[key] = file;
   }
-  if (!OUTPUT_FILE_KEYS.some((k) => isSet(raw[k]))) {
+  if (!OUTPUT_FILE_KEYS.some((k) => isSet(m[k])))
     issues.add(base, `writes nothing: set at least one of ${OUTPUT_FILE_KEYS.join(', ')}`);
-  }
-  const optional = <T>(key: string, parse: (v: unknown) => T): T | undefined => {
-    if (!isSet(raw[key])) return undefined;
-    try {
-      return parse(raw[key]);
-    } catch (e) {
-      issues.add(childPath(base, key), (e as Error).message);
-      return undefined;
-    }
-  };
-  const owner = optional('owner', parseOwner);
-  const group = optional('group', parseOwner);
-  const certMode = optional('mode', parseMode) ?? DEFAULT_CERT_MODE;
-  const keyMode = optional('keyMode', parseMode) ?? DEFAULT_KEY_MODE;
+  const owner = optional(m, 'owner', base, issues, parseOwner);
+  const group = optional(m, 'group', base, issues, parseOwner);
+  const certMode = optional(m, 'mode', base, issues, parseMode) ?? DEFAULT_CERT_MODE;
+  const keyMode = optional(m, 'keyMode', base, issues, parseMode) ?? DEFAULT_KEY_MODE;
   return {
     ...files,
     ...(owner !== undefined ? { owner } : {}),
@@ -168,27 +150,37 @@ function validateOutput(raw: unknown, base: string, issues: IssueList): FileOutp
   };
 }
 
-function validateOutputs(raw: unknown, base: string, issues: IssueList): FileOutput[] {
-  const p = childPath(base, 'outputs');
-  if (!isSet(raw)) return [];
-  if (!Array.isArray(raw)) {
-    issues.add(p, `must be a list of outputs, not ${describeType(raw)}`);
-    return [];
-  }
-  const out: FileOutput[] = [];
-  raw.forEach((o, i) => {
-    const output = validateOutput(o, childPath(p, i), issues);
-    if (output) out.push(output);
-  });
-  return out;
-}
-
 interface CertDns {
   provider?: string;
   domains: Record<string, string>;
 }
 
-function validateCertDns(
+/** `certificates[i].dns.domains`: per-domain provider instances, keyed by one of the certificate's names. */
+function parseDomainProviders(
+  raw: unknown,
+  dp: string,
+  domains: readonly string[],
+  ctx: CertificateContext,
+  issues: IssueList,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  const m = mapping(raw, dp, issues, { what: 'a mapping of domain names to provider instances' });
+  for (const [domain, instance] of Object.entries(m ?? {})) {
+    const kp = childPath(dp, domain);
+    const name = normaliseName(domain);
+    if (!domains.includes(name)) {
+      issues.add(kp, `${JSON.stringify(domain)} is not one of this certificate's domains`);
+      continue;
+    }
+    const valid = valueAt(instance, kp, issues, instanceName(ctx));
+    // Defined, not assigned: a domain key can never reach the prototype.
+    if (valid !== undefined)
+      Object.defineProperty(out, name, { value: valid, enumerable: true, writable: true });
+  }
+  return out;
+}
+
+function parseCertDns(
   raw: unknown,
   domains: readonly string[],
   base: string,
@@ -196,106 +188,40 @@ function validateCertDns(
   issues: IssueList,
 ): CertDns {
   const p = childPath(base, 'dns');
-  const result: CertDns = { domains: {} };
-  if (!isSet(raw)) return result;
-  if (!isPlainObject(raw)) {
-    issues.add(p, `must be a mapping with provider and/or domains, not ${describeType(raw)}`);
-    return result;
-  }
-  unknownKeys(raw, CERT_DNS_KEYS, p, issues);
-  if (isSet(raw.provider)) {
-    const pp = childPath(p, 'provider');
-    if (typeof raw.provider !== 'string')
-      issues.add(pp, `must be a provider instance name, not ${describeType(raw.provider)}`);
-    else if (!ctx.providerNames.includes(raw.provider)) issues.add(pp, unknownInstance(raw.provider, ctx));
-    else result.provider = raw.provider;
-  }
-  if (isSet(raw.domains)) {
-    const dp = childPath(p, 'domains');
-    if (!isPlainObject(raw.domains)) {
-      issues.add(dp, `must map domain names to provider instances, not ${describeType(raw.domains)}`);
-    } else {
-      for (const [domain, instance] of Object.entries(raw.domains)) {
-        const kp = childPath(dp, domain);
-        const name = normaliseName(domain);
-        if (!domains.includes(name)) {
-          issues.add(kp, `${JSON.stringify(domain)} is not one of this certificate's domains`);
-        } else if (typeof instance !== 'string') {
-          issues.add(kp, `must be a provider instance name, not ${describeType(instance)}`);
-        } else if (!ctx.providerNames.includes(instance)) {
-          issues.add(kp, unknownInstance(instance, ctx));
-        } else {
-          // Object.fromEntries-style definition: a domain key can never reach the prototype.
-          Object.defineProperty(result.domains, name, { value: instance, enumerable: true, writable: true });
-        }
-      }
-    }
-  }
-  return result;
+  const m = mapping(raw, p, issues, { keys: CERT_DNS_KEYS, what: 'a mapping with provider and/or domains' });
+  if (!m) return { domains: {} };
+  const provider = optional(m, 'provider', p, issues, instanceName(ctx));
+  const byDomain = isSet(m.domains)
+    ? parseDomainProviders(m.domains, childPath(p, 'domains'), domains, ctx, issues)
+    : {};
+  return { ...(provider !== undefined ? { provider } : {}), domains: byDomain };
 }
 
-function validateCertificate(
-  raw: unknown,
-  index: number,
+/** Every name needs a provider, and a provider limited to zones must cover the names sent to it. */
+function checkProviderCoverage(
+  raw: Record<string, unknown>,
+  domains: readonly string[],
+  dns: CertDns,
+  base: string,
   ctx: CertificateContext,
   issues: IssueList,
-): CertificateSpec | undefined {
-  const base = childPath('certificates', index);
-  if (!isPlainObject(raw)) {
-    issues.add(base, `must be a mapping with name and domains, not ${describeType(raw)}`);
-    return undefined;
-  }
-  unknownKeys(raw, CERTIFICATE_KEYS, base, issues);
-  const name = validateName(raw.name, base, issues);
-  const domains = validateDomains(raw.domains, base, issues);
-
-  let keyType = ctx.defaultKeyType;
-  if (isSet(raw.keyType)) {
-    try {
-      keyType = parseKeyType(raw.keyType);
-    } catch (e) {
-      issues.add(childPath(base, 'keyType'), (e as Error).message);
-    }
-  }
-  let reuseKey = DEFAULT_REUSE_KEY;
-  if (isSet(raw.reuseKey)) {
-    try {
-      reuseKey = parseBoolean(raw.reuseKey);
-    } catch (e) {
-      issues.add(childPath(base, 'reuseKey'), (e as Error).message);
-    }
-  }
-  let profile: string | undefined;
-  if (isSet(raw.profile)) {
-    // RFC 8555 profile names are short tokens (Let's Encrypt: classic, tlsserver, shortlived).
-    if (typeof raw.profile === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/i.test(raw.profile))
-      profile = raw.profile;
-    else issues.add(childPath(base, 'profile'), 'must be a profile name such as "tlsserver" or "shortlived"');
-  }
-  const dns = validateCertDns(raw.dns, domains, base, ctx, issues);
-  const outputs = validateOutputs(raw.outputs, base, issues);
-  const thresholds = parseCertificateCheck(
-    raw.check,
-    base,
-    ctx.thresholds ?? DEFAULT_CHECK.thresholds,
-    issues,
-  );
-
+): string | undefined {
   // With exactly one instance configured there is nothing to choose: use it.
   const fallback = ctx.providerNames.length === 1 ? ctx.providerNames[0] : undefined;
   const dnsProvider =
     dns.provider ?? (isPlainObject(raw.dns) && isSet(raw.dns.provider) ? undefined : fallback);
+  const providerPath = childPath(childPath(base, 'dns'), 'provider');
   const uncovered = domains.filter((d) => dns.domains[d] === undefined && dnsProvider === undefined);
-  if (uncovered.length && !issues.hasAt(childPath(childPath(base, 'dns'), 'provider'))) {
+  if (uncovered.length && !issues.hasAt(providerPath)) {
     issues.add(
-      childPath(childPath(base, 'dns'), 'provider'),
+      providerPath,
       `no DNS provider for ${uncovered.join(', ')}: set dns.provider or dns.domains on this certificate` +
         (ctx.providerNames.length === 0 ? ', and configure an instance under dns.providers' : ''),
     );
   }
   domains.forEach((d, i) => {
-    const instanceName = dns.domains[d] ?? dnsProvider;
-    const instance = instanceName !== undefined ? ctx.providers[instanceName] : undefined;
+    const name = dns.domains[d] ?? dnsProvider;
+    const instance = name !== undefined ? ctx.providers[name] : undefined;
     if (instance && instance.zones.length > 0 && !instance.zones.some((z) => inZone(d, z))) {
       issues.add(
         childPath(childPath(base, 'domains'), i),
@@ -303,7 +229,44 @@ function validateCertificate(
       );
     }
   });
+  return dnsProvider;
+}
 
+function parseCertificate(
+  raw: unknown,
+  base: string,
+  ctx: CertificateContext,
+  issues: IssueList,
+): CertificateSpec | undefined {
+  const m = mapping(raw, base, issues, {
+    keys: CERTIFICATE_KEYS,
+    what: 'a mapping with name and domains',
+    missing: true,
+  });
+  if (!m) return undefined;
+  const name = required(
+    m,
+    'name',
+    base,
+    issues,
+    parseCertificateName,
+    'required: a short file-name safe name such as "www-example-com"',
+  );
+  const domains = parseDomains(m.domains, base, issues);
+  const keyType = optional(m, 'keyType', base, issues, parseKeyType) ?? ctx.defaultKeyType;
+  const reuseKey = optional(m, 'reuseKey', base, issues, bool) ?? DEFAULT_REUSE_KEY;
+  const profile = optional(m, 'profile', base, issues, parseProfile);
+  const dns = parseCertDns(m.dns, domains, base, ctx, issues);
+  const outputs = listOf(
+    m.outputs,
+    childPath(base, 'outputs'),
+    issues,
+    (o, p) => parseOutput(o, p, issues),
+    'a list of outputs',
+  );
+  const thresholds = parseCertificateCheck(m.check, base, ctx.thresholds ?? DEFAULT_THRESHOLDS, issues);
+  const dnsProvider = checkProviderCoverage(m, domains, dns, base, ctx, issues);
+  const deploy = certificateDeploy(m, base, issues);
   if (name === undefined || issues.hasAt(base)) return undefined;
   return {
     name,
@@ -315,6 +278,7 @@ function validateCertificate(
     domainProviders: dns.domains,
     outputs,
     ...(thresholds ? { thresholds } : {}),
+    ...deploy,
   };
 }
 
@@ -338,29 +302,29 @@ function checkOutputCollisions(raw: readonly unknown[], issues: IssueList): void
   });
 }
 
-export function validateCertificates(
+/** Two certificates of one name would share a directory under stateDir. */
+function checkDuplicateNames(raw: readonly unknown[], issues: IssueList): void {
+  const names = new Map<string, number>();
+  raw.forEach((c, i) => {
+    if (!isPlainObject(c) || typeof c.name !== 'string') return;
+    const first = names.get(c.name);
+    if (first === undefined) names.set(c.name, i);
+    else
+      issues.add(
+        childPath(childPath('certificates', i), 'name'),
+        `duplicate name ${JSON.stringify(c.name)} (also certificates[${first}])`,
+      );
+  });
+}
+
+export function parseCertificates(
   raw: unknown,
   ctx: CertificateContext,
   issues: IssueList,
 ): CertificateSpec[] {
-  if (!Array.isArray(raw)) return [];
-  const specs: CertificateSpec[] = [];
-  const names = new Map<string, number>();
-  raw.forEach((c, i) => {
-    const spec = validateCertificate(c, i, ctx, issues);
-    if (isPlainObject(c) && typeof c.name === 'string') {
-      const first = names.get(c.name);
-      if (first !== undefined) {
-        issues.add(
-          childPath(childPath('certificates', i), 'name'),
-          `duplicate name ${JSON.stringify(c.name)} (also certificates[${first}])`,
-        );
-      } else {
-        names.set(c.name, i);
-      }
-    }
-    if (spec) specs.push(spec);
-  });
+  if (!Array.isArray(raw)) return []; // the schema pass reported it
+  const specs = listOf(raw, 'certificates', issues, (c, p) => parseCertificate(c, p, ctx, issues));
+  checkDuplicateNames(raw, issues);
   checkOutputCollisions(raw, issues);
   return specs;
 }

@@ -1,6 +1,6 @@
 import { findProvider } from '../dns/registry';
 import type { AgentConfig, DnsProviderInstance, FileOutput } from './types';
-import { checkSettingsOf } from './watch';
+import { checkSettingsOf } from './check';
 
 /** What replaces every secret in printed configuration. */
 export const REDACTED = '[redacted]';

@@ -357,10 +357,6 @@ export function parseKeyType(value: unknown): KeyType {
 // ---------------------------------------------------------------------------------------------
 // File modes
 
-/** Certificates carry no secret: readable by everyone, as web servers expect. */
-export const DEFAULT_CERT_MODE = 0o644;
-/** Private keys: owner only (DESIGN.md: keys 0600). */
-export const DEFAULT_KEY_MODE = 0o600;
 const MAX_MODE = 0o777;
 
 /**

@@ -51,16 +51,3 @@ export function describeType(value: unknown): string {
   if (isPlainObject(value)) return 'a mapping';
   return `a ${typeof value}`;
 }
-
-/** Strict mappings: every key not in `allowed` is a problem at its own path. */
-export function unknownKeys(
-  raw: Record<string, unknown>,
-  allowed: readonly string[],
-  base: string,
-  issues: IssueList,
-): void {
-  for (const key of Object.keys(raw)) {
-    if (!allowed.includes(key))
-      issues.add(childPath(base, key), `unknown key (allowed: ${allowed.join(', ')})`);
-  }
-}

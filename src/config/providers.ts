@@ -12,8 +12,9 @@ import {
   parsePort,
   parseZone,
 } from './formats';
+import { FILE_SUFFIX, integer, isSet, listOfValues, mapping, optional, required } from './combinators';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
-import { readSecretFile } from './secrets';
+import { readSecretFileAt } from './secrets';
 import type { DnsProviderInstance } from './types';
 
 /**
@@ -24,8 +25,6 @@ import type { DnsProviderInstance } from './types';
 
 /** Keys every instance accepts, whatever its provider. */
 export const INSTANCE_KEYS = ['type', 'zones', 'ttl', 'propagationTimeout', 'propagationInterval'] as const;
-/** Suffix that turns a secret option into "read it from this file". */
-export const FILE_SUFFIX = '_file';
 /** Instance names appear in paths, logs and metrics labels: keep them plain. */
 const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** A challenge record lives minutes; a day-long TTL would only make failed attempts linger in caches. */
@@ -37,8 +36,6 @@ export interface ProvidersResult {
   /** Every configured instance name, valid or not: references to a broken instance are not "unknown". */
   readonly names: readonly string[];
 }
-
-const isSet = (v: unknown): boolean => v !== undefined && v !== null;
 
 /** Removes a secret's text from a message that might quote it. */
 function scrub(message: string, secret: unknown): string {
@@ -86,6 +83,84 @@ function coerceFromEnv(spec: ProviderOptionSpec, value: string): unknown {
   return value;
 }
 
+/** Where an option's value came from, said after a problem with it (never the value itself). */
+interface OptionSource {
+  readonly value: unknown;
+  readonly origin: string;
+}
+
+/**
+ * One option's raw value: inline, else `<name>_file` (secrets only), else the provider's
+ * environment variable, else its default. Undefined when there is none (reported if required).
+ */
+async function findOption(
+  def: ProviderDefinition,
+  name: string,
+  raw: Record<string, unknown>,
+  base: string,
+  env: NodeJS.ProcessEnv,
+  issues: IssueList,
+): Promise<OptionSource | undefined> {
+  const spec = def.options[name];
+  const inline = raw[name];
+  const file = spec.sensitive ? raw[name + FILE_SUFFIX] : undefined;
+  const fromEnv = spec.env !== undefined ? env[spec.env] : undefined;
+  const fp = childPath(base, name + FILE_SUFFIX);
+  if (isSet(inline) && isSet(file)) {
+    issues.add(fp, `give either ${name} or ${name}${FILE_SUFFIX}, not both`);
+    return undefined;
+  }
+  if (isSet(inline)) return { value: inline, origin: '' };
+  if (isSet(file)) {
+    if (typeof file !== 'string') {
+      issues.add(fp, `must be an absolute path, not ${describeType(file)}`);
+      return undefined;
+    }
+    const value = await readSecretFileAt(file, fp, issues);
+    return value === undefined ? undefined : { value, origin: ` (read from ${name}${FILE_SUFFIX})` };
+  }
+  if (fromEnv !== undefined && fromEnv !== '')
+    return { value: coerceFromEnv(spec, fromEnv), origin: ` (from ${spec.env})` };
+  if (spec.default !== undefined) return { value: spec.default, origin: '' };
+  if (spec.required) {
+    const alternatives = [spec.sensitive ? `${name}${FILE_SUFFIX}` : '', spec.env ? `$${spec.env}` : '']
+      .filter(Boolean)
+      .join(' or ');
+    issues.add(
+      childPath(base, name),
+      `required by provider ${def.code}${alternatives ? ` (or set ${alternatives})` : ''}`,
+    );
+  }
+  return undefined;
+}
+
+/** Keys that are neither an instance key nor an option of this provider. */
+function checkOptionKeys(
+  def: ProviderDefinition,
+  raw: Record<string, unknown>,
+  base: string,
+  issues: IssueList,
+): void {
+  const known = new Set<string>(INSTANCE_KEYS);
+  for (const [name, spec] of Object.entries(def.options)) {
+    known.add(name);
+    if (spec.sensitive) known.add(name + FILE_SUFFIX);
+  }
+  for (const key of Object.keys(raw)) {
+    if (known.has(key)) continue;
+    const optName = key.endsWith(FILE_SUFFIX) ? key.slice(0, -FILE_SUFFIX.length) : '';
+    if (optName && def.options[optName]) {
+      issues.add(
+        childPath(base, key),
+        `${optName} is not secret and cannot be read from a file; set ${optName} itself`,
+      );
+    } else {
+      const options = Object.keys(def.options).join(', ');
+      issues.add(childPath(base, key), `unknown option for provider ${def.code} (options: ${options})`);
+    }
+  }
+}
+
 async function validateOptions(
   def: ProviderDefinition,
   raw: Record<string, unknown>,
@@ -94,76 +169,37 @@ async function validateOptions(
   issues: IssueList,
 ): Promise<Record<string, unknown>> {
   const options: Record<string, unknown> = {};
-  const knownKeys = new Set<string>(INSTANCE_KEYS);
-
   for (const [name, spec] of Object.entries(def.options)) {
-    knownKeys.add(name);
-    if (spec.sensitive) knownKeys.add(name + FILE_SUFFIX);
-    const p = childPath(base, name);
-    const inline = raw[name];
-    const file = spec.sensitive ? raw[name + FILE_SUFFIX] : undefined;
-    const fromEnv = spec.env !== undefined ? env[spec.env] : undefined;
-
-    if (isSet(inline) && isSet(file)) {
-      issues.add(
-        childPath(base, name + FILE_SUFFIX),
-        `give either ${name} or ${name}${FILE_SUFFIX}, not both`,
-      );
-      continue;
-    }
-    let value: unknown;
-    let origin = '';
-    if (isSet(inline)) {
-      value = inline;
-    } else if (isSet(file)) {
-      const fp = childPath(base, name + FILE_SUFFIX);
-      if (typeof file !== 'string') {
-        issues.add(fp, `must be an absolute path, not ${describeType(file)}`);
-        continue;
-      }
-      const secret = await readSecretFile(file);
-      if (!secret.ok) {
-        issues.add(fp, secret.message);
-        continue;
-      }
-      value = secret.value;
-      origin = ` (read from ${name}${FILE_SUFFIX})`;
-    } else if (fromEnv !== undefined && fromEnv !== '') {
-      value = coerceFromEnv(spec, fromEnv);
-      origin = ` (from ${spec.env})`;
-    } else if (spec.default !== undefined) {
-      value = spec.default;
-    } else {
-      if (spec.required) {
-        const alternatives = [spec.sensitive ? `${name}${FILE_SUFFIX}` : '', spec.env ? `$${spec.env}` : '']
-          .filter(Boolean)
-          .join(' or ');
-        issues.add(p, `required by provider ${def.code}${alternatives ? ` (or set ${alternatives})` : ''}`);
-      }
-      continue;
-    }
+    const found = await findOption(def, name, raw, base, env, issues);
+    if (!found) continue;
     try {
-      options[name] = parseOption(spec, value);
+      options[name] = parseOption(spec, found.value);
     } catch (e) {
-      const message = (e as Error).message + origin;
-      issues.add(p, spec.sensitive ? scrub(message, value) : message);
+      const message = (e as Error).message + found.origin;
+      issues.add(childPath(base, name), spec.sensitive ? scrub(message, found.value) : message);
     }
   }
-
-  for (const key of Object.keys(raw)) {
-    if (knownKeys.has(key)) continue;
-    const optName = key.endsWith(FILE_SUFFIX) ? key.slice(0, -FILE_SUFFIX.length) : '';
-    if (optName && def.options[optName]) {
-      issues.add(
-        childPath(base, key),
-        `${optName} is not secret and cannot be read from a file; set ${optName} itself`,
-      );
-    } else {
-      const known = Object.keys(def.options).join(', ');
-      issues.add(childPath(base, key), `unknown option for provider ${def.code} (options: ${known})`);
-    }
-  }
+  checkOptionKeys(def, raw, base, issues);
   return options;
+}
+
+const knownTypes = (): string =>
+  listProviders()
+    .flatMap((d) => [d.code, ...(d.aliases ?? [])])
+    .join(', ');
+
+const parseProviderType = (v: unknown): ProviderDefinition => {
+  if (typeof v !== 'string') throw new Error(`must be a provider code string, not ${describeType(v)}`);
+  const def = findProvider(v.trim());
+  if (!def) throw new Error(`unknown provider type ${JSON.stringify(v)} (known: ${knownTypes()})`);
+  return def;
+};
+
+function parseZones(raw: unknown, base: string, issues: IssueList): string[] {
+  const zones: string[] = [];
+  for (const zone of listOfValues(raw, childPath(base, 'zones'), issues, parseZone, 'a list of zone names'))
+    if (!zones.includes(zone)) zones.push(zone);
+  return zones;
 }
 
 async function validateInstance(
@@ -179,71 +215,25 @@ async function validateInstance(
       'instance names must be letters, digits, "_" and "-", starting with a letter or digit (max 64)',
     );
   }
-  if (!isPlainObject(raw)) {
-    issues.add(base, `must be a mapping with at least "type", not ${describeType(raw)}`);
-    return undefined;
-  }
-
-  let def: ProviderDefinition | undefined;
-  if (!isSet(raw.type)) {
-    issues.add(
-      childPath(base, 'type'),
-      `required: the provider code (${listProviders()
-        .map((d) => d.code)
-        .join(', ')})`,
-    );
-  } else if (typeof raw.type !== 'string') {
-    issues.add(childPath(base, 'type'), `must be a provider code string, not ${describeType(raw.type)}`);
-  } else {
-    def = findProvider(raw.type.trim());
-    if (!def) {
-      const known = listProviders()
-        .flatMap((d) => [d.code, ...(d.aliases ?? [])])
-        .join(', ');
-      issues.add(
-        childPath(base, 'type'),
-        `unknown provider type ${JSON.stringify(raw.type)} (known: ${known})`,
-      );
-    }
-  }
-
-  let zones: string[] = [];
-  if (isSet(raw.zones)) {
-    if (!Array.isArray(raw.zones)) {
-      issues.add(childPath(base, 'zones'), `must be a list of zone names, not ${describeType(raw.zones)}`);
-    } else {
-      zones = [];
-      raw.zones.forEach((z, i) => {
-        try {
-          const zone = parseZone(z);
-          if (!zones.includes(zone)) zones.push(zone);
-        } catch (e) {
-          issues.add(childPath(childPath(base, 'zones'), i), (e as Error).message);
-        }
-      });
-    }
-  }
-
-  const number = <T>(key: string, parse: (v: unknown) => T, fallback: T): T => {
-    if (!isSet(raw[key])) return fallback;
-    try {
-      return parse(raw[key]);
-    } catch (e) {
-      issues.add(childPath(base, key), (e as Error).message);
-      return fallback;
-    }
-  };
+  const m = mapping(raw, base, issues, { what: 'a mapping with at least "type"', missing: true });
+  if (!m) return undefined;
+  const codes = listProviders()
+    .map((d) => d.code)
+    .join(', ');
+  const def = required(m, 'type', base, issues, parseProviderType, `required: the provider code (${codes})`);
+  const zones = parseZones(m.zones, base, issues);
   const defaults = def?.defaults ?? { ttl: 0, propagationTimeoutMs: 0, propagationIntervalMs: 0 };
-  const ttl = number('ttl', (v) => parseInteger(v, 1, MAX_TTL_SECONDS), defaults.ttl);
-  const propagationTimeoutMs = number('propagationTimeout', parseDuration, defaults.propagationTimeoutMs);
-  const propagationIntervalMs = number('propagationInterval', parseDuration, defaults.propagationIntervalMs);
+  const ttl = optional(m, 'ttl', base, issues, integer(1, MAX_TTL_SECONDS)) ?? defaults.ttl;
+  const propagationTimeoutMs =
+    optional(m, 'propagationTimeout', base, issues, parseDuration) ?? defaults.propagationTimeoutMs;
+  const propagationIntervalMs =
+    optional(m, 'propagationInterval', base, issues, parseDuration) ?? defaults.propagationIntervalMs;
   if (def && propagationIntervalMs > propagationTimeoutMs) {
     issues.add(childPath(base, 'propagationInterval'), 'must not be longer than propagationTimeout');
   }
-
   if (!def) return undefined;
   const before = issues.size;
-  const options = await validateOptions(def, raw, base, env, issues);
+  const options = await validateOptions(def, m, base, env, issues);
   // Cross-option checks only make sense once every option is individually valid.
   if (issues.size === before && def.validate) {
     for (const [opt, message] of def.validate(options)) issues.add(childPath(base, opt), message);

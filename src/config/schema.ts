@@ -1,5 +1,21 @@
 import convict from 'convict';
 import {
+  DEFAULT_ACME_DIRECTORY,
+  DEFAULT_ARCHIVE_DEPTH,
+  DEFAULT_CHECK_INTERVAL,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_DAEMON_LISTEN,
+  DEFAULT_KEY_TYPE,
+  DEFAULT_MAX_ORDERS_PER_WEEK,
+  DEFAULT_NAMESERVER_PORT,
+  DEFAULT_QUERY_TIMEOUT,
+  DEFAULT_RENEW_RATIO,
+  DEFAULT_REQUEST_TIMEOUT,
+  DEFAULT_SHORT_LIFETIME_DAYS,
+  DEFAULT_SHORT_LIFETIME_RATIO,
+  DEFAULT_STATE_DIR,
+} from './defaults';
+import {
   coerceBoolean,
   coerceDuration,
   coerceInteger,
@@ -12,51 +28,24 @@ import {
   parseEmail,
   parseInteger,
   parseKeyType,
+  parseListen,
   parseNonEmptyString,
   parseRatio,
   parseResolverList,
 } from './formats';
-import { isPlainObject, describeType } from './issues';
+import { isPlainObject, describeType, type IssueList } from './issues';
+import type { KeyType } from './types';
 
 /**
- * The convict schema is the single source of truth for the fixed sections of the file (acme,
- * storage, defaults, dns): their documentation, defaults, environment variables and which
- * values are secret. Lists of objects (certificates) and the open-ended `dns.providers` map are
- * typed here and checked element by element in certificates.ts / providers.ts, because convict
- * validates only leaves.
+ * The convict schema owns the fixed, scalar part of the file (acme, storage, defaults, daemon,
+ * dns): each leaf's documentation, default, environment variable and secrecy, and the merge of
+ * defaults, file and environment (with strict coercion of environment strings). Convict does
+ * not validate: `readLeaves` runs each leaf's parser (FORMATS) on the merged value and records
+ * problems with their paths, so no code reads convict's error text. The two open-ended leaves
+ * (`certificates`, `dns.providers`) are declared here for their docs and defaults and parsed
+ * element by element by the section parsers (see docs/decisions.md, section 5).
  */
 
-// Defaults, with the reason for each.
-/** Production Let's Encrypt: the CA most users mean; staging must be asked for explicitly. */
-export const DEFAULT_ACME_DIRECTORY = 'letsencrypt';
-/** One ACME request; Let's Encrypt answers in well under a second, 30s rides out a slow spell. */
-export const DEFAULT_REQUEST_TIMEOUT = '30s';
-/** FHS location for state that persists across reboots. */
-export const DEFAULT_STATE_DIR = '/var/lib/certpilot';
-/** Five previous versions are enough to roll back a bad deploy and cost a few kilobytes. */
-export const DEFAULT_ARCHIVE_DEPTH = 5;
-/** Let's Encrypt's own recommendation: ECDSA P-256 is small, fast and universally supported. */
-export const DEFAULT_KEY_TYPE = 'ec-p256';
-/** Renew with a third of the lifetime left: day 60 of 90, as Let's Encrypt recommends. */
-export const RENEW_WINDOW_RATIO = 1 / 3;
-/** Short-lived certificates (6-day profile) renew at half their lifetime to leave retry room. */
-export const SHORT_LIFETIME_RATIO = 1 / 2;
-/** Lifetimes below 10 days count as short (Let's Encrypt's short-lived profile is ~6 days). */
-export const SHORT_LIFETIME_DAYS = 10;
-/** Let's Encrypt allows 5 certificates per exact set of names per week; stop at 3 to leave room for a human. */
-export const DEFAULT_MAX_ORDERS_PER_WEEK = 3;
-/** Caddy and Let's Encrypt's advice: look often (ARI changes), cheap when nothing is due. */
-export const DEFAULT_CHECK_INTERVAL = '10m';
-/** Metrics and health on loopback only by default: nothing is exposed without a decision. */
-export const DEFAULT_DAEMON_LISTEN = '127.0.0.1:9612';
-/** Four orders at once keeps well inside Let's Encrypt's 300 new orders per 3 hours. */
-export const DEFAULT_CONCURRENCY = 4;
-/** More parallel orders than this only trips CA and DNS API rate limits. */
-export const MAX_CONCURRENCY = 64;
-/** Authoritative DNS listens on 53; tests point this at BIND on a high port. */
-export const DEFAULT_NAMESERVER_PORT = 53;
-/** One DNS query; a healthy nameserver answers in milliseconds, 5s covers a retry over TCP. */
-export const DEFAULT_QUERY_TIMEOUT = '5s';
 /** No CA answers in under a second reliably; a smaller value is "30" meant as seconds. */
 const MIN_REQUEST_TIMEOUT_MS = 1_000;
 /** Even a local nameserver needs some milliseconds; below this every query would time out. */
@@ -65,6 +54,10 @@ const MIN_QUERY_TIMEOUT_MS = 100;
 export const MAX_ARCHIVE_DEPTH = 100;
 /** Short-lifetime threshold cap: a year; longer "short" lifetimes make no sense. */
 const MAX_SHORT_LIFETIME_DAYS = 365;
+/** More parallel orders than this only trips CA and DNS API rate limits. */
+export const MAX_CONCURRENCY = 64;
+/** A loop that orders the same names 50 times a week has long burnt the CA's limit. */
+const MAX_ORDERS_PER_WEEK = 50;
 
 /** Environment variables read by the schema (provider options declare their own). */
 export const ENV = {
@@ -83,53 +76,69 @@ export const ENV = {
 } as const;
 
 /** HMAC keys from CAs are base64url (RFC 8555 §7.3.4); some CAs print standard base64. */
-function validateHmacKey(value: unknown): void {
+export const HMAC_KEY = /^[A-Za-z0-9+/_-]+=*$/;
+
+function parseHmacKey(value: unknown): string {
   // Never quote the value: it is a secret.
   if (typeof value !== 'string') throw new Error(`must be a string, not ${describeType(value)}`);
-  if (!/^[A-Za-z0-9+/_-]+=*$/.test(value.trim()))
-    throw new Error('must be the base64url HMAC key the CA issued');
+  if (!HMAC_KEY.test(value.trim())) throw new Error('must be the base64url HMAC key the CA issued');
+  return value.trim();
 }
 
+/** Schema keys our formats read besides `format`: bounds of integers and durations. */
 type SchemaItem = { min?: number; max?: number; minMs?: number };
-type Validator = (value: unknown, schemaItem: SchemaItem) => void;
+
+function parseBoundedDuration(value: unknown, item: SchemaItem): number {
+  const ms = parseDuration(value);
+  if (item.minMs !== undefined && ms < item.minMs) {
+    throw new Error(
+      `must be at least ${item.minMs} ms (a bare number means milliseconds; write "30s" for seconds)`,
+    );
+  }
+  return ms;
+}
+
+interface LeafFormat {
+  /** Validates and normalises the merged value; throws with the message shown after the path. */
+  readonly parse: (value: unknown, item: SchemaItem) => unknown;
+  /** Turns an environment string into what `parse` expects (strictly: "12abc" stays a string). */
+  readonly coerce?: (value: string) => unknown;
+}
 
 /**
  * Our named convict formats. Named (not inline functions) because convict applies a coercion
- * to environment strings only through a named format; its built-in ones are the traps listed
- * in NOTES.md ("12abc" -> 12, "0" -> true).
+ * to environment strings only through a named format; its built-in ones are lenient ("12abc"
+ * -> 12, "0" -> true).
  */
-export const FORMATS: Readonly<Record<string, { validate: Validator; coerce?: (value: string) => unknown }>> =
-  {
-    'certpilot-acme-directory': { validate: (v) => void parseAcmeDirectory(v) },
-    'certpilot-email': { validate: (v) => void parseEmail(v) },
-    'certpilot-boolean': { validate: (v) => void parseBoolean(v), coerce: coerceBoolean },
-    'certpilot-string': { validate: (v) => void parseNonEmptyString(v) },
-    'certpilot-hmac-key': { validate: validateHmacKey },
-    'certpilot-absolute-path': { validate: (v) => void parseAbsolutePath(v) },
-    'certpilot-duration': {
-      validate: (v, s) => {
-        const ms = parseDuration(v);
-        if (s.minMs !== undefined && ms < s.minMs) {
-          throw new Error(
-            `must be at least ${s.minMs} ms (a bare number means milliseconds; write "30s" for seconds)`,
-          );
-        }
-      },
-      coerce: coerceDuration,
+export const FORMATS: Readonly<Record<string, LeafFormat>> = {
+  'certpilot-acme-directory': { parse: parseAcmeDirectory },
+  'certpilot-email': { parse: parseEmail },
+  'certpilot-boolean': { parse: parseBoolean, coerce: coerceBoolean },
+  'certpilot-string': { parse: (v) => parseNonEmptyString(v).trim() },
+  'certpilot-hmac-key': { parse: parseHmacKey },
+  'certpilot-absolute-path': { parse: parseAbsolutePath },
+  'certpilot-duration': { parse: parseBoundedDuration, coerce: coerceDuration },
+  'certpilot-int': {
+    parse: (v, s) => parseInteger(v, s.min ?? 0, s.max ?? Number.MAX_SAFE_INTEGER),
+    coerce: coerceInteger,
+  },
+  'certpilot-ratio': { parse: parseRatio, coerce: coerceNumber },
+  'certpilot-key-type': { parse: parseKeyType },
+  'certpilot-resolvers': { parse: parseResolverList, coerce: coerceList },
+  'certpilot-listen': { parse: parseListen },
+  'certpilot-list': {
+    parse: (v) => {
+      if (!Array.isArray(v)) throw new Error(`must be a list, not ${describeType(v)}`);
+      return v;
     },
-    'certpilot-int': {
-      validate: (v, s) => void parseInteger(v, s.min ?? 0, s.max ?? Number.MAX_SAFE_INTEGER),
-      coerce: coerceInteger,
-    },
-    'certpilot-ratio': { validate: (v) => void parseRatio(v), coerce: coerceNumber },
-    'certpilot-key-type': { validate: (v) => void parseKeyType(v) },
-    'certpilot-resolvers': { validate: (v) => void parseResolverList(v), coerce: coerceList },
-    'certpilot-list': {
-      validate: (v) => {
-        if (!Array.isArray(v)) throw new Error(`must be a list, not ${describeType(v)}`);
-      },
-    },
-  };
+  },
+};
+
+/** `format: Object` leaves (convict assigns them whole): open maps parsed by their section. */
+function parseMapping(value: unknown): Record<string, unknown> {
+  if (!isPlainObject(value)) throw new Error(`must be a mapping, not ${describeType(value)}`);
+  return value;
+}
 
 /** Registered once per process: convict keeps formats in a module-global table. */
 let formatsRegistered = false;
@@ -138,180 +147,184 @@ export function registerFormats(): void {
   if (formatsRegistered) return;
   formatsRegistered = true;
   for (const [name, f] of Object.entries(FORMATS)) {
+    // Convict insists on a validator; the loader never calls convict's validate().
     convict.addFormat({
       name,
-      validate: (v: unknown, item: convict.SchemaObj) => f.validate(v, item as SchemaItem),
+      validate: (v: unknown, item: convict.SchemaObj) => void f.parse(v, item as SchemaItem),
       coerce: f.coerce,
     });
   }
 }
 
-export function buildSchema() {
+/** The schema: a data literal, handed to convict as is (convict copies what it keeps). */
+const SCHEMA = {
+  acme: {
+    directory: {
+      doc: 'ACME directory: a preset (letsencrypt, letsencrypt-staging, zerossl, google, buypass) or an https:// URL.',
+      format: 'certpilot-acme-directory',
+      default: DEFAULT_ACME_DIRECTORY,
+      env: ENV.acmeDirectory,
+    },
+    email: {
+      doc: 'Contact address for the ACME account (expiry and policy mail from the CA).',
+      format: 'certpilot-email',
+      default: null,
+      nullable: true,
+      env: ENV.acmeEmail,
+    },
+    termsAgreed: {
+      doc: "Set to true to agree to the CA's terms of service; accounts cannot be created otherwise.",
+      format: 'certpilot-boolean',
+      default: false,
+      env: ENV.termsAgreed,
+    },
+    eab: {
+      keyId: {
+        doc: 'External Account Binding key id from the CA (ZeroSSL, Google, ...).',
+        format: 'certpilot-string',
+        default: null,
+        nullable: true,
+        env: ENV.eabKeyId,
+      },
+      hmacKey: {
+        doc: 'External Account Binding HMAC key (secret).',
+        format: 'certpilot-hmac-key',
+        default: null,
+        nullable: true,
+        sensitive: true,
+        env: ENV.eabHmacKey,
+      },
+      hmacKey_file: {
+        doc: 'File holding the EAB HMAC key (absolute path, mode 0600 or stricter).',
+        format: 'certpilot-absolute-path',
+        default: null,
+        nullable: true,
+        env: ENV.eabHmacKeyFile,
+      },
+    },
+    caBundle: {
+      doc: 'PEM file of extra CA certificates to trust for the ACME server (absolute path).',
+      format: 'certpilot-absolute-path',
+      default: null,
+      nullable: true,
+      env: ENV.caBundle,
+    },
+    requestTimeout: {
+      doc: 'Timeout of one HTTP request to the CA: milliseconds or "30s", "2m".',
+      format: 'certpilot-duration',
+      minMs: MIN_REQUEST_TIMEOUT_MS,
+      default: DEFAULT_REQUEST_TIMEOUT,
+    },
+  },
+  storage: {
+    stateDir: {
+      doc: 'Directory for accounts, certificates, archive and locks (absolute).',
+      format: 'certpilot-absolute-path',
+      default: DEFAULT_STATE_DIR,
+      env: ENV.stateDir,
+    },
+    archiveDepth: {
+      doc: 'How many previous versions of each certificate to keep.',
+      format: 'certpilot-int',
+      min: 0,
+      max: MAX_ARCHIVE_DEPTH,
+      default: DEFAULT_ARCHIVE_DEPTH,
+    },
+  },
+  defaults: {
+    keyType: {
+      doc: 'Key type for certificates that do not set one: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096.',
+      format: 'certpilot-key-type',
+      default: DEFAULT_KEY_TYPE,
+      env: ENV.keyType,
+    },
+    renewal: {
+      ratio: {
+        doc: 'Renew when this fraction of the lifetime is left.',
+        format: 'certpilot-ratio',
+        default: DEFAULT_RENEW_RATIO,
+      },
+      shortLifetimeRatio: {
+        doc: 'For short-lived certificates, renew when this fraction is left.',
+        format: 'certpilot-ratio',
+        default: DEFAULT_SHORT_LIFETIME_RATIO,
+      },
+      shortLifetimeDays: {
+        doc: 'Lifetimes under this many days count as short.',
+        format: 'certpilot-int',
+        min: 1,
+        max: MAX_SHORT_LIFETIME_DAYS,
+        default: DEFAULT_SHORT_LIFETIME_DAYS,
+      },
+      maxOrdersPerWeek: {
+        doc: 'Never order the same exact set of names more often than this in 7 days (alert instead).',
+        format: 'certpilot-int',
+        min: 1,
+        max: MAX_ORDERS_PER_WEEK,
+        default: DEFAULT_MAX_ORDERS_PER_WEEK,
+      },
+    },
+    concurrency: {
+      doc: 'How many orders may run at once.',
+      format: 'certpilot-int',
+      min: 1,
+      max: MAX_CONCURRENCY,
+      default: DEFAULT_CONCURRENCY,
+      env: ENV.concurrency,
+    },
+  },
+  daemon: {
+    checkInterval: {
+      doc: 'How often `certpilot run` inspects and plans (it also wakes for the next planned renewal).',
+      format: 'certpilot-duration',
+      default: DEFAULT_CHECK_INTERVAL,
+    },
+    listen: {
+      doc: 'host:port for /metrics and /healthz of `certpilot run`; empty disables the HTTP server.',
+      format: 'certpilot-listen',
+      default: DEFAULT_DAEMON_LISTEN,
+      env: 'CERTPILOT_DAEMON_LISTEN',
+    },
+  },
+  dns: {
+    resolvers: {
+      doc: 'Recursive resolvers ("ip", "ip:port", "[v6]:port"); empty = the system resolvers.',
+      format: 'certpilot-resolvers',
+      default: [] as string[],
+      env: ENV.resolvers,
+    },
+    nameserverPort: {
+      doc: 'Port on which authoritative nameservers are queried for propagation.',
+      format: 'certpilot-int',
+      min: 1,
+      max: 65535,
+      default: DEFAULT_NAMESERVER_PORT,
+      env: ENV.nameserverPort,
+    },
+    queryTimeout: {
+      doc: 'Timeout of one DNS query.',
+      format: 'certpilot-duration',
+      minMs: MIN_QUERY_TIMEOUT_MS,
+      default: DEFAULT_QUERY_TIMEOUT,
+    },
+    providers: {
+      doc: 'DNS provider instances by name: { <name>: { type, zones, ttl, ..., provider options } }.',
+      // `Object` (not a named format) so convict assigns each instance whole instead of
+      // merging into it; instances are parsed in providers.ts.
+      format: Object,
+      default: {} as Record<string, unknown>,
+    },
+  },
+  certificates: {
+    doc: 'Certificates to keep renewed; parsed element by element in certificates.ts.',
+    format: 'certpilot-list',
+    default: [] as unknown[],
+  },
+};
+
+export function buildSchema(): typeof SCHEMA {
   registerFormats();
-  return {
-    acme: {
-      directory: {
-        doc: 'ACME directory: a preset (letsencrypt, letsencrypt-staging, zerossl, google, buypass) or an https:// URL.',
-        format: 'certpilot-acme-directory',
-        default: DEFAULT_ACME_DIRECTORY,
-        env: ENV.acmeDirectory,
-      },
-      email: {
-        doc: 'Contact address for the ACME account (expiry and policy mail from the CA).',
-        format: 'certpilot-email',
-        default: null,
-        nullable: true,
-        env: ENV.acmeEmail,
-      },
-      termsAgreed: {
-        doc: "Set to true to agree to the CA's terms of service; accounts cannot be created otherwise.",
-        format: 'certpilot-boolean',
-        default: false,
-        env: ENV.termsAgreed,
-      },
-      eab: {
-        keyId: {
-          doc: 'External Account Binding key id from the CA (ZeroSSL, Google, ...).',
-          format: 'certpilot-string',
-          default: null,
-          nullable: true,
-          env: ENV.eabKeyId,
-        },
-        hmacKey: {
-          doc: 'External Account Binding HMAC key (secret).',
-          format: 'certpilot-hmac-key',
-          default: null,
-          nullable: true,
-          sensitive: true,
-          env: ENV.eabHmacKey,
-        },
-        hmacKey_file: {
-          doc: 'File holding the EAB HMAC key (absolute path, mode 0600 or stricter).',
-          format: 'certpilot-absolute-path',
-          default: null,
-          nullable: true,
-          env: ENV.eabHmacKeyFile,
-        },
-      },
-      caBundle: {
-        doc: 'PEM file of extra CA certificates to trust for the ACME server (absolute path).',
-        format: 'certpilot-absolute-path',
-        default: null,
-        nullable: true,
-        env: ENV.caBundle,
-      },
-      requestTimeout: {
-        doc: 'Timeout of one HTTP request to the CA: milliseconds or "30s", "2m".',
-        format: 'certpilot-duration',
-        minMs: MIN_REQUEST_TIMEOUT_MS,
-        default: DEFAULT_REQUEST_TIMEOUT,
-      },
-    },
-    storage: {
-      stateDir: {
-        doc: 'Directory for accounts, certificates, archive and locks (absolute).',
-        format: 'certpilot-absolute-path',
-        default: DEFAULT_STATE_DIR,
-        env: ENV.stateDir,
-      },
-      archiveDepth: {
-        doc: 'How many previous versions of each certificate to keep.',
-        format: 'certpilot-int',
-        min: 0,
-        max: MAX_ARCHIVE_DEPTH,
-        default: DEFAULT_ARCHIVE_DEPTH,
-      },
-    },
-    defaults: {
-      keyType: {
-        doc: 'Key type for certificates that do not set one: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096.',
-        format: 'certpilot-key-type',
-        default: DEFAULT_KEY_TYPE,
-        env: ENV.keyType,
-      },
-      renewal: {
-        ratio: {
-          doc: 'Renew when this fraction of the lifetime is left.',
-          format: 'certpilot-ratio',
-          default: RENEW_WINDOW_RATIO,
-        },
-        shortLifetimeRatio: {
-          doc: 'For short-lived certificates, renew when this fraction is left.',
-          format: 'certpilot-ratio',
-          default: SHORT_LIFETIME_RATIO,
-        },
-        shortLifetimeDays: {
-          doc: 'Lifetimes under this many days count as short.',
-          format: 'certpilot-int',
-          min: 1,
-          max: MAX_SHORT_LIFETIME_DAYS,
-          default: SHORT_LIFETIME_DAYS,
-        },
-        maxOrdersPerWeek: {
-          doc: 'Never order the same exact set of names more often than this in 7 days (alert instead).',
-          format: 'certpilot-int',
-          min: 1,
-          max: 50,
-          default: DEFAULT_MAX_ORDERS_PER_WEEK,
-        },
-      },
-      concurrency: {
-        doc: 'How many orders may run at once.',
-        format: 'certpilot-int',
-        min: 1,
-        max: MAX_CONCURRENCY,
-        default: DEFAULT_CONCURRENCY,
-        env: ENV.concurrency,
-      },
-    },
-    daemon: {
-      checkInterval: {
-        doc: 'How often `certpilot run` inspects and plans (it also wakes for the next planned renewal).',
-        format: 'certpilot-duration',
-        default: DEFAULT_CHECK_INTERVAL,
-      },
-      listen: {
-        doc: 'host:port for /metrics and /healthz of `certpilot run`; empty disables the HTTP server.',
-        format: String,
-        default: DEFAULT_DAEMON_LISTEN,
-        env: 'CERTPILOT_DAEMON_LISTEN',
-      },
-    },
-    dns: {
-      resolvers: {
-        doc: 'Recursive resolvers ("ip", "ip:port", "[v6]:port"); empty = the system resolvers.',
-        format: 'certpilot-resolvers',
-        default: [] as string[],
-        env: ENV.resolvers,
-      },
-      nameserverPort: {
-        doc: 'Port on which authoritative nameservers are queried for propagation.',
-        format: 'certpilot-int',
-        min: 1,
-        max: 65535,
-        default: DEFAULT_NAMESERVER_PORT,
-        env: ENV.nameserverPort,
-      },
-      queryTimeout: {
-        doc: 'Timeout of one DNS query.',
-        format: 'certpilot-duration',
-        minMs: MIN_QUERY_TIMEOUT_MS,
-        default: DEFAULT_QUERY_TIMEOUT,
-      },
-      providers: {
-        doc: 'DNS provider instances by name: { <name>: { type, zones, ttl, ..., provider options } }.',
-        // `Object` (not a named format) so convict assigns each instance whole instead of
-        // merging into it; instances are validated in providers.ts.
-        format: Object,
-        default: {} as Record<string, unknown>,
-      },
-    },
-    certificates: {
-      doc: 'Certificates to keep renewed; validated element by element in certificates.ts.',
-      format: 'certpilot-list',
-      default: [] as unknown[],
-    },
-  };
+  return SCHEMA;
 }
 
 export type ConfigSchema = ReturnType<typeof buildSchema>;
@@ -323,6 +336,17 @@ export interface SchemaLeaf {
   readonly default: unknown;
   readonly env?: string;
   readonly sensitive: boolean;
+  /** null is "not set" (no default). */
+  readonly nullable: boolean;
+  /** Validates and normalises the merged value (FORMATS, or a mapping for `format: Object`). */
+  readonly parse: (value: unknown) => unknown;
+}
+
+function leafParser(node: Record<string, unknown>): (value: unknown) => unknown {
+  const format = typeof node.format === 'string' ? FORMATS[node.format] : undefined;
+  if (format) return (v) => format.parse(v, node as SchemaItem);
+  if (node.format === Object) return parseMapping;
+  throw new Error(`schema leaf without a certpilot format: ${String(node.format)}`);
 }
 
 function isLeaf(node: unknown): node is Record<string, unknown> & { default: unknown } {
@@ -342,6 +366,8 @@ export function schemaLeaves(schema: object = buildSchema()): readonly SchemaLea
           default: child.default,
           env: typeof child.env === 'string' ? child.env : undefined,
           sensitive: child.sensitive === true,
+          nullable: child.nullable === true,
+          parse: leafParser(child),
         });
       } else if (isPlainObject(child)) {
         walk(child, p);
@@ -363,4 +389,64 @@ export function schemaShape(schema: object = buildSchema()): SchemaShape {
     return out;
   };
   return walk(schema as Record<string, unknown>);
+}
+
+/** What each leaf's parser returns (FORMATS), by path: the types the section parsers read. */
+export interface LeafTypes {
+  'acme.directory': string;
+  'acme.email': string;
+  'acme.termsAgreed': boolean;
+  'acme.eab.keyId': string;
+  'acme.eab.hmacKey': string;
+  'acme.eab.hmacKey_file': string;
+  'acme.caBundle': string;
+  'acme.requestTimeout': number;
+  'storage.stateDir': string;
+  'storage.archiveDepth': number;
+  'defaults.keyType': KeyType;
+  'defaults.renewal.ratio': number;
+  'defaults.renewal.shortLifetimeRatio': number;
+  'defaults.renewal.shortLifetimeDays': number;
+  'defaults.renewal.maxOrdersPerWeek': number;
+  'defaults.concurrency': number;
+  'daemon.checkInterval': number;
+  'daemon.listen': { host: string; port: number } | undefined;
+  'dns.resolvers': string[];
+  'dns.nameserverPort': number;
+  'dns.queryTimeout': number;
+  'dns.providers': Record<string, unknown>;
+  certificates: unknown[];
+}
+
+/** The merged values of the schema's leaves: normalised, or undefined when not set or invalid. */
+export interface LeafValues {
+  get<K extends keyof LeafTypes>(path: K): LeafTypes[K] | undefined;
+}
+
+/**
+ * Runs every leaf's parser on the value convict merged (default, file, environment). A problem
+ * is recorded at the leaf's path, with the environment variable named when one is set (the
+ * value then came from it, not from the file). Leaves that already have a problem (the shape
+ * check dropped them) are skipped: convict holds their default, which says nothing.
+ */
+export function readLeaves(
+  get: (path: string) => unknown,
+  env: NodeJS.ProcessEnv,
+  issues: IssueList,
+  leaves: readonly SchemaLeaf[] = schemaLeaves(),
+): LeafValues {
+  // Keyed by the schema's own paths; LeafTypes states what each one's format returns.
+  const values = new Map<string, unknown>();
+  for (const leaf of leaves) {
+    if (issues.hasAt(leaf.path)) continue;
+    const raw = get(leaf.path);
+    if (raw === null && leaf.nullable) continue;
+    try {
+      values.set(leaf.path, leaf.parse(raw));
+    } catch (e) {
+      const fromEnv = leaf.env !== undefined && env[leaf.env] !== undefined ? ` (from $${leaf.env})` : '';
+      issues.add(leaf.path, `${(e as Error).message}${fromEnv}`);
+    }
+  }
+  return values as LeafValues;
 }

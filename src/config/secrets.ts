@@ -1,5 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { IssueList } from './issues';
+import type { SecretRef } from './types';
 
 /**
  * Secrets given as `<option>_file`: the path of a file holding the value (systemd credentials,
@@ -48,4 +50,24 @@ export async function readSecretFile(file: string): Promise<SecretResult> {
   } finally {
     await handle?.close();
   }
+}
+
+/** Reads a secret at use time; the message names the file, never the content. */
+export async function readSecret(ref: SecretRef): Promise<string> {
+  if ('value' in ref) return ref.value;
+  const r = await readSecretFile(ref.file);
+  if (!r.ok) throw new Error(r.message);
+  return r.value;
+}
+
+/** For the loader: a secret file's content, or undefined with the problem recorded at `at`. */
+export async function readSecretFileAt(
+  file: string,
+  at: string,
+  issues: IssueList,
+): Promise<string | undefined> {
+  const secret = await readSecretFile(file);
+  if (secret.ok) return secret.value;
+  issues.add(at, secret.message);
+  return undefined;
 }

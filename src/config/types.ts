@@ -1,8 +1,8 @@
-import type { Endpoint, HookSet, DeployStep, NotifySettings, VerifySettings } from '../deploy/config';
-
 /**
  * The normalised, validated configuration every other module receives. Produced once by
  * `loadConfig` (src/config/load.ts); nothing downstream reads raw config or environment.
+ * Pure types and the few constant lists that define them: this module imports nothing, so
+ * every layer (deploy, renew, inspect, plan) can depend on it without a cycle.
  */
 
 export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
@@ -132,7 +132,7 @@ export interface ThresholdSettings {
 /** Per entry: only what the entry sets; the rest comes from the global `check` section. */
 export type ThresholdOverrides = Partial<ThresholdSettings>;
 
-/** The global `check:` section (src/config/watch.ts). */
+/** The global `check:` section (src/config/check.ts). */
 export interface CheckSettings {
   readonly thresholds: ThresholdSettings;
   readonly connectTimeoutMs: number;
@@ -180,7 +180,7 @@ export interface AgentConfig {
   readonly daemon: DaemonSettings;
   readonly dns: DnsSettings;
   readonly certificates: readonly CertificateSpec[];
-  /** Global hooks (pre once, deploy per certificate, post once); see src/deploy/config.ts. */
+  /** Global hooks (pre once, deploy per certificate, post once); see src/config/hooks.ts. */
   readonly hooks?: HookSet;
   readonly notify?: NotifySettings;
   readonly verify?: VerifySettings;
@@ -188,4 +188,144 @@ export interface AgentConfig {
   readonly check?: CheckSettings;
   /** Present when the file has a `watch:` section. */
   readonly watch?: WatchSettings;
+}
+
+// ---- deploy, hooks, verification and alerts (parsed by src/config/deploy.ts and neighbours) ----
+
+/** A secret given inline or as a file read at use time (rotatable, never copied into logs). */
+export type SecretRef = { readonly value: string } | { readonly file: string };
+
+/** A program to run: argv without a shell, or a shell command only when asked for explicitly. */
+export interface CommandSpec {
+  /** argv form: argv[0] is looked up in PATH; no shell ever sees it. */
+  readonly argv?: readonly string[];
+  /** shell form: run by /bin/sh -c. Certificate data reaches it only through environment variables. */
+  readonly shell?: string;
+  readonly timeoutMs: number;
+  readonly cwd?: string;
+  /** Extra environment for this command. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface HookSet {
+  readonly pre: readonly CommandSpec[];
+  readonly deploy: readonly CommandSpec[];
+  readonly post: readonly CommandSpec[];
+}
+
+export type DeployStep =
+  | {
+      readonly type: 'nginx';
+      readonly name?: string;
+      /** Run before the config test: e.g. copy files to a CDN origin. */
+      readonly push: readonly CommandSpec[];
+      readonly test: CommandSpec;
+      readonly reload: CommandSpec;
+    }
+  | {
+      readonly type: 'systemd';
+      readonly name?: string;
+      readonly unit: string;
+      readonly action: 'reload' | 'restart';
+      readonly systemctl: string;
+      readonly timeoutMs: number;
+    }
+  | {
+      readonly type: 'webhook';
+      readonly name?: string;
+      readonly url: string;
+      readonly secret?: SecretRef;
+      readonly signatureHeader: string;
+      readonly headers: Readonly<Record<string, string>>;
+      readonly retries: number;
+      readonly timeoutMs: number;
+      /** Send the PEM certificate chain in the body (never the key). */
+      readonly includeCertificate: boolean;
+    }
+  | { readonly type: 'command'; readonly name?: string; readonly command: CommandSpec };
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly servername?: string;
+  /** Address to connect to instead of resolving host: one origin behind a CDN or balancer. */
+  readonly connectAddress?: string;
+  /** PEM file of CA certificates (absolute path); only the fingerprint decides, trust is reported. */
+  readonly caBundle?: string;
+  /** Upgrade a plain connection first (SMTP STARTTLS: a mail server's certificate on port 25/587). */
+  readonly starttls?: 'smtp';
+}
+
+export interface VerifySettings {
+  readonly timeoutMs: number;
+  readonly intervalMs: number;
+  readonly maxIntervalMs: number;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+}
+
+export type AlertKind = 'renewal-failed' | 'deploy-failed' | 'verify-failed' | 'rollback' | 'critical';
+export const ALERT_KINDS: readonly AlertKind[] = [
+  'renewal-failed',
+  'deploy-failed',
+  'verify-failed',
+  'rollback',
+  'critical',
+];
+
+export interface WebhookAlert {
+  readonly url: string;
+  readonly format: 'json' | 'slack';
+  readonly secret?: SecretRef;
+  readonly signatureHeader: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly retries: number;
+  readonly timeoutMs: number;
+}
+
+export interface EmailAlert {
+  readonly host: string;
+  readonly port: number;
+  /** implicit = TLS from the first byte (465); starttls = required upgrade (587); none = loopback relays only. */
+  readonly tls: 'implicit' | 'starttls' | 'none';
+  readonly username?: string;
+  readonly password?: SecretRef;
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly timeoutMs: number;
+  /** PEM file of CAs to trust for the SMTP server. */
+  readonly caBundle?: string;
+}
+
+export interface NotifySettings {
+  readonly on: readonly AlertKind[];
+  readonly criticalDays: number;
+  readonly webhooks: readonly WebhookAlert[];
+  readonly email?: EmailAlert;
+}
+
+/** Global part, extends AgentConfig. */
+export interface DeploySettings {
+  readonly hooks: HookSet;
+  readonly notify: NotifySettings;
+  readonly verify: VerifySettings;
+}
+
+/** Per certificate, extends CertificateSpec. */
+export interface CertificateDeploySpec {
+  readonly endpoints: readonly Endpoint[];
+  readonly hooks: HookSet;
+  readonly deploy: readonly DeployStep[];
+  /** Default: true when endpoints are declared (nothing to verify a rollback against otherwise). */
+  readonly rollback: boolean;
+}
+
+export type DeployAwareSpec = CertificateSpec & Partial<CertificateDeploySpec>;
+export type DeployAwareConfig = Omit<AgentConfig, 'certificates'> &
+  Partial<DeploySettings> & { readonly certificates: readonly DeployAwareSpec[] };
+
+export interface ParsedDeployConfig {
+  readonly settings: DeploySettings;
+  /** By certificate name as written in the raw document. */
+  readonly certificates: Readonly<Record<string, CertificateDeploySpec>>;
 }

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
-import type { CommandSpec } from './config';
+import type { CommandSpec } from '../config/types';
 
 /**
  * Runs hook and deployer commands. The contract operators rely on (docs/hooks.md):

@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger';
 import type { CertificateSpec } from '../config/types';
 import type { Notifier } from '../notify';
 import type { CertStore, StoredCertificate } from '../store/cert-store';
-import type { CommandSpec, CertificateDeploySpec, DeploySettings } from './config';
+import type { CommandSpec, CertificateDeploySpec, DeploySettings } from '../config/types';
 import { runChecked } from './command';
 import { runStep, type StepContext } from './deployers';
 import { certPlaceholders, certVars, type CertVarsInput } from './env';

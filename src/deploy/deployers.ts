@@ -1,6 +1,6 @@
 import type { Logger } from '../core/logger';
-import type { CommandSpec, DeployStep } from './config';
-import { readSecret } from './config';
+import { readSecret } from '../config/secrets';
+import type { CommandSpec, DeployStep } from '../config/types';
 import { runChecked } from './command';
 import { certPlaceholders, certVars, type CertVarsInput } from './env';
 import { postJson } from './http';

@@ -1,6 +1,6 @@
 import { describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
-import type { CommandSpec } from './config';
+import type { CommandSpec } from '../config/types';
 import { runChecked } from './command';
 
 /**

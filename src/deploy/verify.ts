@@ -3,7 +3,7 @@ import { sleep } from '../core/abort';
 import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { probeEndpoint, type ProbeResult } from '../inspect/remote';
-import type { Endpoint, VerifySettings } from './config';
+import type { Endpoint, VerifySettings } from '../config/types';
 import type { EndpointState } from './state';
 
 /**

@@ -9,8 +9,8 @@ import type {
   WatchedEndpoint,
   WatchedFile,
 } from '../config/types';
-import { checkSettingsOf, resolveThresholds } from '../config/watch';
-import type { Endpoint } from '../deploy/config';
+import { checkSettingsOf, resolveThresholds } from '../config/check';
+import type { Endpoint } from '../config/types';
 import { deployPending, readDeployState } from '../deploy/state';
 import { endpointKey } from '../deploy/verify';
 import { CertStore, type StoredCertificate } from '../store/cert-store';

@@ -9,25 +9,14 @@ import { parseCertificateCached } from '../x509/cache';
 
 export const DAY_MS = 86_400_000;
 
-/**
- * Renewal normally happens with a third of the lifetime left (30 days for a 90-day
- * certificate, see RenewalPolicy.renewRatio). A certificate that still has under 21 days has
- * therefore missed about nine days of renewal attempts: someone should look. 21 days is also
- * roughly when Let's Encrypt used to send its first expiry e-mail (20 days).
- */
-export const DEFAULT_WARNING_DAYS = 21;
-/** One week: enough time to fix DNS credentials or issue by hand before clients break. */
-export const DEFAULT_CRITICAL_DAYS = 7;
-/**
- * Day thresholds alone do not fit short-lived certificates: a 6-day certificate would always
- * be "critical" and a 47-day one (the CA/B Forum maximum from 2029) would warn days after each
- * renewal. The effective threshold is the smaller of the day count and this fraction of the
- * lifetime. A quarter is past the 1/3 renewal point, so it still means "renewal is overdue";
- * for 90-day certificates it is 22.5 days, so the 21-day rule decides there.
- */
-export const DEFAULT_WARNING_RATIO = 1 / 4;
-/** A tenth of the lifetime: 9 days of a 90-day certificate (the 7-day rule decides there). */
-export const DEFAULT_CRITICAL_RATIO = 1 / 10;
+// Threshold defaults are configuration defaults, defined once with their reasons there.
+export {
+  DEFAULT_WARNING_DAYS,
+  DEFAULT_CRITICAL_DAYS,
+  DEFAULT_WARNING_RATIO,
+  DEFAULT_CRITICAL_RATIO,
+  DEFAULT_THRESHOLDS,
+} from '../config/defaults';
 
 export interface Thresholds {
   /** Warn when fewer than this many days are left. */
@@ -39,13 +28,6 @@ export interface Thresholds {
   /** When set, the critical threshold is min(criticalDays, criticalRatio × lifetime). */
   readonly criticalRatio?: number;
 }
-
-export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({
-  warningDays: DEFAULT_WARNING_DAYS,
-  criticalDays: DEFAULT_CRITICAL_DAYS,
-  warningRatio: DEFAULT_WARNING_RATIO,
-  criticalRatio: DEFAULT_CRITICAL_RATIO,
-});
 
 export type FindingCode =
   | 'expired'

@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
+import { DEFAULT_PROBE_CONCURRENCY } from '../config/defaults';
 import { throwIfAborted } from '../core/abort';
 import { abortError, describeError } from '../core/errors';
 import { type CertInfo } from '../x509';
@@ -25,15 +26,12 @@ import {
  * trust separately, the way a client with the system (or a given) CA store would.
  */
 
-/** Most TCP connects on a LAN or the Internet finish in well under a second; 5 s allows for a slow path. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
-/** TLS handshake, and separately the SMTP dialogue before STARTTLS (greylisting MTAs can delay the greeting by seconds). */
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
-/**
- * Each probe holds one socket: 64 stays far below the usual 1024 descriptor limit and does not
- * look like a port scan to the endpoints, yet checks 1,000 endpoints in ~16 rounds.
- */
-export const DEFAULT_PROBE_CONCURRENCY = 64;
+// Probe defaults are configuration defaults (`check:`), defined once with their reasons there.
+export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_PROBE_CONCURRENCY,
+} from '../config/defaults';
 /** An SMTP reply longer than this is not an SMTP server we want to keep reading from. */
 const MAX_SMTP_REPLY_BYTES = 64 * 1024;
 

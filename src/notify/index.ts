@@ -2,13 +2,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
-import {
-  readSecret,
-  type AlertKind,
-  type EmailAlert,
-  type NotifySettings,
-  type WebhookAlert,
-} from '../deploy/config';
+import { readSecret } from '../config/secrets';
+import type { AlertKind, EmailAlert, NotifySettings, WebhookAlert } from '../config/types';
 import { postJson } from '../deploy/http';
 
 /**

@@ -7,26 +7,14 @@ import type { CertInfo } from '../x509';
  * branch is a row in a table test. A separate executor acts on the decisions.
  */
 
-/**
- * Let's Encrypt's advice without ARI: renew with a third of the lifetime left (30 days of 90).
- * https://letsencrypt.org/docs/integration-guide/#when-to-renew
- */
-export const DEFAULT_RENEW_RATIO = 1 / 3;
-/**
- * Short-lived certificates (6-day `shortlived` profile) renew with half the lifetime left: a
- * third of six days leaves two days to notice and fix a failure, half leaves three.
- */
-export const DEFAULT_SHORT_LIFETIME_RATIO = 1 / 2;
-/** "Short" is under 10 days, the threshold Let's Encrypt gives for the half rule. */
-export const DEFAULT_SHORT_LIFETIME_DAYS = 10;
-
-export const DEFAULT_RENEWAL_POLICY: RenewalPolicy = {
-  renewRatio: DEFAULT_RENEW_RATIO,
-  shortLifetimeRatio: DEFAULT_SHORT_LIFETIME_RATIO,
-  shortLifetimeDays: DEFAULT_SHORT_LIFETIME_DAYS,
-  // Let's Encrypt allows 5 per exact set of names per week; keep room for a human.
-  maxOrdersPerWeek: 3,
-};
+// The renewal defaults (1/3, 1/2 under 10 days, 3 orders a week) are configuration defaults:
+// defined once, with their reasons, in src/config/defaults.ts.
+export {
+  DEFAULT_RENEW_RATIO,
+  DEFAULT_SHORT_LIFETIME_RATIO,
+  DEFAULT_SHORT_LIFETIME_DAYS,
+  DEFAULT_RENEWAL_POLICY,
+} from '../config/defaults';
 
 const DAY_MS = 86_400_000;
 

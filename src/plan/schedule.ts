@@ -9,7 +9,8 @@ import {
   type RenewalWindow,
 } from '../acme/ari';
 import type { CertState } from '../state/store';
-import { DEFAULT_RENEWAL_POLICY, planRenewals, type RenewReason } from './index';
+import { DEFAULT_MAX_ORDERS_PER_WEEK, DEFAULT_RENEWAL_POLICY } from '../config/defaults';
+import { planRenewals, type RenewReason } from './index';
 
 /**
  * When to renew one certificate, given what is installed, the persisted scheduling state
@@ -45,8 +46,8 @@ export const BACKOFF_DAILY_MS = DAY;
 export const BACKOFF_JITTER_RATIO = 0.1;
 /** A rateLimited Retry-After is obeyed but capped: Let's Encrypt's longest window is 7 days. */
 export const RATE_LIMIT_MAX_WAIT_MS = WEEK;
-/** Let's Encrypt allows 5 certificates per exact set of names per 7 days; stop at 3 to keep 2 for a human. */
-export const DEFAULT_MAX_ORDERS_PER_WEEK = 3;
+/** Defined with the other renewal defaults (src/config/defaults.ts): 3, to keep 2 of the CA's 5 for a human. */
+export { DEFAULT_MAX_ORDERS_PER_WEEK } from '../config/defaults';
 /** The exact-set window the guard counts in (the CA's window). */
 export const GUARD_WINDOW_MS = WEEK;
 /**

@@ -26,7 +26,8 @@ import { CertStore, type CertPaths, type StoredCertificate } from '../store/cert
 import { ChallengeJournal } from '../store/journal';
 import { acquireLock, type Lock } from '../store/lock';
 import { generatePrivateKey, keyTypeOfKey, type CertInfo } from '../x509';
-import { certDeployOf, deploySettingsOf, type DeployAwareConfig } from '../deploy/config';
+import { certDeployOf, deploySettingsOf } from '../config/deploy';
+import type { DeployAwareConfig } from '../config/types';
 import { deployCertificate, findPrevious, hasDeployWork, type DeployResult } from '../deploy/deploy';
 import { postVars } from '../deploy/env';
 import { runHookList } from '../deploy/hooks';

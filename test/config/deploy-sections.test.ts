@@ -2,7 +2,7 @@ import { loadConfig, describeConfig } from '../../src/config/load';
 import { ConfigError } from '../../src/core/errors';
 import { makeTempDir, removeDir, writeConfig, writeSecret } from './helpers';
 
-/** The loader passes deploy, hooks, verify and notify through src/deploy/config.ts. */
+/** The loader parses deploy, hooks, verify and notify with their section parsers (src/config/deploy.ts and neighbours). */
 let dir: string;
 beforeEach(() => {
   dir = makeTempDir();
@@ -81,6 +81,38 @@ test('a webhook secret file readable by others is refused', async () => {
   const err = (await loadConfig({ path: file }).catch((e: unknown) => e)) as ConfigError;
   expect(err.issues.map((i) => i.path)).toEqual(['notify.webhooks[0].secret_file']);
   expect(err.message).not.toContain(WEBHOOK_SECRET);
+});
+
+test('a deploy webhook secret file is checked at its index path, even when the certificate has other problems', async () => {
+  const secret = writeSecret(dir, WEBHOOK_SECRET, 0o640);
+  const file = writeConfig(
+    dir,
+    base(
+      {},
+      {
+        keyType: 'rsa-1024',
+        deploy: [{ type: 'nginx' }, { type: 'webhook', url: 'http://127.0.0.1:9/x', secret_file: secret }],
+      },
+    ),
+  );
+  const err = (await loadConfig({ path: file }).catch((e: unknown) => e)) as ConfigError;
+  expect(err.issues.map((i) => i.path).sort()).toEqual([
+    'certificates[0].deploy[1].secret_file',
+    'certificates[0].keyType',
+  ]);
+  expect(err.message).not.toContain(WEBHOOK_SECRET);
+});
+
+test("an unknown top-level key names every section as allowed, the section parsers' too", async () => {
+  const file = writeConfig(dir, base({ colour: 'blue' }));
+  const err = (await loadConfig({ path: file }).catch((e: unknown) => e)) as ConfigError;
+  expect(err.issues).toEqual([
+    {
+      path: 'colour',
+      message:
+        'unknown key (allowed: acme, storage, defaults, daemon, dns, certificates, hooks, notify, verify, check, watch)',
+    },
+  ]);
 });
 
 test('a managed certificate endpoint may use SMTP STARTTLS (port 25 unless given)', async () => {

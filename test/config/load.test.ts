@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- tests build deliberately ill-typed configurations */
 import path from 'node:path';
-import { DEFAULT_NOTIFY, DEFAULT_VERIFY, EMPTY_HOOKS } from '../../src/deploy/config';
+import { DEFAULT_NOTIFY, DEFAULT_VERIFY, EMPTY_HOOKS } from '../../src/config/defaults';
 
 /** What a certificate without deploy settings carries after loading. */
 const NO_DEPLOY = { endpoints: [], hooks: EMPTY_HOOKS, deploy: [], rollback: false };

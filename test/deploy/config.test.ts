@@ -1,4 +1,5 @@
-import { parseDeployConfig, DEFAULT_NGINX_RELOAD, DEFAULT_NGINX_TEST } from '../../src/deploy/config';
+import { parseDeployConfig } from '../../src/config/deploy';
+import { DEFAULT_NGINX_RELOAD, DEFAULT_NGINX_TEST } from '../../src/config/defaults';
 
 /** parseDeployConfig: the shape documented in docs/deploy.md and docs/hooks.md, and every problem with its path. */
 
@@ -199,4 +200,32 @@ test('all problems are reported at once, and an inline secret never appears in a
     ].sort(),
   );
   expect(JSON.stringify(issues)).not.toContain('sekrit-value');
+});
+
+test('an alert webhook signature header must be a header name, like a deploy webhook one', () => {
+  const { issues } = parseDeployConfig(
+    { notify: { webhooks: [{ url: 'https://hooks.example.test/x', signatureHeader: 'X Sig: 1' }] } },
+    '',
+  );
+  expect(issues).toEqual([
+    { path: 'notify.webhooks[0].signatureHeader', message: 'not a valid HTTP header name' },
+  ]);
+});
+
+test('an endpoint or a hook of the wrong shape is a problem at its path, an empty list entry too', () => {
+  const { issues } = parseDeployConfig(
+    { certificates: [{ name: 'www', endpoints: [null, 443], hooks: { post: [7] } }] },
+    '',
+  );
+  expect(issues).toEqual([
+    { path: 'certificates[0].endpoints[0]', message: 'must be "host:port" or a mapping with host, not null' },
+    {
+      path: 'certificates[0].endpoints[1]',
+      message: 'must be "host:port" or a mapping with host, not a number',
+    },
+    {
+      path: 'certificates[0].hooks.post[0]',
+      message: 'must be an argv list or a mapping with command, not a number',
+    },
+  ]);
 });

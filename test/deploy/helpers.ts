@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { AgentConfig, CertificateSpec } from '../../src/config/types';
-import { withDeployConfig, parseDeployConfig, type DeployAwareConfig } from '../../src/deploy/config';
+import { withDeployConfig, parseDeployConfig } from '../../src/config/deploy';
+import type { DeployAwareConfig } from '../../src/config/types';
 import { writeDeployState } from '../../src/deploy/state';
 import { CertStore } from '../../src/store/cert-store';
 import { makeCa, makeCertificate } from '../helpers/certs';

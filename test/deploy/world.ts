@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config/load';
 import type { AgentConfig } from '../../src/config/types';
 import { systemClock } from '../../src/core/clock';
 import { memoryLogger, type MemoryLogger } from '../../src/core/logger';
-import type { DeployAwareConfig } from '../../src/deploy/config';
+import type { DeployAwareConfig } from '../../src/config/types';
 import { Dns01Solver } from '../../src/dns/solver';
 import { runRenew, type RenewDeps, type RenewOptions, type RenewReport } from '../../src/renew/run';
 import type { Testbed } from '../helpers/testbed';

@@ -1,0 +1,103 @@
+import { promises as fs } from 'node:fs';
+import { ACME_DIRECTORY_PRESETS, EAB_REQUIRED_PRESETS } from './formats';
+import { isPlainObject, type IssueList } from './issues';
+import { ENV, HMAC_KEY, type LeafValues } from './schema';
+import { readSecretFileAt } from './secrets';
+import type { AcmeSettings, EabSettings } from './types';
+
+/**
+ * The `acme:` section. Its leaves are schema leaves (validated by readLeaves); what is checked
+ * here spans leaves or reaches the disk: the CA bundle's content, the EAB key id and HMAC key
+ * as a pair (inline, `hmacKey_file` or the environment), and CAs that require EAB.
+ */
+
+async function checkCaBundle(file: string, issues: IssueList): Promise<void> {
+  try {
+    const st = await fs.stat(file);
+    if (!st.isFile()) {
+      issues.add('acme.caBundle', `${file} is not a regular file`);
+      return;
+    }
+    const text = await fs.readFile(file, 'utf8');
+    if (!text.includes('-----BEGIN CERTIFICATE-----'))
+      issues.add('acme.caBundle', `${file} holds no PEM certificate`);
+  } catch (e) {
+    issues.add('acme.caBundle', `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** The HMAC key from the environment, the file or the document, in that order; undefined = none or a problem. */
+async function findHmacKey(
+  values: LeafValues,
+  rawEab: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  issues: IssueList,
+): Promise<string | undefined> {
+  const envKey = env[ENV.eabHmacKey];
+  // The environment wins over the file, as for every convict-managed setting.
+  if (envKey !== undefined && envKey !== '') return envKey.trim();
+  const keyFile = values.get('acme.eab.hmacKey_file');
+  if (keyFile === undefined) return values.get('acme.eab.hmacKey');
+  if (rawEab.hmacKey !== undefined && rawEab.hmacKey !== null) {
+    issues.add('acme.eab.hmacKey_file', 'give either hmacKey or hmacKey_file, not both');
+    return undefined;
+  }
+  const secret = await readSecretFileAt(keyFile, 'acme.eab.hmacKey_file', issues);
+  if (secret === undefined || HMAC_KEY.test(secret)) return secret;
+  issues.add('acme.eab.hmacKey_file', `${keyFile} does not hold a base64url HMAC key`);
+  return undefined;
+}
+
+async function parseEab(
+  values: LeafValues,
+  raw: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  issues: IssueList,
+): Promise<EabSettings | undefined> {
+  if (issues.hasAt('acme.eab')) return undefined;
+  const rawEab = isPlainObject(raw.acme) && isPlainObject(raw.acme.eab) ? raw.acme.eab : {};
+  const keyId = values.get('acme.eab.keyId');
+  const before = issues.size;
+  const hmacKey = await findHmacKey(values, rawEab, env, issues);
+  if (issues.size > before) return undefined;
+  if (keyId !== undefined && hmacKey === undefined) {
+    issues.add(
+      'acme.eab.hmacKey',
+      `required when acme.eab.keyId is set (or hmacKey_file, or $${ENV.eabHmacKey})`,
+    );
+    return undefined;
+  }
+  if (keyId === undefined && hmacKey !== undefined) {
+    issues.add('acme.eab.keyId', 'required when an EAB HMAC key is given');
+    return undefined;
+  }
+  return keyId !== undefined && hmacKey !== undefined ? { keyId, hmacKey } : undefined;
+}
+
+export async function parseAcme(
+  values: LeafValues,
+  raw: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  issues: IssueList,
+): Promise<AcmeSettings> {
+  const directoryUrl = values.get('acme.directory') ?? ACME_DIRECTORY_PRESETS.letsencrypt;
+  const email = values.get('acme.email');
+  const caBundle = values.get('acme.caBundle');
+  if (caBundle !== undefined) await checkCaBundle(caBundle, issues);
+  const eab = await parseEab(values, raw, env, issues);
+  const presetNeedingEab = EAB_REQUIRED_PRESETS.find((p) => ACME_DIRECTORY_PRESETS[p] === directoryUrl);
+  if (presetNeedingEab && !eab && !issues.hasAt('acme.eab')) {
+    issues.add(
+      'acme.eab',
+      `${presetNeedingEab} requires External Account Binding: set acme.eab.keyId and hmacKey`,
+    );
+  }
+  return {
+    directoryUrl,
+    ...(email !== undefined ? { email } : {}),
+    termsAgreed: values.get('acme.termsAgreed') === true,
+    ...(eab ? { eab } : {}),
+    ...(caBundle !== undefined ? { caBundle } : {}),
+    requestTimeoutMs: values.get('acme.requestTimeout') ?? 0,
+  };
+}

@@ -1,0 +1,25 @@
+import type { IssueList } from './issues';
+import { validateProviders, type ProvidersResult } from './providers';
+import type { LeafValues } from './schema';
+import type { DnsSettings } from './types';
+
+/**
+ * The `dns:` section: resolvers, nameserver port and query timeout are schema leaves;
+ * `dns.providers`, an open map of instances, is parsed by providers.ts.
+ */
+export async function parseDns(
+  values: LeafValues,
+  env: NodeJS.ProcessEnv,
+  issues: IssueList,
+): Promise<{ settings: DnsSettings; providers: ProvidersResult }> {
+  const providers = await validateProviders(values.get('dns.providers'), env, issues);
+  return {
+    settings: {
+      resolvers: values.get('dns.resolvers') ?? [],
+      nameserverPort: values.get('dns.nameserverPort') ?? 0,
+      queryTimeoutMs: values.get('dns.queryTimeout') ?? 0,
+      providers: providers.instances,
+    },
+    providers,
+  };
+}
