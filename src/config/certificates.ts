@@ -12,6 +12,7 @@ import {
   parseMode,
   parseOwner,
 } from './formats';
+import { CERTIFICATE_NAME_RULE, isCertificateName } from '../core/names';
 import { childPath, describeType, isPlainObject, type IssueList, unknownKeys } from './issues';
 import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, ThresholdSettings } from './types';
 import { DEFAULT_CHECK, parseCertificateCheck } from './watch';
@@ -37,8 +38,6 @@ const CERTIFICATE_KEYS = [
 const CERT_DNS_KEYS = ['provider', 'domains'];
 const OUTPUT_FILE_KEYS = ['cert', 'chain', 'fullchain', 'key'] as const;
 const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];
-/** The name becomes a directory under stateDir: no separators, no dot-dot, no hidden files. */
-const CERTIFICATE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** Reuse of a key across renewals is opt-in: a fresh key limits the damage of an unnoticed leak. */
 const DEFAULT_REUSE_KEY = false;
 
@@ -83,11 +82,8 @@ function validateName(raw: unknown, base: string, issues: IssueList): string | u
     );
     return undefined;
   }
-  if (!CERTIFICATE_NAME.test(raw)) {
-    issues.add(
-      p,
-      `${JSON.stringify(raw)} must be file-name safe: lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64 characters`,
-    );
+  if (!isCertificateName(raw)) {
+    issues.add(p, `${JSON.stringify(raw)} must be file-name safe: ${CERTIFICATE_NAME_RULE}`);
     return undefined;
   }
   return raw;

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CertpilotError } from '../core/errors';
+import { isCertificateName } from '../core/names';
 import { atomicWriteFile, ensureDir } from '../store/atomic';
 
 /**
@@ -60,10 +61,9 @@ export interface DeployState {
   attempts: number;
 }
 
-const NAME = /^[a-z0-9][a-z0-9._-]*$/;
-
 export function deployStatePath(stateDir: string, name: string): string {
-  if (!NAME.test(name)) throw new CertpilotError('STORE_IO', `deploy: invalid certificate name "${name}"`);
+  if (!isCertificateName(name))
+    throw new CertpilotError('STORE_IO', `deploy: invalid certificate name "${name}"`);
   return path.join(stateDir, 'deploy', `${name}.json`);
 }
 

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CertpilotError } from '../core/errors';
+import { isCertificateName } from '../core/names';
 import { atomicWriteFile, ensureDir } from '../store/atomic';
 
 /**
@@ -190,7 +191,7 @@ export class StateStore {
   }
 
   file(name: string): string {
-    if (!/^[a-z0-9][a-z0-9._-]*$/i.test(name)) {
+    if (!isCertificateName(name)) {
       throw new CertpilotError('STORE_IO', `state: invalid certificate name "${name}"`);
     }
     return path.join(this.dir, `${name}.json`);

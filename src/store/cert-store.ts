@@ -8,6 +8,7 @@ import type { FileOutput } from '../config/types';
 import { systemClock, type Clock } from '../core/clock';
 import { CertpilotError, describeError } from '../core/errors';
 import { silentLogger, type Logger } from '../core/logger';
+import { CERTIFICATE_NAME_PATTERN, isCertificateName } from '../core/names';
 import { keyMatchesCertificate, parseCertificate, splitPemChain, type CertInfo } from '../x509';
 import { parseCertificateCached } from '../x509/cache';
 import {
@@ -108,8 +109,6 @@ type FileKey = keyof typeof FILE_NAMES;
 const FILE_KEYS: readonly FileKey[] = ['key', 'cert', 'chain', 'fullchain'];
 const CURRENT = 'current';
 const VERSIONS = 'versions';
-/** Same rule as CertificateSpec.name; also keeps the name from escaping the state directory. */
-const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 
 const execFileAsync = promisify(execFile);
 
@@ -431,10 +430,10 @@ export class CertStore {
 }
 
 function checkName(name: string): void {
-  if (!NAME_PATTERN.test(name)) {
+  if (!isCertificateName(name)) {
     throw new CertpilotError(
       'STORE_IO',
-      `store: invalid certificate name "${name}" (expected ${NAME_PATTERN.source})`,
+      `store: invalid certificate name "${name}" (expected ${CERTIFICATE_NAME_PATTERN.source})`,
     );
   }
 }

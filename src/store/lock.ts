@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep } from '../core/abort';
 import { CertpilotError, abortError } from '../core/errors';
+import { isCertificateName } from '../core/names';
 import { ensureDir, fsyncDir } from './atomic';
 
 /**
@@ -31,8 +32,6 @@ export const LOCK_POLL_INTERVAL_MS = 200;
 export const TAKEOVER_STALE_MS = 10_000;
 /** Lock files that cannot be parsed are only treated as stale once this old (never mid-write, see above, but be safe). */
 export const CORRUPT_LOCK_GRACE_MS = 10_000;
-
-const NAME = /^[a-z0-9][a-z0-9._-]*$/i;
 
 export interface LockOwner {
   pid: number;
@@ -227,7 +226,7 @@ export async function acquireLock(
   name: string,
   opts: AcquireLockOptions,
 ): Promise<Lock | null> {
-  if (!NAME.test(name)) throw lockError(`invalid lock name "${name}"`);
+  if (!isCertificateName(name)) throw lockError(`invalid lock name "${name}"`);
   const dir = path.join(stateDir, 'locks');
   await ensureDir(dir);
   const file = lockPath(stateDir, name);
