@@ -3,6 +3,7 @@ import path from 'node:path';
 import convict from 'convict';
 import { isPair, isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../core/errors';
+import { registerSecret } from '../core/redact';
 import { validateCertificates } from './certificates';
 import {
   ACME_DIRECTORY_PRESETS,
@@ -318,6 +319,7 @@ async function buildEab(
     hmacKey = inlineKey.trim();
   }
 
+  registerSecret(hmacKey);
   if (typeof keyId === 'string' && hmacKey === undefined) {
     issues.add(
       'acme.eab.hmacKey',

@@ -1,3 +1,4 @@
+import { registerSecret } from '../core/redact';
 import type { ProviderDefinition, ProviderOptionSpec } from '../dns/provider';
 import { findProvider, listProviders } from '../dns/registry';
 import {
@@ -144,6 +145,7 @@ async function validateOptions(
     }
     try {
       options[name] = parseOption(spec, value);
+      if (spec.sensitive) registerSecret(options[name]);
     } catch (e) {
       const message = (e as Error).message + origin;
       issues.add(p, spec.sensitive ? scrub(message, value) : message);

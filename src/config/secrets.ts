@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { registerSecret } from '../core/redact';
 
 /**
  * Secrets given as `<option>_file`: the path of a file holding the value (systemd credentials,
@@ -41,6 +42,7 @@ export async function readSecretFile(file: string): Promise<SecretResult> {
     if (st.size > MAX_SECRET_FILE_BYTES) return { ok: false, message: `${file} is too large to be a secret` };
     const value = (await handle.readFile('utf8')).trim();
     if (value === '') return { ok: false, message: `${file} is empty` };
+    registerSecret(value);
     return { ok: true, value };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';

@@ -1,4 +1,5 @@
 import type { ConfigIssue } from '../core/errors';
+import { registerSecret } from '../core/redact';
 import type { AgentConfig, CertificateSpec } from '../config/types';
 import { parseAbsolutePath, parseDuration, parseEmail, parseHttpUrl, parsePort } from '../config/formats';
 import { readSecretFile } from '../config/secrets';
@@ -441,6 +442,7 @@ function parseSecret(
       issues.add(childPath(base, key), 'must be a non-empty string');
       return undefined;
     }
+    registerSecret(inline);
     return { value: inline };
   }
   return undefined;
