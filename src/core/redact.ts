@@ -127,6 +127,21 @@ function wordsOf(name: string): string[] {
  * log metadata keys, webhook headers and hook environment variables.
  */
 export function isSecretName(name: string): boolean {
+  let secret = nameCache.get(name);
+  if (secret === undefined) {
+    secret = judgeName(name);
+    // Log field names are a small fixed vocabulary; the bound only guards against odd callers.
+    if (nameCache.size >= NAME_CACHE_MAX) nameCache.clear();
+    nameCache.set(name, secret);
+  }
+  return secret;
+}
+
+/** Every log record asks about each of its field names: remember the answers. */
+const nameCache = new Map<string, boolean>();
+const NAME_CACHE_MAX = 1_000;
+
+function judgeName(name: string): boolean {
   const words = wordsOf(name);
   const last = words[words.length - 1];
   if (last === undefined || DESCRIPTOR_WORDS.has(last)) return false;
