@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import { registerSecret } from '../core/redact';
 import { ACME_DIRECTORY_PRESETS, EAB_REQUIRED_PRESETS } from './formats';
 import { isPlainObject, type IssueList } from './issues';
 import { ENV, HMAC_KEY, type LeafValues } from './schema';
@@ -59,6 +60,7 @@ async function parseEab(
   const keyId = values.get('acme.eab.keyId');
   const before = issues.size;
   const hmacKey = await findHmacKey(values, rawEab, env, issues);
+  registerSecret(hmacKey);
   if (issues.size > before) return undefined;
   if (keyId !== undefined && hmacKey === undefined) {
     issues.add(

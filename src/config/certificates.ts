@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { CERTIFICATE_NAME_RULE, isCertificateName } from '../core/names';
 import { parseCertificateCheck } from './check';
 import {
   absolutePath,
@@ -44,8 +45,6 @@ const CERTIFICATE_KEYS = [
 const CERT_DNS_KEYS = ['provider', 'domains'];
 const OUTPUT_FILE_KEYS = ['cert', 'chain', 'fullchain', 'key'] as const;
 const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];
-/** The name becomes a directory under stateDir: no separators, no dot-dot, no hidden files. */
-const CERTIFICATE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** RFC 8555 profile names are short tokens (Let's Encrypt: classic, tlsserver, shortlived). */
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 
@@ -65,10 +64,8 @@ const parseCertificateName: ValueParser<string> = (raw) => {
     throw new Error(
       `${JSON.stringify(raw)} must not contain "/", "\\" or ".." (it names a directory under stateDir)`,
     );
-  if (!CERTIFICATE_NAME.test(raw)) {
-    throw new Error(
-      `${JSON.stringify(raw)} must be file-name safe: lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64 characters`,
-    );
+  if (!isCertificateName(raw)) {
+    throw new Error(`${JSON.stringify(raw)} must be file-name safe: ${CERTIFICATE_NAME_RULE}`);
   }
   return raw;
 };

@@ -1,4 +1,5 @@
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
+import { registerSecret } from '../core/redact';
 import { parseAbsolutePath, parseBoolean, parseDuration, parseInteger } from './formats';
 import type { SecretRef } from './types';
 
@@ -253,5 +254,6 @@ export function secretRef(
     issues.add(childPath(base, key), 'must be a non-empty string');
     return undefined;
   }
+  registerSecret(inline);
   return { value: inline };
 }

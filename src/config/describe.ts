@@ -1,9 +1,10 @@
+import { isSecretName, maskUrl, REDACTED, redactStrings } from '../core/redact';
 import { findProvider } from '../dns/registry';
 import type { AgentConfig, DnsProviderInstance, FileOutput } from './types';
 import { checkSettingsOf } from './check';
 
-/** What replaces every secret in printed configuration. */
-export const REDACTED = '[redacted]';
+/** What replaces every secret in printed configuration (the one redaction policy's marker). */
+export { REDACTED };
 
 function octal(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
@@ -39,7 +40,8 @@ function describeOutput(o: FileOutput): unknown {
  */
 export function describeConfig(config: AgentConfig): unknown {
   const { acme } = config;
-  return {
+  // Belt and braces: a registered secret pasted into a field that is not marked secret.
+  return redactStrings({
     source: config.source,
     acme: {
       directoryUrl: acme.directoryUrl,
@@ -85,42 +87,12 @@ export function describeConfig(config: AgentConfig): unknown {
     // Monitoring settings hold no secrets (paths, host names, numbers).
     check: checkSettingsOf(config),
     watch: config.watch ?? { files: [], endpoints: [] },
-  };
+  });
 }
 
-/**
- * Names of HTTP headers and hook environment variables that carry credentials
- * (`Authorization: Bearer ...`, `X-Api-Key`, `API_TOKEN`, ...): their values are not printed.
- */
-const SECRET_NAME = /(auth|token|secret|passw|key|credential|cookie|session|signature)/i;
-
-/**
- * A URL without what may be a credential: the userinfo password, the query values
- * (`?token=...`) and the path after its first segment (Slack-style webhook URLs carry the
- * secret in the path: /services/T.../B.../<secret>). Scheme, user, host and the first path
- * segment stay, so the operator still sees where it goes.
- */
-function maskUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return url;
-  }
-  const userinfo = u.username || u.password ? `${u.username}${u.password ? `:${REDACTED}` : ''}@` : '';
-  const query = [...u.searchParams.keys()].map((k) => `${k}=${REDACTED}`).join('&');
-  return `${u.protocol}//${userinfo}${u.host}${maskPath(u.pathname)}${query ? `?${query}` : ''}`;
-}
-
-/** `/services/T0/B0/xyz` -> `/services/[redacted]`; a one-segment path is kept. */
-export function maskPath(pathname: string): string {
-  const [first, ...rest] = pathname.split('/').filter((p) => p !== '');
-  if (first === undefined) return pathname;
-  return rest.length > 0 ? `/${first}/${REDACTED}` : `/${first}`;
-}
-
+/** Headers and hook environment variables whose names say they carry credentials (`Authorization`, `X-Api-Key`, `API_TOKEN`). */
 function maskNamed(map: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, SECRET_NAME.test(k) ? REDACTED : v]));
+  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, isSecretName(k) ? REDACTED : v]));
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { ProviderDefinition, ProviderOptionSpec } from '../dns/provider';
+import { registerSecret } from '../core/redact';
 import { findProvider, listProviders } from '../dns/registry';
 import {
   coerceBoolean,
@@ -174,6 +175,7 @@ async function validateOptions(
     if (!found) continue;
     try {
       options[name] = parseOption(spec, found.value);
+      if (spec.sensitive) registerSecret(options[name]);
     } catch (e) {
       const message = (e as Error).message + found.origin;
       issues.add(childPath(base, name), spec.sensitive ? scrub(message, found.value) : message);

@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import { registerSecret } from '../core/redact';
 import path from 'node:path';
 import type { IssueList } from './issues';
 import type { SecretRef } from './types';
@@ -43,6 +44,7 @@ export async function readSecretFile(file: string): Promise<SecretResult> {
     if (st.size > MAX_SECRET_FILE_BYTES) return { ok: false, message: `${file} is too large to be a secret` };
     const value = (await handle.readFile('utf8')).trim();
     if (value === '') return { ok: false, message: `${file} is empty` };
+    registerSecret(value);
     return { ok: true, value };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';

@@ -1,3 +1,5 @@
+import { redactText } from './redact';
+
 /**
  * Typed errors. Every error certpilot raises on purpose is a CertpilotError with a stable
  * `code` (for scripts and tests), a `retryable` hint (for the scheduler) and the original
@@ -40,7 +42,9 @@ export class CertpilotError extends Error {
   readonly details: Record<string, unknown>;
 
   constructor(code: ErrorCode, message: string, options: CertpilotErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Messages often quote what a server or a program said, which can echo a credential:
+    // registered secrets are masked before the message exists anywhere.
+    super(redactText(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CertpilotError';
     this.code = code;
     this.retryable = options.retryable ?? false;
@@ -80,7 +84,10 @@ export function isUserError(err: unknown): boolean {
   return err instanceof ConfigError || err instanceof UsageError;
 }
 
-/** A one-line description of any thrown value, including its cause chain. */
+/**
+ * A one-line description of any thrown value, including its cause chain, with registered
+ * secrets masked (a cause may be a library's error quoting a request).
+ */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
@@ -99,7 +106,7 @@ export function describeError(err: unknown): string {
       break;
     }
   }
-  return parts.join(': caused by: ');
+  return redactText(parts.join(': caused by: '));
 }
 
 export function abortError(component: string, signal?: AbortSignal): CertpilotError {

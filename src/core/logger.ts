@@ -1,10 +1,11 @@
 import winston from 'winston';
+import { redact } from './redact';
 
 /**
  * Structured logging. Call sites log a short message and a metadata object:
  * `log.info('order ready', { cert, names })`. Nothing secret may be passed in; as a second
- * line of defence, metadata keys that look secret are masked and PEM private keys are cut
- * out of every string before anything is written.
+ * line of defence every record (message included) goes through redact() before anything is
+ * written: registered secret values, PEM private keys and fields with secret names are masked.
  */
 export interface Logger {
   debug(message: string, meta?: Record<string, unknown>): void;
@@ -25,25 +26,8 @@ export interface LoggerOptions {
   stream?: NodeJS.WritableStream;
 }
 
-const SECRET_KEY = /(secret|password|passwd|token|hmac|private.?key|credential|authorization|^key$|keyauth)/i;
-const PEM_PRIVATE = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g;
-
-/** Masks secret-looking fields and private key blocks. Exported for tests and error output. */
-export function redact(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return value.replace(PEM_PRIVATE, '[private key redacted]');
-  if (depth > 6 || value === null || typeof value !== 'object') return value;
-  if (value instanceof Error) return redact(value.message, depth + 1);
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  if (value instanceof Date) return value.toISOString();
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    out[k] =
-      SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean'
-        ? '[redacted]'
-        : redact(v, depth + 1);
-  }
-  return out;
-}
+/** The one redaction policy (src/core/redact.ts); re-exported for existing importers. */
+export { redact };
 
 const redactFormat = winston.format((info) => {
   const cleaned = redact({ ...info }) as winston.Logform.TransformableInfo;

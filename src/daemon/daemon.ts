@@ -7,6 +7,18 @@ import type { Logger } from '../core/logger';
 import type { AgentConfig } from '../config/types';
 import type { AcmeService } from '../acme/service';
 import type { Dns01Solver } from '../dns/solver';
+import {
+  CERTIFICATE_NOT_AFTER,
+  createCounter,
+  createGauge,
+  DAEMON_CYCLE_FAILURES,
+  DAEMON_CYCLES,
+  DAEMON_LAST_CYCLE,
+  LAST_SUCCESS,
+  NEXT_RENEWAL,
+  RENEWALS,
+  toEpochSeconds,
+} from '../metrics/definitions';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
 
 /**
@@ -221,28 +233,19 @@ export class Daemon {
     }
   }
 
-  /** The Prometheus text exposition of the daemon's own metrics. */
+  /**
+   * The Prometheus text exposition of the daemon's own metrics. The expiry series uses the
+   * same definition as `certpilot check`'s textfile (src/metrics/definitions.ts), with
+   * source="store".
+   */
   async metrics(): Promise<string> {
     const prom = await import('prom-client');
     const registry = new prom.Registry();
-    const g = (name: string, help: string, labelNames: string[] = []) =>
-      new prom.Gauge({ name, help, labelNames, registers: [registry] });
-    const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
-    const renewals = new prom.Counter({
-      name: 'certpilot_renewals_total',
-      help: 'Renewal attempts by this daemon, by result.',
-      labelNames: ['name', 'result'],
-      registers: [registry],
-    });
-    const lastSuccess = g('certpilot_last_success_timestamp_seconds', 'Last successful renewal or deploy.', [
-      'name',
-    ]);
-    const next = g('certpilot_next_renewal_timestamp_seconds', 'When the next renewal is planned.', ['name']);
-    const notAfter = g(
-      'certpilot_certificate_not_after_timestamp_seconds',
-      'Expiry (notAfter) of the certificate, seconds since the Unix epoch.',
-      ['name', 'source', 'endpoint'],
-    );
+    const seconds = toEpochSeconds;
+    const renewals = createCounter(prom, registry, RENEWALS);
+    const lastSuccess = createGauge(prom, registry, LAST_SUCCESS);
+    const next = createGauge(prom, registry, NEXT_RENEWAL);
+    const notAfter = createGauge(prom, registry, CERTIFICATE_NOT_AFTER);
     for (const [name, c] of this.counters) {
       renewals.inc({ name, result: 'success' }, c.renewed);
       renewals.inc({ name, result: 'failure' }, c.failed);
@@ -250,21 +253,9 @@ export class Daemon {
       if (c.nextRenewal) next.set({ name }, seconds(c.nextRenewal));
       if (c.notAfter) notAfter.set({ name, source: 'store', endpoint: '' }, seconds(c.notAfter));
     }
-    // Counters (a name ending in _total must be one): a fresh registry per scrape, so inc()
-    // by the running total exposes it.
-    const counter = (name: string, help: string, value: number): void =>
-      new prom.Counter({ name, help, registers: [registry] }).inc(value);
-    counter('certpilot_daemon_cycles_total', 'Check cycles completed.', this.cycles);
-    counter(
-      'certpilot_daemon_cycle_failures_total',
-      'Check cycles that failed as a whole.',
-      this.cycleFailures,
-    );
-    if (this.last) {
-      g('certpilot_daemon_last_cycle_timestamp_seconds', 'When the last check cycle finished.').set(
-        seconds(this.last.finishedAt),
-      );
-    }
+    createCounter(prom, registry, DAEMON_CYCLES).inc(this.cycles);
+    createCounter(prom, registry, DAEMON_CYCLE_FAILURES).inc(this.cycleFailures);
+    if (this.last) createGauge(prom, registry, DAEMON_LAST_CYCLE).set(seconds(this.last.finishedAt));
     return registry.metrics();
   }
 

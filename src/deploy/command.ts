@@ -1,37 +1,23 @@
 import { faultPoint, type FaultPoint } from '../core/fault';
-import { spawn } from 'node:child_process';
-import { performance } from 'node:perf_hooks';
 import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { CommandSpec } from '../config/types';
+import { DEFAULT_MAX_OUTPUT_BYTES, runProcess, shellArgv } from '../core/process';
 
 /**
- * Runs hook and deployer commands. The contract operators rely on (docs/hooks.md):
+ * Runs hook and deployer commands through the shared process runner (src/core/process.ts). The
+ * contract operators rely on (docs/hooks.md):
  *  - argv is executed directly (execve), never through a shell, so a domain, a path or any other
  *    value cannot be interpreted as shell syntax; `shell` commands exist but must be asked for,
  *    and even then certificate data reaches them only as environment variables;
+ *  - the environment is the runner's allowlist plus the command's `env` plus CERTPILOT_*;
  *  - each command runs in its own process group and a timeout kills the whole group, so a
  *    `sleep` or a hung `ssh` started by a hook does not outlive it;
  *  - output is captured, bounded, and written to the log; non-zero exit or timeout is a failure.
  */
 
-/** Per stream: enough for `nginx -t`'s diagnosis, small enough that a chatty hook cannot flood the log. */
-export const MAX_OUTPUT_BYTES = 16 * 1024;
-/** After SIGTERM, a process group gets this long to exit before SIGKILL. */
-export const KILL_GRACE_MS = 2_000;
-/**
- * After the main process exits, its pipes may stay open in a background child it left running
- * (a daemon started without closing stdio). Read what is there, then stop waiting.
- */
-const PIPE_DRAIN_MS = 500;
-
-/**
- * The environment a command inherits from certpilot: enough to find programs and format text.
- * Everything else (cloud credentials, CERTPILOT_* secrets of the agent itself) stays out unless
- * a hook's `env` adds it.
- */
-const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'USER', 'LOGNAME', 'TMPDIR'];
-const FALLBACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Per stream, the end of a command's output kept for the log. */
+export const MAX_OUTPUT_BYTES = DEFAULT_MAX_OUTPUT_BYTES;
 
 export interface CommandResult {
   ok: boolean;
@@ -59,144 +45,46 @@ export interface RunCommandOptions {
   faultPoint?: FaultPoint;
 }
 
-/** Keeps the last `max` bytes of a stream; what was dropped is counted, not silently lost. */
-class Tail {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private dropped = 0;
-  constructor(private readonly max: number) {}
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    while (this.size > this.max && this.chunks.length > 0) {
-      const first = this.chunks[0]!;
-      const excess = this.size - this.max;
-      if (first.length <= excess) {
-        this.chunks.shift();
-        this.size -= first.length;
-        this.dropped += first.length;
-      } else {
-        this.chunks[0] = first.subarray(excess);
-        this.size -= excess;
-        this.dropped += excess;
-      }
-    }
-  }
-  text(): string {
-    const body = Buffer.concat(this.chunks).toString('utf8');
-    return this.dropped > 0 ? `[${this.dropped} bytes dropped]...${body}` : body;
-  }
-}
-
 export function substitute(arg: string, placeholders: Readonly<Record<string, string>>): string {
   return arg.replace(/\{([a-z]+)\}/g, (whole, key: string) => placeholders[key] ?? whole);
 }
 
-export function commandEnv(
-  spec: CommandSpec,
-  vars: Readonly<Record<string, string>>,
-): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of INHERITED_ENV) {
-    const v = process.env[k];
-    if (v !== undefined) env[k] = v;
-  }
-  env.PATH ??= FALLBACK_PATH;
-  // certpilot's own variables last: a hook's env cannot fake them (the parser refuses it too).
-  return { ...env, ...spec.env, ...vars };
-}
-
 /** Runs one command to completion or timeout. Never throws for the command's own failure. */
-export function runCommand(spec: CommandSpec, opts: RunCommandOptions): Promise<CommandResult> {
-  const started = performance.now();
+export async function runCommand(spec: CommandSpec, opts: RunCommandOptions): Promise<CommandResult> {
   const argv = spec.argv
     ? spec.argv.map((a) => substitute(a, opts.placeholders ?? {}))
-    : ['/bin/sh', '-c', spec.shell ?? 'false'];
-  const [file, ...args] = argv as [string, ...string[]];
-  const out = new Tail(MAX_OUTPUT_BYTES);
-  const err = new Tail(MAX_OUTPUT_BYTES);
-
-  return new Promise<CommandResult>((resolve) => {
-    let timedOut = false;
-    let settled = false;
-    let killTimer: NodeJS.Timeout | undefined;
-    let drainTimer: NodeJS.Timeout | undefined;
-    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-
-    const child = spawn(file, args, {
-      cwd: spec.cwd,
-      env: commandEnv(spec, opts.vars),
-      // Its own process group, so a timeout can signal every process the command started.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      shell: false,
-    });
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    if (opts.faultPoint) child.once('spawn', () => faultPoint(opts.faultPoint!));
-
-    const killGroup = (sig: NodeJS.Signals): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, sig);
-      } catch {
-        // The group is already gone.
-      }
-    };
-    const stop = (): void => {
-      if (exit || timedOut) return;
-      timedOut = true;
-      killGroup('SIGTERM');
-      killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
-    };
-    const timer = setTimeout(stop, spec.timeoutMs);
-    const onAbort = (): void => stop();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-
-    const finish = (spawnError?: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(drainTimer);
-      // A timed-out group gets its SIGKILL even if the leader left early: stragglers must go.
-      if (timedOut && killTimer) {
-        clearTimeout(killTimer);
-        killGroup('SIGKILL');
-      }
-      opts.signal?.removeEventListener('abort', onAbort);
-      child.stdout.destroy();
-      child.stderr.destroy();
-      const stderr = spawnError ? `${err.text()}${spawnError.message}` : err.text();
-      const result: CommandResult = {
-        ok: !spawnError && !timedOut && exit?.code === 0,
-        exitCode: exit?.code ?? null,
-        signal: exit?.signal ?? null,
-        timedOut,
-        stdout: out.text(),
-        stderr,
-        durationMs: Math.round(performance.now() - started),
-      };
-      const meta = {
-        command: opts.label,
-        exitCode: result.exitCode,
-        ...(result.signal ? { signal: result.signal } : {}),
-        ...(timedOut ? { timedOut } : {}),
-        durationMs: result.durationMs,
-        ...(result.stdout ? { stdout: result.stdout } : {}),
-        ...(result.stderr ? { stderr: result.stderr } : {}),
-      };
-      if (result.ok) opts.log.info('command finished', meta);
-      else opts.log.warn('command failed', meta);
-      resolve(result);
-    };
-
-    child.once('error', (e) => finish(e));
-    child.once('exit', (code, signal) => {
-      exit = { code, signal };
-      drainTimer = setTimeout(() => finish(), PIPE_DRAIN_MS);
-    });
-    child.once('close', () => finish());
+    : shellArgv(spec.shell ?? 'false');
+  const r = await runProcess({
+    argv,
+    // certpilot's own variables last: a hook's env cannot fake them (the parser refuses it too).
+    env: { set: { ...spec.env, ...opts.vars } },
+    ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
+    timeoutMs: spec.timeoutMs,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.faultPoint ? { onSpawn: () => faultPoint(opts.faultPoint!) } : {}),
   });
+  const result: CommandResult = {
+    ok: r.ok,
+    exitCode: r.exitCode,
+    signal: r.signal,
+    // An abort stops the group the same way; callers report both as "did not finish".
+    timedOut: r.timedOut || r.aborted,
+    stdout: r.stdout,
+    stderr: r.spawnError ? `${r.stderr}${r.spawnError.message}` : r.stderr,
+    durationMs: r.durationMs,
+  };
+  const meta = {
+    command: opts.label,
+    exitCode: result.exitCode,
+    ...(result.signal ? { signal: result.signal } : {}),
+    ...(result.timedOut ? { timedOut: true } : {}),
+    durationMs: result.durationMs,
+    ...(result.stdout ? { stdout: result.stdout } : {}),
+    ...(result.stderr ? { stderr: result.stderr } : {}),
+  };
+  if (result.ok) opts.log.info('command finished', meta);
+  else opts.log.warn('command failed', meta);
+  return result;
 }
 
 /** One line for an error message: why the command failed and the end of what it said. */

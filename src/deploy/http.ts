@@ -1,15 +1,16 @@
-import { maskPath } from '../config/describe';
 import crypto from 'node:crypto';
-import { sleep, withDeadline } from '../core/abort';
+import { withDeadline } from '../core/abort';
 import { CertpilotError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
+import { maskPath } from '../core/redact';
+import { parseRetryAfter, retry, type RetryOptions } from '../core/retry';
 
 /**
  * JSON POSTs for the webhook deployer and webhook alerts: optional HMAC-SHA256 signature,
- * bounded retries with backoff. The secret never leaves this function except as the MAC.
+ * bounded retries (src/core/retry.ts). The secret never leaves this module except as the MAC.
  */
 
-/** First retry after half a second, doubling: three tries finish within a few seconds. */
+/** Backoff base: the first retry within half a second, then doubling (full jitter): three tries finish within a few seconds. */
 export const WEBHOOK_RETRY_BASE_MS = 500;
 /** Sent with the signature so a receiver can reject replays of an old request. */
 export const TIMESTAMP_HEADER = 'X-Certpilot-Timestamp';
@@ -29,6 +30,8 @@ export interface PostOptions {
   signal?: AbortSignal;
   /** Now in seconds, injectable for tests. */
   now?: () => number;
+  /** The wait between attempts, injectable for tests. */
+  sleep?: RetryOptions['sleep'];
 }
 
 /** Signature over "<timestamp>.<body>", the scheme documented in docs/deploy.md. */
@@ -36,8 +39,11 @@ export function signBody(secret: string, timestamp: string, body: string): strin
   return `sha256=${crypto.createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
-/** Redirects are not followed: a POST carrying a signature must not be replayed elsewhere. */
-function retryable(status: number): boolean {
+/** Retry-After values above this are capped: an alert or deploy must not hang for an hour. */
+export const WEBHOOK_RETRY_MAX_MS = 30_000;
+
+/** 408, 429 and 5xx are worth another try; redirects are not followed (a signed POST must not be replayed elsewhere). */
+function retryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
 }
 
@@ -54,57 +60,105 @@ function safeUrl(url: string): string {
   }
 }
 
+/** A failed delivery attempt: why, whether to try again, and the server's Retry-After. */
+class AttemptFailed extends Error {
+  constructor(
+    readonly reason: string,
+    readonly retryable: boolean,
+    readonly afterMs?: number,
+  ) {
+    super(reason);
+    this.name = 'AttemptFailed';
+  }
+}
+
+function buildHeaders(opts: PostOptions, body: string): Record<string, string> {
+  const timestamp = String(Math.floor(opts.now?.() ?? Date.now() / 1000));
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'user-agent': 'certpilot',
+    ...opts.headers,
+  };
+  if (opts.secret !== undefined) {
+    headers[TIMESTAMP_HEADER] = timestamp;
+    headers[opts.signatureHeader] = signBody(opts.secret, timestamp, body);
+  }
+  return headers;
+}
+
+/** One POST; resolves with the status on 2xx, throws AttemptFailed otherwise. */
+async function postOnce(opts: PostOptions, body: string): Promise<number> {
+  let res: Response;
+  try {
+    res = await fetch(opts.url, {
+      method: 'POST',
+      // Per attempt: the timestamp (and so the signature) is fresh on every retry.
+      headers: buildHeaders(opts, body),
+      body,
+      redirect: 'manual',
+      signal: withDeadline(opts.signal, opts.timeoutMs),
+    });
+    // Drain so the connection can be reused or closed cleanly.
+    await res.arrayBuffer().catch(() => undefined);
+  } catch (err) {
+    if (opts.signal?.aborted) throw err;
+    throw new AttemptFailed(describeError(err), true);
+  }
+  if (res.status >= 200 && res.status < 300) return res.status;
+  throw new AttemptFailed(
+    `HTTP ${res.status}`,
+    retryableStatus(res.status),
+    parseRetryAfter(res.headers.get('retry-after')),
+  );
+}
+
+/**
+ * POSTs `opts.body` as JSON, retrying network errors, 408, 429 and 5xx up to `opts.retries`
+ * times with the shared backoff (a Retry-After is honoured up to WEBHOOK_RETRY_MAX_MS).
+ */
 export async function postJson(opts: PostOptions): Promise<void> {
   const body = JSON.stringify(opts.body);
   const where = safeUrl(opts.url);
-  let lastError = '';
-  for (let attempt = 0; attempt <= opts.retries; attempt++) {
-    if (attempt > 0) await sleep(WEBHOOK_RETRY_BASE_MS * 2 ** (attempt - 1), opts.signal, opts.component);
-    const timestamp = String(Math.floor(opts.now?.() ?? Date.now() / 1000));
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'user-agent': 'certpilot',
-      ...opts.headers,
-    };
-    if (opts.secret !== undefined) {
-      headers[TIMESTAMP_HEADER] = timestamp;
-      headers[opts.signatureHeader] = signBody(opts.secret, timestamp, body);
-    }
+  const attempt = async (n: number): Promise<{ status: number; n: number }> => {
     try {
-      const res = await fetch(opts.url, {
-        method: 'POST',
-        headers,
-        body,
-        redirect: 'manual',
-        signal: withDeadline(opts.signal, opts.timeoutMs),
-      });
-      // Drain so the connection can be reused or closed cleanly.
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status >= 200 && res.status < 300) {
-        opts.log.info('webhook delivered', {
+      return { status: await postOnce(opts, body), n };
+    } catch (err) {
+      if (err instanceof AttemptFailed) {
+        opts.log.warn('webhook attempt failed', {
           component: opts.component,
           url: where,
-          status: res.status,
-          attempt,
+          attempt: n - 1,
+          error: err.reason,
         });
-        return;
       }
-      lastError = `HTTP ${res.status}`;
-      if (!retryable(res.status)) break;
-    } catch (err) {
-      if (opts.signal?.aborted) throw err;
-      lastError = describeError(err);
+      throw err;
     }
-    opts.log.warn('webhook attempt failed', {
+  };
+  try {
+    const done = await retry(attempt, {
+      attempts: opts.retries + 1,
+      baseMs: WEBHOOK_RETRY_BASE_MS,
+      maxMs: WEBHOOK_RETRY_MAX_MS,
+      component: opts.component,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.sleep ? { sleep: opts.sleep } : {}),
+      retryable: (err) =>
+        err instanceof AttemptFailed && err.retryable
+          ? err.afterMs === undefined || { afterMs: err.afterMs }
+          : false,
+    });
+    opts.log.info('webhook delivered', {
       component: opts.component,
       url: where,
-      attempt,
-      error: lastError,
+      status: done.status,
+      attempt: done.n - 1,
     });
+  } catch (err) {
+    if (!(err instanceof AttemptFailed)) throw err;
+    throw new CertpilotError(
+      opts.component === 'notify' ? 'NOTIFY_FAILED' : 'DEPLOY_FAILED',
+      `${opts.component}: POST ${where} failed: ${err.reason}`,
+      { retryable: true },
+    );
   }
-  throw new CertpilotError(
-    opts.component === 'notify' ? 'NOTIFY_FAILED' : 'DEPLOY_FAILED',
-    `${opts.component}: POST ${where} failed: ${lastError}`,
-    { retryable: true },
-  );
 }

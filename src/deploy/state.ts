@@ -1,4 +1,5 @@
 import { CertpilotError } from '../core/errors';
+import { isCertificateName } from '../core/names';
 import { FileStorage } from '../store/file-storage';
 import { SECRET_MODE, type LockHandle, type Storage } from '../store/storage';
 
@@ -60,8 +61,6 @@ export interface DeployState {
   attempts: number;
 }
 
-const NAME = /^[a-z0-9][a-z0-9._-]*$/;
-
 /** Where deploy state is kept, and the caller's lock for fenced writes. All optional. */
 export interface DeployStateOptions {
   /** Default: the file backend rooted at the state directory. */
@@ -71,7 +70,8 @@ export interface DeployStateOptions {
 }
 
 function deployStateKey(name: string): string {
-  if (!NAME.test(name)) throw new CertpilotError('STORE_IO', `deploy: invalid certificate name "${name}"`);
+  if (!isCertificateName(name))
+    throw new CertpilotError('STORE_IO', `deploy: invalid certificate name "${name}"`);
   return `deploy/${name}.json`;
 }
 

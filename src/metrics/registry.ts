@@ -5,11 +5,21 @@ import type { FileInspection } from '../inspect/local';
 import type { EndpointAssessment, ProbeResult } from '../inspect/remote';
 import { atomicWriteFile } from '../store/atomic';
 import type { CertInfo } from '../x509';
+import {
+  CERTIFICATE_NOT_AFTER,
+  CERTIFICATE_NOT_BEFORE,
+  CHECK_STATUS,
+  CHECK_TIMESTAMP,
+  createGauge,
+  ENDPOINT_PROBE_SUCCESS,
+  ENDPOINT_SERVES_CURRENT,
+  toEpochSeconds,
+} from './definitions';
 
 /**
- * Prometheus metrics of an inventory run. Expiry is exported as timestamps, not "days left",
- * so alerts compute against Prometheus' own clock (`..._not_after_timestamp_seconds - time()`)
- * and a stale textfile does not keep reporting a frozen countdown.
+ * Prometheus metrics of an inventory run, from the shared definitions in ./definitions (the
+ * daemon exports the expiry series from the same definition). Expiry is exported as
+ * timestamps, so alerts compute `..._not_after_timestamp_seconds - time()`.
  *
  * prom-client is loaded on first use: one-shot commands that print to a terminal never pay for
  * it (it pulls in @opentelemetry/api).
@@ -89,7 +99,7 @@ export function checkResultMetrics(r: CheckResult): CertificateMetrics {
   };
 }
 
-const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
+const seconds = toEpochSeconds;
 
 export interface RegistryOptions {
   /**
@@ -107,44 +117,13 @@ export async function buildMetricsRegistry(
   const prom = await import('prom-client');
   const registry = new prom.Registry();
   if (options.checkedAt) {
-    new prom.Gauge({
-      name: 'certpilot_check_timestamp_seconds',
-      help: 'When the check that wrote these metrics ran, seconds since the Unix epoch.',
-      registers: [registry],
-    }).set(seconds(options.checkedAt));
+    createGauge(prom, registry, CHECK_TIMESTAMP).set(seconds(options.checkedAt));
   }
-  const certLabels = ['name', 'source', 'endpoint'] as const;
-  const endpointLabels = ['name', 'endpoint'] as const;
-  const notAfter = new prom.Gauge({
-    name: 'certpilot_certificate_not_after_timestamp_seconds',
-    help: 'Expiry (notAfter) of the certificate, seconds since the Unix epoch.',
-    labelNames: certLabels,
-    registers: [registry],
-  });
-  const notBefore = new prom.Gauge({
-    name: 'certpilot_certificate_not_before_timestamp_seconds',
-    help: 'Start of validity (notBefore) of the certificate, seconds since the Unix epoch.',
-    labelNames: certLabels,
-    registers: [registry],
-  });
-  const probeSuccess = new prom.Gauge({
-    name: 'certpilot_endpoint_probe_success',
-    help: '1 when a TLS session was established with the endpoint and its certificate read, else 0.',
-    labelNames: endpointLabels,
-    registers: [registry],
-  });
-  const servesCurrent = new prom.Gauge({
-    name: 'certpilot_endpoint_serves_current',
-    help: '1 when the endpoint serves the current version of the managed certificate, else 0.',
-    labelNames: endpointLabels,
-    registers: [registry],
-  });
-  const status = new prom.Gauge({
-    name: 'certpilot_check_status',
-    help: 'Result of the last check: 0 ok, 1 warning, 2 critical, 3 unknown (could not be read).',
-    labelNames: certLabels,
-    registers: [registry],
-  });
+  const notAfter = createGauge(prom, registry, CERTIFICATE_NOT_AFTER);
+  const notBefore = createGauge(prom, registry, CERTIFICATE_NOT_BEFORE);
+  const probeSuccess = createGauge(prom, registry, ENDPOINT_PROBE_SUCCESS);
+  const servesCurrent = createGauge(prom, registry, ENDPOINT_SERVES_CURRENT);
+  const status = createGauge(prom, registry, CHECK_STATUS);
 
   for (const r of results) {
     const labels = { name: r.name, source: r.source, endpoint: r.endpoint };

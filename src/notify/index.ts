@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { describeError } from '../core/errors';
+import { redactStrings, redactText } from '../core/redact';
 import type { Logger } from '../core/logger';
 import { readSecret } from '../config/secrets';
 import type { AlertKind, EmailAlert, NotifySettings, WebhookAlert } from '../config/types';
@@ -10,7 +11,9 @@ import { postJson } from '../deploy/http';
  * Alerts: a generic JSON webhook, a Slack-compatible webhook and e-mail over SMTP. Since Let's
  * Encrypt stopped sending expiry mail (2025-06-04) nothing else warns an operator, so every
  * channel is tried independently and a failing channel is logged, never allowed to hide the
- * failure being reported (the run already exits non-zero for it).
+ * failure being reported (the run already exits non-zero for it). An alert leaves the machine:
+ * its body goes through the redaction policy (registered secrets, private keys) like a log line,
+ * since its message is usually an error that may quote a server or a program.
  */
 
 export interface AlertEvent {
@@ -74,7 +77,7 @@ function alertText(e: AlertEvent): string {
 
 async function sendWebhook(w: WebhookAlert, e: AlertEvent, log: Logger): Promise<void> {
   // Slack (and Mattermost, Rocket.Chat, Teams workflows) accept {"text": ...}.
-  const body = w.format === 'slack' ? { text: alertText(e) } : alertJson(e);
+  const body = redactStrings(w.format === 'slack' ? { text: alertText(e) } : alertJson(e));
   await postJson({
     url: w.url,
     body,
@@ -113,8 +116,8 @@ async function sendEmail(m: EmailAlert, e: AlertEvent, log: Logger): Promise<voi
     const info = await transport.sendMail({
       from: m.from,
       to: [...m.to],
-      subject: subject(e),
-      text: alertText(e),
+      subject: redactText(subject(e)),
+      text: redactText(alertText(e)),
     });
     log.info('alert mail sent', { to: m.to, messageId: info.messageId });
   } finally {

@@ -1,4 +1,5 @@
 import { CertpilotError } from '../core/errors';
+import { isCertificateName } from '../core/names';
 import { FileStorage } from '../store/file-storage';
 import { SECRET_MODE, type LockHandle, type Storage } from '../store/storage';
 
@@ -184,8 +185,6 @@ export interface StateWriteOptions {
   signal?: AbortSignal;
 }
 
-const NAME = /^[a-z0-9][a-z0-9._-]*$/i;
-
 /**
  * Reads and writes the key `state/<name>.json` (`<stateDir>/state/<name>.json` on the file
  * backend). Callers hold the certificate's lock around read-modify-write.
@@ -201,7 +200,7 @@ export class StateStore {
   }
 
   private key(name: string): string {
-    if (!NAME.test(name)) {
+    if (!isCertificateName(name)) {
       throw new CertpilotError('STORE_IO', `state: invalid certificate name "${name}"`);
     }
     return `state/${name}.json`;

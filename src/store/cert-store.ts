@@ -3,6 +3,7 @@ import type { FileOutput } from '../config/types';
 import { systemClock, type Clock } from '../core/clock';
 import { CertpilotError, describeError } from '../core/errors';
 import { silentLogger, type Logger } from '../core/logger';
+import { CERTIFICATE_NAME_PATTERN, isCertificateName } from '../core/names';
 import { keyMatchesCertificate, parseCertificate, splitPemChain, type CertInfo } from '../x509';
 import { parseCertificateCached } from '../x509/cache';
 import type { PreparedWrite } from './atomic';
@@ -114,8 +115,6 @@ const FILE_NAMES = {
 type FileKey = keyof typeof FILE_NAMES;
 /** Key first: within a version order does not matter, but it keeps output writes consistent. */
 const FILE_KEYS: readonly FileKey[] = ['key', 'cert', 'chain', 'fullchain'];
-/** Same rule as CertificateSpec.name; also keeps the name from escaping the state directory. */
-const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 
 const certKey = (name: string): string => `certs/${name}`;
 const currentKey = (name: string): string => `certs/${name}/current`;
@@ -368,7 +367,7 @@ export class CertStore {
   async readArchived(dir: string): Promise<StoredCertificate> {
     const key = this.storage.keyAt(dir);
     const parts = key?.split('/') ?? [];
-    if (key === null || parts.length !== 3 || parts[0] !== 'archive' || !NAME_PATTERN.test(parts[1]!)) {
+    if (key === null || parts.length !== 3 || parts[0] !== 'archive' || !isCertificateName(parts[1])) {
       throw storeIo(`${dir} is not an archived certificate version`);
     }
     return readVersion(this.storage, parts[1]!, key);
@@ -444,10 +443,10 @@ function isVersionFile(file: string): boolean {
 }
 
 function checkName(name: string): void {
-  if (!NAME_PATTERN.test(name)) {
+  if (!isCertificateName(name)) {
     throw new CertpilotError(
       'STORE_IO',
-      `store: invalid certificate name "${name}" (expected ${NAME_PATTERN.source})`,
+      `store: invalid certificate name "${name}" (expected ${CERTIFICATE_NAME_PATTERN.source})`,
     );
   }
 }

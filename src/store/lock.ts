@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep, throwIfAborted } from '../core/abort';
 import { CertpilotError, abortError } from '../core/errors';
+import { isCertificateName } from '../core/names';
 import { atomicWriteFile, ensureDir, fsyncDir } from './atomic';
 import {
   lockLostError,
@@ -40,8 +41,6 @@ export const LOCK_POLL_INTERVAL_MS = 200;
 export const TAKEOVER_STALE_MS = 10_000;
 /** Lock files that cannot be parsed are only treated as stale once this old (never mid-write, see above, but be safe). */
 export const CORRUPT_LOCK_GRACE_MS = 10_000;
-
-const NAME = /^[a-z0-9][a-z0-9._-]*$/i;
 
 export type { LockOwner } from './storage';
 
@@ -248,7 +247,7 @@ export class FileLocker implements Locker {
    * `signal` fires).
    */
   async acquire(name: string, opts: AcquireOptions): Promise<Lock | null> {
-    if (!NAME.test(name)) throw lockError(`invalid lock name "${name}"`);
+    if (!isCertificateName(name)) throw lockError(`invalid lock name "${name}"`);
     const dir = path.join(this.root, 'locks');
     await ensureDir(dir);
     const file = lockPath(this.root, name);

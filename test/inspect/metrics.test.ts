@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Daemon, type DaemonOptions } from '../../src/daemon/daemon';
 import type { FileInspection } from '../../src/inspect/local';
 import type { EndpointAssessment, ProbeResult } from '../../src/inspect/remote';
 import {
@@ -10,6 +11,7 @@ import {
   writeTextfile,
   type CertificateMetrics,
 } from '../../src/metrics/registry';
+import { CERTIFICATE_NOT_AFTER, METRIC_DEFINITIONS } from '../../src/metrics/definitions';
 import { parseCertificate } from '../../src/x509';
 import { makePki } from './fixtures';
 
@@ -172,5 +174,34 @@ describe('writeTextfile', () => {
     await expect(writeTextfile(registry, path.join(dir, 'missing', 'certpilot.prom'))).rejects.toMatchObject({
       code: 'STORE_IO',
     });
+  });
+});
+
+describe('one definition per metric', () => {
+  /** name -> "help|type" from the HELP and TYPE lines of an exposition. */
+  function declared(text: string): Map<string, string> {
+    const help = new Map<string, string>();
+    const type = new Map<string, string>();
+    for (const m of text.matchAll(/^# (HELP|TYPE) (\S+) (.*)$/gm))
+      (m[1] === 'HELP' ? help : type).set(m[2]!, m[3]!);
+    return new Map([...help].map(([name, h]) => [name, `${h}|${type.get(name) ?? '?'}`]));
+  }
+  const defined = new Map(METRIC_DEFINITIONS.map((d) => [d.name, `${d.help}|${d.type}`]));
+
+  it('the check textfile and the daemon declare every metric exactly as defined', async () => {
+    const textfile = declared(await (await buildMetricsRegistry(results, { checkedAt: NOW })).metrics());
+    // metrics() reads only the daemon's counters, none of its collaborators.
+    const daemon = declared(await new Daemon({} as DaemonOptions).metrics());
+    expect(textfile.size).toBeGreaterThan(4);
+    expect(daemon.size).toBeGreaterThan(4);
+    for (const [name, decl] of [...textfile, ...daemon])
+      expect({ name, decl }).toEqual({ name, decl: defined.get(name) });
+    // The expiry series is exported by both, from one definition.
+    expect(textfile.get(CERTIFICATE_NOT_AFTER.name)).toBe(daemon.get(CERTIFICATE_NOT_AFTER.name));
+  });
+
+  it('no counter-style name on a gauge (promtool rejects *_total gauges)', () => {
+    const wrong = METRIC_DEFINITIONS.filter((d) => d.name.endsWith('_total') !== (d.type === 'counter'));
+    expect(wrong.map((d) => d.name)).toEqual([]);
   });
 });

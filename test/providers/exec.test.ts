@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CertpilotError } from '../../src/core/errors';
 import { silentLogger } from '../../src/core/logger';
+import { isInheritedEnv } from '../../src/core/process';
 import type { ProviderContext } from '../../src/dns/provider';
 import { execDefinition } from '../../src/dns/providers/exec/definition';
 import { ExecProvider } from '../../src/dns/providers/exec/provider';
@@ -81,6 +82,48 @@ describe('exec provider', () => {
     ]);
   });
 
+  test("certpilot's secrets stay out of the program's environment; passEnv names what it may see", async () => {
+    const secrets: Record<string, string> = {
+      AWS_SECRET_ACCESS_KEY: 'aws-secret-exec-test-do-not-pass',
+      AWS_ACCESS_KEY_ID: 'AKIAEXECTEST',
+      CERTPILOT_EAB_HMAC_KEY: 'eab-hmac-exec-test-do-not-pass',
+      CLOUDFLARE_API_TOKEN: 'cf-token-exec-test-do-not-pass',
+      RFC2136_TSIG_SECRET: 'tsig-exec-test-do-not-pass',
+    };
+    const passed = { ACME_DNS_API_KEY: 'the-programs-own-credential', LC_MESSAGES: 'C' };
+    const saved = { ...process.env };
+    Object.assign(process.env, secrets, passed);
+    try {
+      const dump = path.join(dir, 'env.json');
+      const p = new ExecProvider(
+        {
+          // node itself adds nothing to its environment: the dump is exactly what it was given.
+          command: process.execPath,
+          args: ['-e', `require('fs').writeFileSync(${JSON.stringify(dump)}, JSON.stringify(process.env))`],
+          passEnv: ['ACME_DNS_API_KEY', 'UNSET_VARIABLE_X'],
+        },
+        ctx,
+      );
+      await p.appendRecords('example.test', [{ name: '_acme-challenge', value: 'v', ttl: 60 }], signal());
+      const env = JSON.parse(await readFile(dump, 'utf8')) as Record<string, string>;
+      for (const name of Object.keys(secrets))
+        expect({ name, value: env[name] }).toEqual({ name, value: undefined });
+      expect(JSON.stringify(env)).not.toMatch(/do-not-pass|AKIAEXECTEST/);
+      expect(env.ACME_DNS_API_KEY).toBe('the-programs-own-credential');
+      expect(env.LC_MESSAGES).toBe('C');
+      expect(env.PATH).toBe(process.env.PATH);
+      // Everything it got is the allowlist, what passEnv named, or the call's own description.
+      const unexpected = Object.keys(env).filter(
+        (k) => !isInheritedEnv(k) && k !== 'ACME_DNS_API_KEY' && !k.startsWith('CERTPILOT_DNS_'),
+      );
+      expect(unexpected).toEqual([]);
+      expect(env.CERTPILOT_DNS_ACTION).toBe('present');
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  });
+
   test('concurrent calls for one name run one after the other', async () => {
     const log = path.join(dir, 'calls.log');
     const p = new ExecProvider({ command: path.join(FIXTURES, 'record-call.sh'), args: [log] }, ctx);
@@ -105,7 +148,7 @@ describe('exec provider', () => {
     const message = (err as Error).message;
     expect(message).toMatch(
       new RegExp(
-        `^exec: ${path.join(FIXTURES, 'fail.sh')} present _acme-challenge\\.example\\.test\\. exited with status 3: \\.\\.\\.x+`,
+        `^exec: ${path.join(FIXTURES, 'fail.sh')} present _acme-challenge\\.example\\.test\\. exited with status 3: \\[\\d+ bytes dropped\\]\\.\\.\\.x+`,
       ),
     );
     expect(message.endsWith('zone API said: permission denied for _acme-challenge.example.test.')).toBe(true);
@@ -181,6 +224,10 @@ describe('exec definition', () => {
     [{ command: '/bin/hook', args: '--a b' }, ['args']],
     [{ command: '/bin/hook', args: [1] }, ['args']],
     [{ command: '/bin/hook', timeout: 0 }, ['timeout']],
+    [{ command: '/bin/hook', passEnv: ['API_KEY', 'HOME'] }, []],
+    [{ command: '/bin/hook', passEnv: '["API_KEY"]' }, []],
+    [{ command: '/bin/hook', passEnv: ['NOT A NAME'] }, ['passEnv']],
+    [{ command: '/bin/hook', passEnv: ['CERTPILOT_DNS_VALUE'] }, ['passEnv']],
   ] as const)('validate(%j) flags %j', (options, fields) => {
     expect((execDefinition.validate?.(options) ?? []).map(([f]) => f)).toEqual(fields);
   });

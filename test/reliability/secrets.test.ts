@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { isInheritedEnv } from '../../src/core/process';
 import { CERT_VAR_NAMES } from '../../src/deploy/env';
 import { createBindBackend, type BindBackend } from '../providers/bind-backend';
 import { startCloudflareServer, type CloudflareTestServer } from '../helpers/cloudflare-server';
@@ -40,8 +41,6 @@ const URL_PASSWORD = 'url-password-reliability-e3b8-do-not-print';
 const HOOK_ENV_TOKEN = 'hook-env-token-reliability-47d1-do-not-print';
 
 const ZONE = 'example.test';
-/** The environment hooks may inherit (docs/hooks.md, src/deploy/command.ts). */
-const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'USER', 'LOGNAME', 'TMPDIR'];
 
 let tb: Testbed;
 let backend: BindBackend;
@@ -258,7 +257,7 @@ describe('rfc2136 through Pebble + BIND', () => {
       ['cert.pem', 'privkey.pem', 'fullchain.pem'].map((f) => path.join(certDir, f)),
     );
     expect(
-      Object.keys(dump.env).filter((k) => !INHERITED_ENV.includes(k) && !CERT_VAR_NAMES.includes(k as never)),
+      Object.keys(dump.env).filter((k) => !isInheritedEnv(k) && !CERT_VAR_NAMES.includes(k as never)),
     ).toEqual([]);
 
     // The webhook deploy step: signed with the secret (not carrying it), the configured

@@ -1,5 +1,7 @@
 import { abortError, CertpilotError, type ErrorCode } from '../../../core/errors';
-import { sleep, throwIfAborted, withDeadline } from '../../../core/abort';
+import { throwIfAborted, withDeadline } from '../../../core/abort';
+import { registerSecret, redactText } from '../../../core/redact';
+import { parseRetryAfter, retry } from '../../../core/retry';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 // Generic helpers (TXT presentation format, shared cancellable lookups) that live with the Route 53 provider.
@@ -119,6 +121,9 @@ export class CloudflareProvider implements DnsProvider {
       throw new CertpilotError('CONFIG_INVALID', 'cloudflare: apiToken is required');
     }
     this.token = token;
+    // Usually registered already by the config loader; a provider built directly (library use)
+    // must be covered too: nothing we echo may contain the token, whatever a server or proxy says.
+    registerSecret(token);
     this.baseUrl = (
       typeof options.baseUrl === 'string' && options.baseUrl !== '' ? options.baseUrl : CLOUDFLARE_API_BASE
     ).replace(/\/+$/, '');
@@ -277,7 +282,10 @@ export class CloudflareProvider implements DnsProvider {
     return found.find((z) => z.status === undefined || z.status === 'active') ?? found[0];
   }
 
-  /** One API call; 429 (Retry-After, capped), 5xx and network errors are retried up to `maxRetries`. */
+  /**
+   * One API call; 429 (Retry-After, capped at retryAfterCapMs), 5xx and network errors are
+   * retried up to `maxRetries` times by the shared retry loop (src/core/retry.ts).
+   */
   private async request<T>(
     method: 'GET' | 'POST' | 'DELETE',
     path: string,
@@ -287,75 +295,80 @@ export class CloudflareProvider implements DnsProvider {
     what: string,
   ): Promise<CfEnvelope<T>> {
     const url = `${this.baseUrl}${path}${query ? '?' + new URLSearchParams(query).toString() : ''}`;
-    for (let attempt = 0; ; attempt++) {
-      throwIfAborted(signal, COMPONENT);
-      const requestSignal = withDeadline(signal, this.requestTimeoutMs);
-      let res: Response;
-      let text: string;
-      try {
-        res = await fetch(url, {
-          method,
-          headers: {
-            authorization: `Bearer ${this.token}`,
-            accept: 'application/json',
-            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          },
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: requestSignal,
-        });
-        text = await res.text();
-      } catch (err) {
-        if (signal.aborted) throw abortError(COMPONENT, signal);
-        const reason = requestSignal.aborted ? 'request timeout' : this.clean(describeFetchError(err));
-        if (attempt < this.maxRetries) {
-          await this.backoff(attempt, undefined, signal, what, reason);
-          continue;
-        }
-        throw new CertpilotError(
-          'DNS_UPDATE_FAILED',
-          `cloudflare: ${what} failed after ${attempt} retries: ${reason}`,
-          {
-            cause: err,
-            retryable: true,
-          },
-        );
-      }
-      if ((res.status === 429 || res.status >= 500) && attempt < this.maxRetries) {
-        await this.backoff(
-          attempt,
-          parseRetryAfter(res.headers.get('retry-after')),
-          signal,
-          what,
-          `HTTP ${res.status}`,
-        );
-        continue;
-      }
-      let json: CfEnvelope<T> | undefined;
-      try {
-        json = JSON.parse(text) as CfEnvelope<T>;
-      } catch {
-        json = undefined;
-      }
-      if (res.ok && json && json.success !== false) return json;
-      const apiErr = new CloudflareApiError(res.status, json?.errors ?? []);
-      throw this.fail(apiErr, what);
+    try {
+      return await retry((attempt) => this.attempt<T>(method, url, body, signal, what, attempt), {
+        attempts: this.maxRetries + 1,
+        baseMs: this.tuning.retryBaseMs,
+        maxMs: this.tuning.retryAfterCapMs,
+        signal,
+        component: COMPONENT,
+        retryable: (err) =>
+          err instanceof TransientFailure
+            ? err.afterMs === undefined
+              ? true
+              : { afterMs: err.afterMs }
+            : false,
+        onRetry: ({ attempt, delayMs, error }) => {
+          this.stats.retries++;
+          const reason = (error as TransientFailure).reason;
+          this.log.info('retrying', { what, reason, attempt, delayMs: Math.round(delayMs) });
+        },
+      });
+    } catch (err) {
+      throw err instanceof TransientFailure ? err.final : err;
     }
   }
 
-  private async backoff(
-    attempt: number,
-    retryAfterMs: number | undefined,
+  /** One try of `request`: the envelope, or a TransientFailure (worth another try) or a final error. */
+  private async attempt<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    url: string,
+    body: unknown,
     signal: AbortSignal,
     what: string,
-    reason: string,
-  ): Promise<void> {
-    this.stats.retries++;
-    const delay =
-      retryAfterMs !== undefined
-        ? Math.min(retryAfterMs, this.tuning.retryAfterCapMs)
-        : Math.random() * Math.min(this.tuning.retryAfterCapMs, this.tuning.retryBaseMs * 2 ** attempt);
-    this.log.info('retrying', { what, reason, attempt: attempt + 1, delayMs: Math.round(delay) });
-    await sleep(delay, signal, COMPONENT);
+    attempt: number,
+  ): Promise<CfEnvelope<T>> {
+    const requestSignal = withDeadline(signal, this.requestTimeoutMs);
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: requestSignal,
+      });
+      text = await res.text();
+    } catch (err) {
+      if (signal.aborted) throw abortError(COMPONENT, signal);
+      const reason = requestSignal.aborted ? 'request timeout' : redactText(describeFetchError(err));
+      const final = new CertpilotError(
+        'DNS_UPDATE_FAILED',
+        `cloudflare: ${what} failed after ${attempt - 1} retries: ${reason}`,
+        { cause: err, retryable: true },
+      );
+      throw new TransientFailure(final, reason);
+    }
+    let json: CfEnvelope<T> | undefined;
+    try {
+      json = JSON.parse(text) as CfEnvelope<T>;
+    } catch {
+      json = undefined;
+    }
+    if (res.ok && json && json.success !== false) return json;
+    const final = this.fail(new CloudflareApiError(res.status, json?.errors ?? []), what);
+    if (res.status === 429 || res.status >= 500) {
+      throw new TransientFailure(
+        final,
+        `HTTP ${res.status}`,
+        parseRetryAfter(res.headers.get('retry-after')),
+      );
+    }
+    throw final;
   }
 
   private fail(err: CloudflareApiError, what: string): CertpilotError {
@@ -365,18 +378,13 @@ export class CloudflareProvider implements DnsProvider {
     const hint = auth ? ' (the API token needs Zone:Read and DNS:Edit on this zone)' : '';
     return new CertpilotError(
       code,
-      `cloudflare: ${what} failed (HTTP ${err.status}): ${this.clean(err.message)}${hint}`,
+      `cloudflare: ${what} failed (HTTP ${err.status}): ${redactText(err.message)}${hint}`,
       {
         cause: err,
         retryable: err.status === 429 || err.status >= 500,
         details: { status: err.status, errors: err.errors.map((e) => e.code) },
       },
     );
-  }
-
-  /** Belt and braces: nothing we echo may contain the token, whatever a server or proxy says. */
-  private clean(message: string): string {
-    return message.split(this.token).join('[redacted]');
   }
 }
 
@@ -391,12 +399,19 @@ function groupByName(zone: string, records: readonly TxtRecord[]): Map<string, T
   return byName;
 }
 
-/** Retry-After is delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
-function parseRetryAfter(header: string | null): number | undefined {
-  if (!header) return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+/**
+ * A failed try worth repeating (429, 5xx, network): `final` is what the caller gets if no try
+ * is left, `reason` what the retry log line says, `afterMs` the server's Retry-After.
+ */
+class TransientFailure extends Error {
+  constructor(
+    readonly final: CertpilotError,
+    readonly reason: string,
+    readonly afterMs?: number,
+  ) {
+    super(final.message);
+    this.name = 'TransientFailure';
+  }
 }
 
 function describeFetchError(err: unknown): string {

@@ -18,6 +18,24 @@ export function parseExecArgs(value: unknown): string[] | string {
   return list as string[];
 }
 
+/** Environment variable names: what a shell would accept as a name. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Parses `passEnv`: names of certpilot's environment variables the program may see (its own
+ * credentials, e.g. an API key). A list of names, or a string holding a JSON array.
+ */
+export function parseEnvNames(value: unknown): string[] | string {
+  const list = parseExecArgs(value);
+  if (typeof list === 'string') return list;
+  const bad = list.filter((n) => !ENV_NAME.test(n));
+  if (bad.length > 0) return `holds names that are not environment variable names: ${bad.join(', ')}`;
+  // The call's own description cannot be replaced by certpilot's environment.
+  const reserved = list.filter((n) => n.startsWith('CERTPILOT_DNS_'));
+  if (reserved.length > 0) return `cannot pass ${reserved.join(', ')} (set by certpilot for each call)`;
+  return list;
+}
+
 /**
  * Runs an operator's program for each record, lego-style:
  * `<command> [args...] present|cleanup <fqdn.> <value>`. No shell is involved.
@@ -28,13 +46,20 @@ export const execDefinition: ProviderDefinition = {
   title: 'External program',
   description:
     'Runs a program of yours as `<command> [args...] present|cleanup <fqdn> <value>` (argv, no shell) with ' +
-    'CERTPILOT_DNS_* variables in its environment. Exit 0 means done; anything else fails the call with its stderr. ' +
+    "CERTPILOT_DNS_* variables in its environment; of certpilot's own environment it sees only PATH, HOME, " +
+    'USER, LOGNAME, TMPDIR, TZ and the locale, plus the variables named in passEnv. Exit 0 means done; anything else fails the call with its stderr. ' +
     'The program must keep other values at the name, succeed when asked to remove an absent value, and be safe ' +
     'to run concurrently for different names. See docs/providers/exec.md.',
   options: {
     command: { doc: 'Absolute path of the program to run.', format: 'string', required: true },
     args: {
       doc: 'Extra leading arguments (a list of strings; each is one argv element, never split).',
+      format: 'string-list',
+    },
+    passEnv: {
+      doc:
+        "Names of certpilot's environment variables the program may see, e.g. its API credentials " +
+        "(nothing else of certpilot's environment is passed).",
       format: 'string-list',
     },
     timeout: {
@@ -48,6 +73,7 @@ export const execDefinition: ProviderDefinition = {
     'type: exec',
     'command: /usr/local/bin/acme-dns-hook',
     'args: [--account, prod]',
+    'passEnv: [ACME_DNS_API_KEY]',
     'timeout: 60',
   ].join('\n'),
   validate(options) {
@@ -58,6 +84,8 @@ export const execDefinition: ProviderDefinition = {
     }
     const args = parseExecArgs(options.args);
     if (typeof args === 'string') problems.push(['args', args]);
+    const passEnv = parseEnvNames(options.passEnv);
+    if (typeof passEnv === 'string') problems.push(['passEnv', passEnv]);
     if (options.timeout !== undefined && (typeof options.timeout !== 'number' || options.timeout < 1)) {
       problems.push(['timeout', 'must be at least 1 second']);
     }

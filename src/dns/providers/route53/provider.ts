@@ -15,6 +15,7 @@ import {
 import { fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { abortError, CertpilotError, type ErrorCode } from '../../../core/errors';
 import { sleep, throwIfAborted, withDeadline } from '../../../core/abort';
+import { retry } from '../../../core/retry';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 import { ROUTE53_DEFAULT_MAX_RETRIES } from './definition';
@@ -457,8 +458,9 @@ export class Route53Provider implements DnsProvider {
   }
 
   /**
-   * One API call with the SDK's own retries, then ours: exponential backoff with full jitter,
-   * bounded by `maxRetries` and the signal. Errors come out as CertpilotError `route53: ...`.
+   * One API call with the SDK's own retries, then ours (the shared retry loop: exponential
+   * backoff with full jitter, bounded by `maxRetries` and the signal). Errors come out as
+   * CertpilotError `route53: ...`.
    */
   private async send<T extends { $metadata?: { attempts?: number } }>(
     op: Operation,
@@ -466,32 +468,44 @@ export class Route53Provider implements DnsProvider {
     signal: AbortSignal,
     resource: string,
   ): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      throwIfAborted(signal, COMPONENT);
-      const requestSignal = withDeadline(signal, this.requestTimeoutMs);
-      try {
-        // The SDK's send() is overloaded per command; the union of our four is what we pass.
-        const out = (await this.client.send(command as never, { abortSignal: requestSignal })) as T;
-        this.countSdkRetries(out);
-        return out;
-      } catch (err) {
-        if (signal.aborted) throw abortError(COMPONENT, signal);
-        this.countSdkRetries(err);
-        const timedOut = requestSignal.aborted;
-        if ((timedOut || isRetryable(err)) && attempt < this.maxRetries) {
-          this.stats.retries++;
-          const delay =
-            Math.random() * Math.min(this.tuning.retryCapMs, this.tuning.retryBaseMs * 2 ** attempt);
-          this.log.info('retrying', {
-            operation: op,
-            error: timedOut ? 'request timeout' : errName(err),
-            attempt: attempt + 1,
-          });
-          await sleep(delay, signal, COMPONENT);
-          continue;
-        }
-        throw mapError(err, op, resource, attempt, timedOut);
-      }
+    let retries = 0;
+    try {
+      return await retry(
+        async (attempt) => {
+          retries = attempt - 1;
+          const requestSignal = withDeadline(signal, this.requestTimeoutMs);
+          try {
+            // The SDK's send() is overloaded per command; the union of our four is what we pass.
+            const out = (await this.client.send(command as never, { abortSignal: requestSignal })) as T;
+            this.countSdkRetries(out);
+            return out;
+          } catch (err) {
+            if (signal.aborted) throw abortError(COMPONENT, signal);
+            this.countSdkRetries(err);
+            throw new FailedCall(err, requestSignal.aborted);
+          }
+        },
+        {
+          attempts: this.maxRetries + 1,
+          baseMs: this.tuning.retryBaseMs,
+          maxMs: this.tuning.retryCapMs,
+          signal,
+          component: COMPONENT,
+          retryable: (err) => err instanceof FailedCall && (err.timedOut || isRetryable(err.cause)),
+          onRetry: ({ attempt, error }) => {
+            this.stats.retries++;
+            const { cause, timedOut } = error as FailedCall;
+            this.log.info('retrying', {
+              operation: op,
+              error: timedOut ? 'request timeout' : errName(cause),
+              attempt,
+            });
+          },
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof FailedCall)) throw err;
+      throw mapError(err.cause, op, resource, retries, err.timedOut);
     }
   }
 
@@ -552,6 +566,17 @@ function planChanges(mode: Mode, w: NameWork, current: TxtSet | undefined): Chan
 /** InvalidChangeBatch messages that mean "the set is not what you read", not "your request is wrong". */
 function isConflict(err: unknown): boolean {
   return /not found|do not match|already exists/i.test(errMessage(err));
+}
+
+/** One failed SDK call, and whether it failed by running out of time (our per-request deadline). */
+class FailedCall extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly timedOut: boolean,
+  ) {
+    super(errMessage(cause));
+    this.name = 'FailedCall';
+  }
 }
 
 function isRetryable(err: unknown): boolean {
