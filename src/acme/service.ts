@@ -7,7 +7,7 @@ import type { Logger } from '../core/logger';
 import type { AcmeSettings } from '../config/types';
 import type { Dns01Challenge, Dns01Solver, PresentedRecord } from '../dns/solver';
 import { generatePrivateKey, splitPemChain } from '../x509';
-import { faultPoint } from '../core/fault';
+import { checkpoint } from '../core/checkpoints';
 import type { ChallengeJournal } from '../store/journal';
 import type { CertificateFiles } from '../store/cert-store';
 import { readAccount, writeAccountKey, writeAccountMeta } from './account';
@@ -250,12 +250,12 @@ export class AcmeService {
           (recs) => presented.push(...recs),
           req.journal ? (recs) => req.journal!.add(req.name, recs) : undefined,
         );
-        faultPoint('after-txt-written');
+        checkpoint('after-txt-written');
         log.info('challenge records visible on every nameserver', { records: work.length });
         await Promise.all(
           work.map(async (w) => {
             await callAcme('answer challenge', opts, () => this.client.completeChallenge(w.challenge));
-            faultPoint('after-challenge-answered');
+            checkpoint('after-challenge-answered');
             await callAcme('wait for authorization', opts, () =>
               this.client.waitForValidStatus(w.authz),
             ).catch(async (err: unknown) => {
@@ -277,7 +277,7 @@ export class AcmeService {
           : { altNames: [...req.domains] };
       const [, csr] = await this.acme.crypto.createCsr(csrInput, req.keyPem);
       let finalized: Order = await callAcme('finalize', opts, () => this.client.finalizeOrder(order, csr));
-      faultPoint('after-finalize');
+      checkpoint('after-finalize');
       if (finalized.status !== 'valid') {
         finalized = await callAcme('wait for certificate', opts, () =>
           this.client.waitForValidStatus(finalized),

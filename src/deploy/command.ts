@@ -1,4 +1,4 @@
-import { faultPoint, type FaultPoint } from '../core/fault';
+import { checkpoint, type Checkpoint } from '../core/checkpoints';
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { CertpilotError } from '../core/errors';
@@ -55,8 +55,8 @@ export interface RunCommandOptions {
   placeholders?: Readonly<Record<string, string>>;
   log: Logger;
   signal?: AbortSignal;
-  /** Test-only kill point reached once the command is running (src/core/fault.ts). */
-  faultPoint?: FaultPoint;
+  /** Checkpoint reached once the command is running (src/core/checkpoints.ts). */
+  checkpoint?: Checkpoint;
 }
 
 /** Keeps the last `max` bytes of a stream; what was dropped is counted, not silently lost. */
@@ -133,7 +133,7 @@ export function runCommand(spec: CommandSpec, opts: RunCommandOptions): Promise<
     });
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
-    if (opts.faultPoint) child.once('spawn', () => faultPoint(opts.faultPoint!));
+    if (opts.checkpoint) child.once('spawn', () => checkpoint(opts.checkpoint!));
 
     const killGroup = (sig: NodeJS.Signals): void => {
       if (child.pid === undefined) return;

@@ -1,4 +1,4 @@
-import { faultPoint } from '../core/fault';
+import { checkpoint } from '../core/checkpoints';
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -525,7 +525,7 @@ async function writeVersion(dir: string, files: CertificateFiles): Promise<void>
   await ensureDir(dir, STORE_DIR_MODE);
   for (const [i, key] of FILE_KEYS.entries()) {
     // Crash tests kill here with half a version written: `current` must still be whole.
-    if (i === 2) faultPoint('mid-store-write');
+    if (i === 2) checkpoint('mid-store-write');
     await atomicWriteFile(path.join(dir, FILE_NAMES[key]), files[key], {
       mode: key === 'key' ? DEFAULT_KEY_MODE : DEFAULT_CERT_MODE,
     });
