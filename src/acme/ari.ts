@@ -3,7 +3,7 @@ import https from 'node:https';
 import { withDeadline } from '../core/abort';
 import { CertpilotError, abortError } from '../core/errors';
 import type { CertInfo } from '../x509';
-import { parseRetryAfter } from './http';
+import { parseRetryAfter } from './errors';
 
 /**
  * ACME Renewal Information (ARI, RFC 9773). The CA tells each certificate when to renew

@@ -43,7 +43,7 @@ import type { KeyType } from './types';
  * not validate: `readLeaves` runs each leaf's parser (FORMATS) on the merged value and records
  * problems with their paths, so no code reads convict's error text. The two open-ended leaves
  * (`certificates`, `dns.providers`) are declared here for their docs and defaults and parsed
- * element by element by the section parsers (see docs/decisions.md, section 5).
+ * element by element by the section parsers (see docs/decisions.md, section 6).
  */
 
 /** No CA answers in under a second reliably; a smaller value is "30" meant as seconds. */

@@ -1,4 +1,4 @@
-import { faultPoint, type FaultPoint } from '../core/fault';
+import { checkpoint, type Checkpoint } from '../core/checkpoints';
 import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { CommandSpec } from '../config/types';
@@ -41,8 +41,8 @@ export interface RunCommandOptions {
   placeholders?: Readonly<Record<string, string>>;
   log: Logger;
   signal?: AbortSignal;
-  /** Test-only kill point reached once the command is running (src/core/fault.ts). */
-  faultPoint?: FaultPoint;
+  /** Checkpoint reached once the command is running (src/core/checkpoints.ts). */
+  checkpoint?: Checkpoint;
 }
 
 export function substitute(arg: string, placeholders: Readonly<Record<string, string>>): string {
@@ -61,7 +61,7 @@ export async function runCommand(spec: CommandSpec, opts: RunCommandOptions): Pr
     ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
     timeoutMs: spec.timeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
-    ...(opts.faultPoint ? { onSpawn: () => faultPoint(opts.faultPoint!) } : {}),
+    ...(opts.checkpoint ? { onSpawn: () => checkpoint(opts.checkpoint!) } : {}),
   });
   const result: CommandResult = {
     ok: r.ok,

@@ -117,7 +117,7 @@ async function runDeploySteps(
         vars: certVars(input),
         placeholders: certPlaceholders(input),
         log: ctx.log,
-        faultPoint: 'during-deploy-hook',
+        checkpoint: 'during-deploy-hook',
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
     }

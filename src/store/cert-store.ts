@@ -1,4 +1,4 @@
-import { faultPoint } from '../core/fault';
+import { checkpoint } from '../core/checkpoints';
 import type { FileOutput } from '../config/types';
 import { systemClock, type Clock } from '../core/clock';
 import { CertpilotError, describeError } from '../core/errors';
@@ -535,7 +535,7 @@ async function writeVersion(
 ): Promise<void> {
   for (const [i, key] of FILE_KEYS.entries()) {
     // Crash tests kill here with half a version written: `current` must still be whole.
-    if (i === 2) faultPoint('mid-store-write');
+    if (i === 2) checkpoint('mid-store-write');
     await storage.put(`${prefix}/${FILE_NAMES[key]}`, files[key], {
       ...opts,
       mode: key === 'key' ? DEFAULT_KEY_MODE : DEFAULT_CERT_MODE,

@@ -3,7 +3,7 @@ import { AcmeService } from '../../src/acme/service';
 import { ariCertId, fetchRenewalInfo } from '../../src/acme/ari';
 import { loadConfig } from '../../src/config/load';
 import type { AgentConfig, CertificateSpec } from '../../src/config/types';
-import { memoryLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import { Dns01Solver } from '../../src/dns/solver';
 import { DEFAULT_SCHEDULE_POLICY, nextAction, withOrder, withRenewalInfo } from '../../src/plan/schedule';
 import { emptyState } from '../../src/state/store';

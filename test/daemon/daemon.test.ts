@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { systemClock } from '../../src/core/clock';
-import { memoryLogger, type MemoryLogger } from '../../src/core/logger';
+import { memoryLogger, type MemoryLogger } from '../helpers/memory-logger';
 import { loadConfig } from '../../src/config/load';
 import type { AgentConfig } from '../../src/config/types';
 import { AcmeService } from '../../src/acme/service';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fixedClock } from '../../src/core/clock';
-import { memoryLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import { signBody } from '../../src/deploy/http';
 import { readDeployState } from '../../src/deploy/state';
 import { runRenew } from '../../src/renew/run';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fixedClock } from '../../src/core/clock';
-import { memoryLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import { runCommand, MAX_OUTPUT_BYTES } from '../../src/deploy/command';
 import { CERT_VAR_NAMES } from '../../src/deploy/env';
 import { readDeployState, writeDeployState } from '../../src/deploy/state';

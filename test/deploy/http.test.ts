@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { memoryLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import { postJson, WEBHOOK_RETRY_MAX_MS, type PostOptions } from '../../src/deploy/http';
 
 /**

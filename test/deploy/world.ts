@@ -4,7 +4,7 @@ import { AcmeService } from '../../src/acme/service';
 import { loadConfig } from '../../src/config/load';
 import type { AgentConfig } from '../../src/config/types';
 import { systemClock } from '../../src/core/clock';
-import { memoryLogger, type MemoryLogger } from '../../src/core/logger';
+import { memoryLogger, type MemoryLogger } from '../helpers/memory-logger';
 import type { DeployAwareConfig } from '../../src/config/types';
 import { Dns01Solver } from '../../src/dns/solver';
 import { runRenew, type RenewDeps, type RenewOptions, type RenewReport } from '../../src/renew/run';

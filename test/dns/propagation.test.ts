@@ -1,5 +1,6 @@
 import { CertpilotError } from '../../src/core/errors';
-import { memoryLogger, silentLogger } from '../../src/core/logger';
+import { silentLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import { waitForPropagation } from '../../src/dns/propagation';
 import { Rfc2136Provider } from '../../src/dns/providers/rfc2136/provider';
 import { DnsResolver } from '../../src/dns/resolver';

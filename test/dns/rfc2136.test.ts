@@ -1,5 +1,6 @@
 import { CertpilotError } from '../../src/core/errors';
-import { memoryLogger, silentLogger } from '../../src/core/logger';
+import { silentLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import { Rfc2136Provider } from '../../src/dns/providers/rfc2136/provider';
 import type { ProviderContext } from '../../src/dns/provider';
 import { type BindServer, startBind } from '../helpers/bind';

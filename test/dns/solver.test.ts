@@ -1,6 +1,7 @@
 import type { DnsProviderInstance, DnsSettings } from '../../src/config/types';
 import { CertpilotError } from '../../src/core/errors';
-import { memoryLogger, silentLogger } from '../../src/core/logger';
+import { silentLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import type { DnsProvider } from '../../src/dns/provider';
 import { findProvider } from '../../src/dns/registry';
 import { type Dns01Challenge, Dns01Solver, type PresentedRecord } from '../../src/dns/solver';

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { MAX_ATTEMPTS, RETRY_AFTER_CAP_MS } from '../../src/acme/http';
+import { MAX_ATTEMPTS, RETRY_AFTER_CAP_MS } from '../../src/acme/retry-policy';
 import {
   faults,
   startFaultProxy,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { ariCertId } from '../../src/acme/ari';
 import { AcmeService } from '../../src/acme/service';
 import { systemClock } from '../../src/core/clock';
-import { memoryLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import { loadConfig } from '../../src/config/load';
 import type { AgentConfig } from '../../src/config/types';
 import { Daemon, type CycleRecord } from '../../src/daemon/daemon';

@@ -1,5 +1,6 @@
 import { CertpilotError } from '../../src/core/errors';
-import { memoryLogger, silentLogger, type Logger } from '../../src/core/logger';
+import { silentLogger, type Logger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import type { ProviderContext } from '../../src/dns/provider';
 import { cloudflareDefinition } from '../../src/dns/providers/cloudflare/definition';
 import { CloudflareProvider, type CloudflareTuning } from '../../src/dns/providers/cloudflare/provider';

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CertpilotError } from '../../src/core/errors';
-import { memoryLogger, silentLogger, type Logger } from '../../src/core/logger';
+import { silentLogger, type Logger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import type { ProviderContext } from '../../src/dns/provider';
 import { route53Definition } from '../../src/dns/providers/route53/definition';
 import { Route53Provider, type Route53Tuning } from '../../src/dns/providers/route53/provider';

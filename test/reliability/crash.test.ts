@@ -3,16 +3,18 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CertStore } from '../../src/store/cert-store';
 import { ChallengeJournal } from '../../src/store/journal';
-import type { FaultPoint } from '../../src/core/fault';
+import type { Checkpoint } from '../../src/core/checkpoints';
 import { startTestbed, type Testbed } from '../helpers/testbed';
 
 /**
- * Crash safety (issue #7): the real CLI is killed with SIGKILL at each stage of a renewal
- * (CERTPILOT_FAULT_POINT, see src/core/fault.ts). Afterwards the stored pair is whole and
+ * Crash safety (issue #7): the real CLI is killed with SIGKILL at each stage of a renewal (a
+ * checkpoint of src/core/checkpoints.ts, made fatal by the test preload fault-preload.js).
+ * Afterwards the stored pair is whole and
  * matching (old or new, never a mix), and the next plain run removes every leftover TXT value
  * and completes the renewal.
  */
 const BIN = path.join(__dirname, '..', '..', 'bin', 'certpilot.js');
+const FAULT_PRELOAD = path.join(__dirname, '..', 'helpers', 'fault-preload.js');
 let tb: Testbed;
 
 beforeAll(async () => {
@@ -31,7 +33,10 @@ interface Run {
 
 function runBin(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    // Every run carries the preload; it does nothing unless CERTPILOT_TEST_KILL_AT is set.
+    const child = spawn(process.execPath, ['-r', FAULT_PRELOAD, BIN, ...args], {
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -53,7 +58,7 @@ async function challengeValues(labels: string[]): Promise<string[]> {
 }
 
 /** Points before the new pair is installed: the old pair must stay byte-identical. */
-const BEFORE_INSTALL: FaultPoint[] = [
+const BEFORE_INSTALL: Checkpoint[] = [
   'after-txt-written',
   'after-challenge-answered',
   'after-finalize',
@@ -83,7 +88,7 @@ describe.each([...BEFORE_INSTALL, 'during-deploy-hook' as const])('SIGKILL at %s
 
     // 2. A second name makes it due (names-changed); the run is killed at the fault point.
     const second = await tb.writeConfig([cert(labels.map((l) => `${l}.example.test`))], extra);
-    const killed = await runBin(['renew', '--config', second], { CERTPILOT_FAULT_POINT: point });
+    const killed = await runBin(['renew', '--config', second], { CERTPILOT_TEST_KILL_AT: point });
     expect(killed.signal).toBe('SIGKILL');
     expect(killed.stderr).toContain(`fault point ${point} reached`);
 

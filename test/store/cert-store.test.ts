@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { FileOutput } from '../../src/config/types';
 import type { Clock } from '../../src/core/clock';
 import { CertpilotError } from '../../src/core/errors';
-import { memoryLogger } from '../../src/core/logger';
+import { memoryLogger } from '../helpers/memory-logger';
 import { CertStore, type CertificateFiles, type CertStoreOptions } from '../../src/store/cert-store';
 import { parseCertificate } from '../../src/x509';
 import { makeCa, makeCertificate, type KeyPairPem } from '../helpers/certs';

@@ -1,6 +1,4 @@
-import { CertpilotError } from '../../src/core/errors';
-import { silentLogger } from '../../src/core/logger';
-import { callAcme, classifyAcmeError, parseRetryAfter } from '../../src/acme/http';
+import { classifyAcmeError, parseRetryAfter, toProblem } from '../../src/acme/errors';
 
 describe('parseRetryAfter', () => {
   test.each([
@@ -47,6 +45,15 @@ describe('classifyAcmeError', () => {
       'ACME_NETWORK',
       false,
     ],
+    [
+      'TLS: chain not leading to a trusted CA',
+      Object.assign(new Error('unable to verify the first certificate'), {
+        code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      }),
+      undefined,
+      'ACME_NETWORK',
+      false,
+    ],
   ] as const)('%s', (_label, err, prob, code, retryable) => {
     const e = classifyAcmeError('new order', err, prob);
     expect(e.code).toBe(code);
@@ -61,36 +68,34 @@ describe('classifyAcmeError', () => {
   });
 });
 
-describe('callAcme', () => {
-  test('retries transient failures a bounded number of times, then surfaces the real cause', async () => {
-    let calls = 0;
-    const err = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
-    const p = callAcme('directory', { timeoutMs: 1000, log: silentLogger, maxAttempts: 3 }, async () => {
-      calls++;
-      throw err;
+describe('toProblem', () => {
+  test('reads type, detail and Retry-After of a problem document', () => {
+    const p = toProblem(
+      {
+        status: 429,
+        headers: { 'retry-after': '7' },
+        data: { type: 'urn:ietf:params:acme:error:rateLimited', detail: 'slow down' },
+      },
+      'https://ca.test/new-order',
+    );
+    expect(p).toEqual({
+      status: 429,
+      type: 'urn:ietf:params:acme:error:rateLimited',
+      detail: 'slow down',
+      retryAfterMs: 7000,
+      url: 'https://ca.test/new-order',
     });
-    await expect(p).rejects.toThrow(/acme: directory: ECONNREFUSED: connect ECONNREFUSED/);
-    expect(calls).toBe(3);
   });
 
-  test('does not retry a permanent problem', async () => {
-    let calls = 0;
-    await expect(
-      callAcme('x', { timeoutMs: 1000, log: silentLogger }, async () => {
-        calls++;
-        throw new CertpilotError('ACME_PROBLEM', 'acme: x: no');
-      }),
-    ).rejects.toThrow('acme: x: no');
-    expect(calls).toBe(1);
-  });
-
-  test('stops at once when the signal aborts', async () => {
-    const ac = new AbortController();
-    ac.abort();
-    await expect(
-      callAcme('x', { timeoutMs: 1000, log: silentLogger, signal: ac.signal }, async () => 1),
-    ).rejects.toMatchObject({
-      code: 'ABORTED',
+  test('a body that is not a problem document gives status and URL only', () => {
+    expect(
+      toProblem({ status: 502, headers: {}, data: '<html>bad gateway</html>' }, 'https://ca.test/x'),
+    ).toEqual({
+      status: 502,
+      type: undefined,
+      detail: undefined,
+      retryAfterMs: undefined,
+      url: 'https://ca.test/x',
     });
   });
 });

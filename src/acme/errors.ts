@@ -1,0 +1,124 @@
+import { CertpilotError } from '../core/errors';
+
+/**
+ * What the CA said, and what certpilot makes of it: RFC 8555 §6.7 problem documents captured
+ * from responses (acme-client's errors keep only the detail text), RFC 9110 Retry-After, and
+ * the mapping of any failure to a typed CertpilotError that keeps the real cause.
+ */
+
+export interface AcmeProblem {
+  status: number;
+  type?: string;
+  detail?: string;
+  retryAfterMs?: number;
+  url: string;
+}
+
+/** The parts of an HTTP response a problem is read from. */
+export interface ProblemSource {
+  status: number;
+  headers: Readonly<Record<string, string | undefined>>;
+  data: unknown;
+}
+
+/** Reads an error response as an RFC 8555 §6.7 problem document (type and detail when it is one). */
+export function toProblem(response: ProblemSource, url: string, now = Date.now()): AcmeProblem {
+  const data = (typeof response.data === 'object' && response.data !== null ? response.data : {}) as {
+    type?: unknown;
+    detail?: unknown;
+  };
+  return {
+    status: response.status,
+    type: typeof data.type === 'string' ? data.type : undefined,
+    detail: typeof data.detail === 'string' ? data.detail : undefined,
+    retryAfterMs: parseRetryAfter(response.headers['retry-after'], now),
+    url,
+  };
+}
+
+/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+const RETRYABLE_NETWORK = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+const PROBLEM_PREFIX = 'urn:ietf:params:acme:error:';
+
+/** Turns whatever acme-client or the transport threw into a typed error that keeps the real cause. */
+export function classifyAcmeError(
+  op: string,
+  err: unknown,
+  problem: AcmeProblem | undefined,
+): CertpilotError {
+  if (err instanceof CertpilotError) return err;
+  const code = (err as { code?: unknown })?.code;
+  // Not `instanceof Error`: errors from Node's own modules may come from another realm (a vm
+  // context, as under jest), and String() would then prefix "Error: ".
+  const raw = (err as { message?: unknown } | null)?.message;
+  const message = typeof raw === 'string' ? raw : String(err);
+  if (problem) {
+    const type = problem.type?.startsWith(PROBLEM_PREFIX)
+      ? problem.type.slice(PROBLEM_PREFIX.length)
+      : problem.type;
+    const detail = problem.detail ?? message;
+    const text = `acme: ${op}: ${detail} (${type ?? 'no problem type'}, HTTP ${problem.status})`;
+    const details = {
+      status: problem.status,
+      problemType: problem.type,
+      retryAfterMs: problem.retryAfterMs,
+      url: problem.url,
+    };
+    if (type === 'rateLimited' || problem.status === 429) {
+      // In the message too, not only in details: the report (cron mail, CI log) is where an
+      // operator learns when the CA will take orders again.
+      const when =
+        problem.retryAfterMs === undefined
+          ? ''
+          : ` (retry after ${Math.ceil(problem.retryAfterMs / 1000)} s)`;
+      return new CertpilotError('ACME_RATE_LIMITED', text + when, { cause: err, retryable: true, details });
+    }
+    const transient = problem.status >= 500 || type === 'badNonce';
+    return new CertpilotError('ACME_PROBLEM', text, { cause: err, retryable: transient, details });
+  }
+  if (typeof code === 'string' && RETRYABLE_NETWORK.has(code)) {
+    return new CertpilotError('ACME_NETWORK', `acme: ${op}: ${code}: ${message}`, {
+      cause: err,
+      retryable: true,
+    });
+  }
+  if (
+    typeof code === 'string' &&
+    (code.includes('CERT') ||
+      code.startsWith('ERR_TLS') ||
+      code.includes('SELF_SIGNED') ||
+      // UNABLE_TO_VERIFY_LEAF_SIGNATURE: the server's chain does not lead to a trusted CA.
+      code.startsWith('UNABLE_TO_VERIFY'))
+  ) {
+    return new CertpilotError(
+      'ACME_NETWORK',
+      `acme: ${op}: TLS error: ${code}: ${message} (is the CA's certificate trusted? see acme.caBundle)`,
+      { cause: err, retryable: false },
+    );
+  }
+  if (typeof code === 'string') {
+    return new CertpilotError('ACME_NETWORK', `acme: ${op}: ${code}: ${message}`, {
+      cause: err,
+      retryable: false,
+    });
+  }
+  return new CertpilotError('ACME_ORDER_FAILED', `acme: ${op}: ${message}`, { cause: err });
+}
