@@ -12,7 +12,7 @@ const LAYERS = [
   ['cli', '^src/cli/'],
   ['index', '^src/index\\.ts$'],
   ['daemon', '^src/daemon/'],
-  ['config-loader', '^src/config/(?!(types|defaults)\\.ts$)'],
+  ['config-loader', '^src/config/(?!(types|defaults|access|secrets|issues)\\.ts$)'],
   ['renew', '^src/renew/'],
   ['metrics', '^src/metrics/'],
   ['deploy', '^src/deploy/'],
@@ -24,7 +24,7 @@ const LAYERS = [
   ['state', '^src/state/'],
   ['store', '^src/store/'],
   ['x509', '^src/x509/'],
-  ['config-types', '^src/config/(types|defaults)\\.ts$'],
+  ['config-types', '^src/config/(types|defaults|access|secrets|issues)\\.ts$'],
   ['core', '^src/core/'],
 ];
 

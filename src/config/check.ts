@@ -1,12 +1,7 @@
 import { duration, integer, mapping, optional, type ValueParser } from './combinators';
-import {
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_PROBE_CONCURRENCY,
-  DEFAULT_THRESHOLDS,
-} from './defaults';
+import { DEFAULT_CHECK, resolveThresholds } from './access';
 import { describeType, childPath, type IssueList } from './issues';
-import type { AgentConfig, CheckSettings, ThresholdOverrides, ThresholdSettings } from './types';
+import type { CheckSettings, ThresholdOverrides, ThresholdSettings } from './types';
 
 /**
  * The `check:` section (global thresholds, probe timeouts and concurrency of `certpilot
@@ -21,30 +16,6 @@ const CHECK_KEYS = [...THRESHOLD_KEYS, 'connectTimeout', 'handshakeTimeout', 'co
 const MAX_THRESHOLD_DAYS = 3650;
 /** More probes in flight than this look like a port scan and run into descriptor limits. */
 export const MAX_CHECK_CONCURRENCY = 512;
-
-export const DEFAULT_CHECK: CheckSettings = Object.freeze({
-  thresholds: { ...DEFAULT_THRESHOLDS },
-  connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
-  handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  concurrency: DEFAULT_PROBE_CONCURRENCY,
-});
-
-/** The global check settings, defaults filled in when the file has no `check:` section. */
-export function checkSettingsOf(config: Pick<AgentConfig, 'check'>): CheckSettings {
-  return config.check ?? DEFAULT_CHECK;
-}
-
-/** Global thresholds with an entry's overrides applied. */
-export function resolveThresholds(base: ThresholdSettings, over: ThresholdOverrides = {}): ThresholdSettings {
-  const warningRatio = over.warningRatio ?? base.warningRatio;
-  const criticalRatio = over.criticalRatio ?? base.criticalRatio;
-  return {
-    warningDays: over.warningDays ?? base.warningDays,
-    criticalDays: over.criticalDays ?? base.criticalDays,
-    ...(warningRatio !== undefined ? { warningRatio } : {}),
-    ...(criticalRatio !== undefined ? { criticalRatio } : {}),
-  };
-}
 
 const parseDays: ValueParser<number> = (v) => {
   if (typeof v !== 'number' || !Number.isFinite(v))

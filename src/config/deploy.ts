@@ -16,12 +16,9 @@ import {
   DEFAULT_HOOK_TIMEOUT_MS,
   DEFAULT_NGINX_RELOAD,
   DEFAULT_NGINX_TEST,
-  DEFAULT_NOTIFY,
   DEFAULT_SIGNATURE_HEADER,
-  DEFAULT_VERIFY,
   DEFAULT_WEBHOOK_RETRIES,
   DEFAULT_WEBHOOK_TIMEOUT_MS,
-  EMPTY_HOOKS,
 } from './defaults';
 import { parseEndpoint } from './endpoints';
 import { parseHttpUrl } from './formats';
@@ -32,10 +29,8 @@ import { readSecretFileAt } from './secrets';
 import type {
   AgentConfig,
   CertificateDeploySpec,
-  CertificateSpec,
   CommandSpec,
   DeployAwareConfig,
-  DeployAwareSpec,
   DeploySettings,
   DeployStep,
   ParsedDeployConfig,
@@ -241,29 +236,6 @@ export function parseDeployConfig(
     if (typeof c.name === 'string') certificates[c.name] = spec;
   });
   return { value: { settings, certificates }, issues: [...issues.toArray()] };
-}
-
-// ---- accessors ----------------------------------------------------------------------------------
-
-/** The global settings with defaults filled in, whether or not the loader set them. */
-export function deploySettingsOf(config: DeployAwareConfig | AgentConfig): DeploySettings {
-  const c = config as DeployAwareConfig;
-  return {
-    hooks: c.hooks ?? EMPTY_HOOKS,
-    notify: c.notify ?? DEFAULT_NOTIFY,
-    verify: c.verify ?? DEFAULT_VERIFY,
-  };
-}
-
-export function certDeployOf(spec: DeployAwareSpec | CertificateSpec): CertificateDeploySpec {
-  const s = spec as DeployAwareSpec;
-  const endpoints = s.endpoints ?? [];
-  return {
-    endpoints,
-    hooks: s.hooks ?? EMPTY_HOOKS,
-    deploy: s.deploy ?? [],
-    rollback: s.rollback ?? endpoints.length > 0,
-  };
 }
 
 /** Merges a parse result into a loaded config (by certificate name). */

@@ -1,7 +1,7 @@
 import { isSecretName, maskUrl, REDACTED, redactStrings } from '../core/redact';
 import { findProvider } from '../dns/registry';
 import type { AgentConfig, DnsProviderInstance, FileOutput } from './types';
-import { checkSettingsOf } from './check';
+import { checkSettingsOf } from './access';
 
 /** What replaces every secret in printed configuration (the one redaction policy's marker). */
 export { REDACTED };

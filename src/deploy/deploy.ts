@@ -7,8 +7,14 @@ import type { CommandSpec, CertificateDeploySpec, DeploySettings } from '../conf
 import { runChecked } from './command';
 import { runStep, type StepContext } from './deployers';
 import { certPlaceholders, certVars, type CertVarsInput } from './env';
-import { readDeployState, writeDeployState, type DeployState, type DeployStatus } from './state';
-import { endpointKey, verifyEndpoints } from './verify';
+import {
+  readDeployState,
+  writeDeployState,
+  type DeployState,
+  type DeployStatus,
+} from '../state/deploy-state';
+import { endpointKey } from '../config/access';
+import { verifyEndpoints } from './verify';
 
 /**
  * deploy → verify → (rollback) for one certificate whose new version is already in the store.

@@ -3,7 +3,7 @@ import { readSecret } from '../config/secrets';
 import type { CommandSpec, DeployStep } from '../config/types';
 import { runChecked } from './command';
 import { certPlaceholders, certVars, type CertVarsInput } from './env';
-import { postJson } from './http';
+import { postJson } from '../core/http';
 
 /**
  * Built-in deployers. Each is a small function of (step, certificate) that throws on failure;

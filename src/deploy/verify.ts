@@ -1,10 +1,11 @@
 import { promises as fs } from 'node:fs';
+import { endpointKey } from '../config/access';
 import { sleep } from '../core/abort';
 import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { probeEndpoint, type ProbeResult } from '../inspect/remote';
 import type { Endpoint, VerifySettings } from '../config/types';
-import type { EndpointState } from './state';
+import type { EndpointState } from '../state/deploy-state';
 
 /**
  * Served-certificate verification: after a deploy, each endpoint is probed until it serves the
@@ -22,11 +23,6 @@ export interface Expected {
 export interface EndpointOutcome {
   key: string;
   state: EndpointState;
-}
-
-export function endpointKey(e: Endpoint): string {
-  const host = e.host.includes(':') ? `[${e.host}]` : e.host;
-  return `${host}:${e.port}${e.connectAddress ? `@${e.connectAddress}` : ''}`;
 }
 
 /** Fresh connections in a row that must all get the new certificate before it counts as served. */

@@ -1,9 +1,10 @@
 import { CertpilotError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
+import type { PresentedRecord } from '../store/journal';
 import type { DnsProviderInstance, DnsSettings } from '../config/types';
 import { challengeName, isSubdomain, normalizeName, toRelative } from './names';
 import { waitForPropagation } from './propagation';
-import type { DnsProvider, TxtRecord } from './provider';
+import type { DnsProvider } from './provider';
 import { findProvider } from './registry';
 import { DnsResolver } from './resolver';
 
@@ -24,12 +25,8 @@ export interface Dns01Challenge {
   readonly provider: string;
 }
 
-export interface PresentedRecord {
-  readonly provider: string;
-  readonly zone: string;
-  readonly fqdn: string;
-  readonly record: TxtRecord;
-}
+/** A record the solver wrote: the journal's record type (the store keeps the definition). */
+export type { PresentedRecord } from '../store/journal';
 
 export interface Dns01SolverOptions {
   readonly dns: DnsSettings;

@@ -9,10 +9,9 @@ import type {
   WatchedEndpoint,
   WatchedFile,
 } from '../config/types';
-import { checkSettingsOf, resolveThresholds } from '../config/check';
+import { checkSettingsOf, endpointKey, resolveThresholds } from '../config/access';
 import type { Endpoint } from '../config/types';
-import { deployPending, readDeployState } from '../deploy/state';
-import { endpointKey } from '../deploy/verify';
+import { deployPending, readDeployState } from '../state/deploy-state';
 import { CertStore, type StoredCertificate } from '../store/cert-store';
 import { splitPemChain, type CertInfo } from '../x509';
 import { assessCertificate, statusOf, type CheckStatus, type Finding, type FindingCode } from './findings';

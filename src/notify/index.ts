@@ -5,7 +5,7 @@ import { redactStrings, redactText } from '../core/redact';
 import type { Logger } from '../core/logger';
 import { readSecret } from '../config/secrets';
 import type { AlertKind, EmailAlert, NotifySettings, WebhookAlert } from '../config/types';
-import { postJson } from '../deploy/http';
+import { postJson } from '../core/http';
 
 /**
  * Alerts: a generic JSON webhook, a Slack-compatible webhook and e-mail over SMTP. Since Let's

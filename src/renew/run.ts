@@ -26,12 +26,12 @@ import { CertStore, type CertPaths, type StoredCertificate } from '../store/cert
 import { ChallengeJournal } from '../store/journal';
 import { acquireLock, type Lock } from '../store/lock';
 import { generatePrivateKey, keyTypeOfKey, type CertInfo } from '../x509';
-import { certDeployOf, deploySettingsOf } from '../config/deploy';
+import { certDeployOf, deploySettingsOf } from '../config/access';
 import type { DeployAwareConfig } from '../config/types';
 import { deployCertificate, findPrevious, hasDeployWork, type DeployResult } from '../deploy/deploy';
 import { postVars } from '../deploy/env';
 import { runHookList } from '../deploy/hooks';
-import { deployPending, readDeployState } from '../deploy/state';
+import { deployPending, readDeployState } from '../state/deploy-state';
 import { createNotifier, type Notifier } from '../notify';
 import { cachedDirectoryInfo } from './directory';
 import { recoverInterrupted } from './recover';

@@ -1,6 +1,17 @@
-import type { PresentedRecord } from '../dns/solver';
 import { FileStorage } from './file-storage';
 import { SECRET_MODE, type Storage } from './storage';
+
+/**
+ * A challenge record as the DNS-01 solver wrote it: which provider instance, which zone, the
+ * record's FQDN, and the TXT record itself. (The solver's PresentedRecord has this shape; the
+ * store keeps its own definition because it sits below the DNS layer.)
+ */
+export interface PresentedRecord {
+  readonly provider: string;
+  readonly zone: string;
+  readonly fqdn: string;
+  readonly record: { readonly name: string; readonly value: string; readonly ttl: number };
+}
 
 /**
  * The journal of challenge records written to DNS. An entry is written *before* the provider is

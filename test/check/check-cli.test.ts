@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { writeDeployState } from '../../src/deploy/state';
+import { writeDeployState } from '../../src/state/deploy-state';
 import { parseCertificate } from '../../src/x509';
 import { makeCertificate, type KeyPairPem } from '../helpers/certs';
 import { startSmtpServer } from '../helpers/smtp-server';

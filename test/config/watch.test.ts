@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- tests build deliberately ill-typed configurations */
 import path from 'node:path';
 import { describeConfig } from '../../src/config/load';
-import { DEFAULT_CHECK, checkSettingsOf, resolveThresholds } from '../../src/config/check';
+import { DEFAULT_CHECK, checkSettingsOf, resolveThresholds } from '../../src/config/access';
 import { baseConfig, load, loadError, makeTempDir, paths, removeDir, writeConfig } from './helpers';
 
 let dir: string;

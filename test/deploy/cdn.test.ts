@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AgentConfig } from '../../src/config/types';
-import { readDeployState } from '../../src/deploy/state';
+import { readDeployState } from '../../src/state/deploy-state';
 import { startNginx, type Nginx } from '../helpers/nginx';
 import { startTestbed, type Testbed } from '../helpers/testbed';
 import { withDeploy } from './helpers';

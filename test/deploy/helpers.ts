@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { AgentConfig, CertificateSpec } from '../../src/config/types';
 import { withDeployConfig, parseDeployConfig } from '../../src/config/deploy';
 import type { DeployAwareConfig } from '../../src/config/types';
-import { writeDeployState } from '../../src/deploy/state';
+import { writeDeployState } from '../../src/state/deploy-state';
 import { CertStore } from '../../src/store/cert-store';
 import { makeCa, makeCertificate } from '../helpers/certs';
 

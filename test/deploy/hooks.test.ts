@@ -5,7 +5,7 @@ import { fixedClock } from '../../src/core/clock';
 import { memoryLogger } from '../helpers/memory-logger';
 import { runCommand, MAX_OUTPUT_BYTES } from '../../src/deploy/command';
 import { CERT_VAR_NAMES } from '../../src/deploy/env';
-import { readDeployState, writeDeployState } from '../../src/deploy/state';
+import { readDeployState, writeDeployState } from '../../src/state/deploy-state';
 import { runRenew } from '../../src/renew/run';
 import { CertStore } from '../../src/store/cert-store';
 import { baseConfig, certSpec, eventually, installPair, processGone, withDeploy } from './helpers';

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { memoryLogger } from '../helpers/memory-logger';
-import { postJson, WEBHOOK_RETRY_MAX_MS, type PostOptions } from '../../src/deploy/http';
+import { postJson, WEBHOOK_RETRY_MAX_MS, type PostOptions } from '../../src/core/http';
 
 /**
  * Webhook retries through the shared retry loop, against a real loopback HTTP server that

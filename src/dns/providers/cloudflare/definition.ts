@@ -1,11 +1,9 @@
 import type { ProviderDefinition } from '../../provider';
+import { CLOUDFLARE_API_BASE, CLOUDFLARE_DEFAULT_MAX_RETRIES } from './options';
 
-export const CLOUDFLARE_API_BASE = 'https://api.cloudflare.com/client/v4';
 /** Cloudflare's authoritative servers pick up changes within seconds; allow for slow edges. */
 const CLOUDFLARE_PROPAGATION_TIMEOUT_MS = 120_000;
 const CLOUDFLARE_PROPAGATION_INTERVAL_MS = 2_000;
-/** The API allows 1200 requests per 5 minutes; a 429 is rare and short. */
-export const CLOUDFLARE_DEFAULT_MAX_RETRIES = 5;
 
 /** Cloudflare DNS through its v4 REST API with a scoped API token (Zone:Read, DNS:Edit). */
 export const cloudflareDefinition: ProviderDefinition = {

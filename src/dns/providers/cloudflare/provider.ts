@@ -7,7 +7,7 @@ import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 // Generic helpers (TXT presentation format, shared cancellable lookups) that live with the Route 53 provider.
 import { SharedLookupCache } from '../../shared-job';
 import { decodeTxtValue } from '../../txt';
-import { CLOUDFLARE_API_BASE, CLOUDFLARE_DEFAULT_MAX_RETRIES } from './definition';
+import { CLOUDFLARE_API_BASE, CLOUDFLARE_DEFAULT_MAX_RETRIES } from './options';
 
 const COMPONENT = 'cloudflare';
 /** Cloudflare rejects TTLs under 60 s outside Enterprise plans (1 means "automatic"). */

@@ -4,7 +4,7 @@ import { throwIfAborted } from '../../../core/abort';
 import type { Logger } from '../../../core/logger';
 import { runProcess } from '../../../core/process';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
-import { EXEC_DEFAULT_TIMEOUT_SECONDS, parseEnvNames, parseExecArgs } from './definition';
+import { EXEC_DEFAULT_TIMEOUT_SECONDS, parseEnvNames, parseExecArgs } from './options';
 
 const COMPONENT = 'exec';
 /** Enough stderr to say what went wrong (its end is kept); a chatty program must not fill memory or the error. */

@@ -1,11 +1,10 @@
 import type { ProviderDefinition } from '../../provider';
+import { ROUTE53_DEFAULT_MAX_RETRIES } from './options';
 
 /** Route 53 answers INSYNC usually within a minute; authoritative servers follow shortly after. */
 const ROUTE53_PROPAGATION_TIMEOUT_MS = 180_000;
 /** Route 53's control plane is rate limited (5 requests/s per account); polling DNS is not, but stay polite. */
 const ROUTE53_PROPAGATION_INTERVAL_MS = 4_000;
-/** Throttling under load is normal for Route 53 (certbot#6982, acme.sh#1506): retry well past the SDK's 3 attempts. */
-export const ROUTE53_DEFAULT_MAX_RETRIES = 8;
 
 const HOSTED_ZONE_ID = /^(\/hostedzone\/)?[A-Z0-9]{1,32}$/;
 

@@ -18,7 +18,7 @@ import { sleep, throwIfAborted, withDeadline } from '../../../core/abort';
 import { retry } from '../../../core/retry';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
-import { ROUTE53_DEFAULT_MAX_RETRIES } from './definition';
+import { ROUTE53_DEFAULT_MAX_RETRIES } from './options';
 import { SharedLookupCache } from '../../shared-job';
 import { decodeTxtValue, encodeTxtValue, normalizeDnsName } from '../../txt';
 

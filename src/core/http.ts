@@ -1,9 +1,9 @@
 import crypto from 'node:crypto';
-import { withDeadline } from '../core/abort';
-import { CertpilotError, describeError } from '../core/errors';
-import type { Logger } from '../core/logger';
-import { maskPath } from '../core/redact';
-import { parseRetryAfter, retry, type RetryOptions } from '../core/retry';
+import { withDeadline } from './abort';
+import { CertpilotError, describeError } from './errors';
+import type { Logger } from './logger';
+import { maskPath } from './redact';
+import { parseRetryAfter, retry, type RetryOptions } from './retry';
 
 /**
  * JSON POSTs for the webhook deployer and webhook alerts: optional HMAC-SHA256 signature,
