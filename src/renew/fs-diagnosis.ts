@@ -14,11 +14,13 @@ const FS_CODES = new Set(['EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'EROFS', 'ENOS
 function findErrno(err: unknown): { errno: ErrnoFacts; path?: string } | undefined {
   let current: unknown = err;
   let mentioned: string | undefined;
-  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
-    const e = current as Error & Partial<ErrnoFacts>;
+  // Duck-typed: system errors made in another realm (a VM context) are not `instanceof Error`.
+  for (let depth = 0; typeof current === 'object' && current !== null && depth < 5; depth++) {
+    const e = current as { message?: unknown } & Partial<ErrnoFacts>;
+    const message = typeof e.message === 'string' ? e.message : '';
     // Wrappers such as "state: cannot read /x/state/a.json: EISDIR ..." name the file when
     // the system error does not (a read(2) on a directory carries no path).
-    mentioned ??= /(\/[^\s:'"()]+)/.exec(e.message)?.[1];
+    mentioned ??= /(\/[^\s:'"()]+)/.exec(message)?.[1];
     if (typeof e.code === 'string' && FS_CODES.has(e.code)) {
       return { errno: { code: e.code, path: e.path, syscall: e.syscall }, path: e.path ?? mentioned };
     }
