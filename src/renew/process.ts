@@ -21,10 +21,7 @@ export function choose(ctx: RenewContext, o: Observation): Action {
 }
 
 /** The message for an error nobody planned for: for a file, which one and how to fix it. */
-export async function explainFailure(
-  ctx: RenewContext,
-  err: unknown,
-): Promise<{ message: string; code?: string }> {
+async function explainFailure(ctx: RenewContext, err: unknown): Promise<{ message: string; code?: string }> {
   const file = await describeFileProblem(err, ctx.config.storage.stateDir).catch(() => undefined);
   if (file) return { message: file, code: 'STORE_IO' };
   return { message: describeError(err), ...(err instanceof CertpilotError ? { code: err.code } : {}) };

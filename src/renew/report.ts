@@ -56,7 +56,12 @@ export function unobservedOutcome(spec: CertificateSpec): CertOutcome {
   return {
     name: spec.name,
     status: 'failed',
-    decision: { name: spec.name, renew: false, reason: 'missing', detail: 'could not read its files' },
+    decision: {
+      name: spec.name,
+      renew: false,
+      reason: 'missing',
+      detail: 'not planned: its files could not be read',
+    },
   };
 }
 

@@ -9,7 +9,7 @@ import { NOW, World, certInfo, config } from './fakes';
 
 /**
  * The per-certificate processor and the run around it, with every collaborator faked
- * (tests/renew/fakes.ts): each branch of the executor, and one certificate's unexpected error
+ * (test/renew/fakes.ts): each branch of the executor, and one certificate's unexpected error
  * failing that certificate alone.
  */
 
