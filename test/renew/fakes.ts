@@ -5,6 +5,7 @@ import type { RenewalInfo } from '../../src/acme/ari';
 import type { IssueRequest, IssueResult } from '../../src/acme/service';
 import type { AgentConfig, CertificateSpec } from '../../src/config/types';
 import { fixedClock } from '../../src/core/clock';
+import { abortError } from '../../src/core/errors';
 import { memoryLogger, type MemoryLogger } from '../../src/core/logger';
 import type { DeployResult } from '../../src/deploy/deploy';
 import type { Dns01Solver } from '../../src/dns/solver';
@@ -156,6 +157,9 @@ export class FakeAcme {
   readonly stats = { total: 0, byEndpoint: {} as Record<string, number> };
   readonly requests: IssueRequest[] = [];
   closed = 0;
+  /** Names whose order never finishes by itself; `hanging` is called when one starts. */
+  readonly hang = new Set<string>();
+  hanging: (() => void) | undefined;
   /** Names whose order fails with this error. */
   readonly failures = new Map<string, Error>();
 
@@ -164,6 +168,13 @@ export class FakeAcme {
     this.stats.total += 3;
     const err = this.failures.get(req.name);
     if (err) throw err;
+    if (this.hang.has(req.name)) {
+      // Like a real order: runs until the run's signal (or the order deadline) aborts it.
+      await new Promise<void>((_resolve, reject) => {
+        req.signal.addEventListener('abort', () => reject(abortError('acme', req.signal)), { once: true });
+        this.hanging?.();
+      });
+    }
     return {
       cert: `C-${req.name}`,
       chain: 'CH',
@@ -284,7 +295,7 @@ export class World {
     };
   }
 
-  run(cfg: AgentConfig, options: RenewOptions = {}): Promise<RenewReport> {
-    return runRenew(cfg, options, this.deps(), this.overrides());
+  run(cfg: AgentConfig, options: RenewOptions = {}, signal?: AbortSignal): Promise<RenewReport> {
+    return runRenew(cfg, options, { ...this.deps(), ...(signal ? { signal } : {}) }, this.overrides());
   }
 }

@@ -248,6 +248,17 @@ describe('an unexpected error in one certificate', () => {
     expect([w.acme.closed, w.solver.closed]).toEqual([1, 1]);
   });
 
+  test('an abort mid-order: the order fails as ABORTED, its lock is released, the clients are closed', async () => {
+    const w = new World();
+    const abort = new AbortController();
+    w.acme.hang.add('a');
+    w.acme.hanging = () => abort.abort();
+    const report = await w.run(cfg(['a']), {}, abort.signal);
+    expect(report.outcomes).toMatchObject([{ name: 'a', status: 'failed', errorCode: 'ABORTED' }]);
+    expect(w.locks.held.size).toBe(0);
+    expect([w.acme.closed, w.solver.closed]).toEqual([1, 1]);
+  });
+
   test('when the run itself throws, the ACME and DNS clients are still closed', async () => {
     const w = new World();
     w.runHooks = async (_h, base) => {
