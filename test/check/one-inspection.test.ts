@@ -43,7 +43,7 @@ test.each([
 });
 
 test('renew reads stored certificates through the store and the x509 parser', () => {
-  const run = files.find((f) => f.rel === path.join('renew', 'run.ts'))?.text ?? '';
+  const run = files.find((f) => f.rel === path.join('renew', 'context.ts'))?.text ?? '';
   expect(run).toContain("from '../store/cert-store'");
   const store = files.find((f) => f.rel === path.join('store', 'cert-store.ts'))?.text ?? '';
   expect(store).toMatch(/import \{[^}]*parseCertificate[^}]*\} from '\.\.\/x509'/);

@@ -1,0 +1,198 @@
+import { withDeadline } from '../core/abort';
+import { CertpilotError, describeError } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { CertificateSpec } from '../config/types';
+import { afterFailure, afterSuccess, failureFromError, nextAction, withOrder } from '../plan/schedule';
+import type { CertState } from '../state/store';
+import type { StoredCertificate } from '../store/cert-store';
+import { generatePrivateKey, keyTypeOfKey, type CertInfo } from '../x509';
+import { isHeldBack, type Action, type Observation } from './choose';
+import { ORDER_TIMEOUT_MS, type RenewCertStore, type RenewContext } from './context';
+import { runCertHooks } from './hooks';
+import { ariSupportedFor } from './observe';
+import { failedOutcome, outcomeFor, toDecision, withDeploy } from './report';
+import type { CertOutcome } from './types';
+
+/** One certificate's work under its lock; `state` is what gets persisted afterwards. */
+interface Work {
+  ctx: RenewContext;
+  o: Observation;
+  action: Action;
+  log: Logger;
+  started: number;
+  state: CertState;
+}
+
+/**
+ * Acts on the chosen action under the certificate's lock, and persists the scheduling state
+ * whatever happens (an order the CA counted must be remembered even if the install failed).
+ */
+export async function actOnCertificate(
+  ctx: RenewContext,
+  o: Observation,
+  action: Action,
+  preFailed: boolean,
+  log: Logger,
+  started: number,
+): Promise<CertOutcome> {
+  const w: Work = { ctx, o, action, log, started, state: o.state };
+  try {
+    return await dispatch(w, preFailed);
+  } finally {
+    await ctx.states
+      .write(w.state, ctx.clock.now())
+      .catch((err: unknown) => log.error('renewal state not saved', { error: describeError(err) }));
+  }
+}
+
+function failed(w: Work, err: unknown, what: string): CertOutcome {
+  return failedOutcome(outcomeFor(w.o, w.action.next, 'failed'), err, what, w.log, w.started);
+}
+
+async function dispatch(w: Work, preFailed: boolean): Promise<CertOutcome> {
+  const { ctx, o, action, log } = w;
+  const { spec } = o;
+  if (action.kind === 'guarded') {
+    const message = `renew: ${action.next.detail}`;
+    log.error('exact-set guard: not ordering again', { detail: action.next.detail });
+    await ctx.notifier.notify({ kind: 'renewal-failed', cert: spec.name, domains: spec.domains, message });
+    return {
+      ...failed(w, new CertpilotError('ACME_RATE_LIMITED', message), 'renewal held back'),
+      errorCode: 'GUARDED',
+    };
+  }
+  if (action.kind !== 'order' && action.kind !== 'redeploy') {
+    const waiting = isHeldBack(action.next);
+    if (waiting)
+      log.info('renewal due but held back', { reason: action.next.reason, detail: action.next.detail });
+    return outcomeFor(o, action.next, waiting ? 'waiting' : 'valid');
+  }
+  if (preFailed) return failed(w, new Error('skipped: a pre hook failed'), 'not renewed');
+  const preErrors = await runCertHooks(ctx, spec, 'pre', {});
+  if (preErrors.length > 0) return failed(w, new Error(preErrors.join('; ')), 'pre hook failed');
+  return action.kind === 'redeploy' ? redeploy(w) : order(w);
+}
+
+/** A version from an earlier run that was never verified: deploy it again, no new order. */
+async function redeploy(w: Work): Promise<CertOutcome> {
+  const { ctx, o, log } = w;
+  log.info('deploy pending from an earlier run; deploying again without a new order', {
+    serial: o.info?.serial,
+  });
+  try {
+    const previous = o.info ? await ctx.deploy.previous(o.spec.name, o.info.serial) : null;
+    const result = await ctx.deploy.run(o.spec, log, {
+      ...(previous ? { previousSerial: previous.serial, rollbackTo: previous.dir } : {}),
+    });
+    return withDeploy(
+      { ...outcomeFor(o, w.action.next, 'deployed'), durationMs: Math.round(performance.now() - w.started) },
+      result,
+    );
+  } catch (err) {
+    return failed(w, err, 'deploy failed');
+  }
+}
+
+async function order(w: Work): Promise<CertOutcome> {
+  const { ctx, o, log } = w;
+  const { spec, info } = o;
+  const next = w.action.next;
+  log.info('renewing', { reason: next.reason, detail: next.detail });
+  try {
+    const service = await ctx.clients.acme();
+    const keyPem = await chooseKey(spec, ctx.store, info ?? undefined);
+    const issued = await service.issue({
+      name: spec.name,
+      domains: spec.domains,
+      keyPem,
+      providerFor: (domain) => providerFor(spec, domain),
+      solver: ctx.clients.solver(),
+      signal: withDeadline(ctx.signal, ORDER_TIMEOUT_MS),
+      journal: ctx.journal,
+      ...(next.replaces ? { replaces: next.replaces } : {}),
+      ...(spec.profile ? { profile: spec.profile } : {}),
+    });
+    // Counted at once: the CA has issued, whatever happens to the files next.
+    w.state = withOrder(w.state, spec.domains, ctx.clock.now());
+    const installed = await ctx.store.install(spec.name, issued, spec.outputs);
+    w.state = afterSuccess(w.state, installed.info, ctx.clock.now());
+    await ctx.faults?.afterInstall?.(spec.name, ctx.store.paths(spec.name));
+    const after = nextAction(spec, installed.info, w.state, ctx.clock.now(), ctx.policy, {
+      supported: await ariSupportedFor(ctx, installed.info),
+    });
+    const renewed: CertOutcome = {
+      name: spec.name,
+      status: 'renewed',
+      // The scheduler's view after this renewal: when the new certificate is due.
+      decision: { ...toDecision(spec.name, next, info), renewAt: after.at, wakeAt: after.wakeAt },
+      serial: installed.info.serial,
+      notAfter: installed.info.notAfter,
+      durationMs: Math.round(performance.now() - w.started),
+    };
+    const files: StoredCertificate = {
+      name: spec.name,
+      info: installed.info,
+      dir: ctx.store.paths(spec.name).dir,
+      ...issued,
+    };
+    return await deployRenewed(w, renewed, files, installed.archived);
+  } catch (err) {
+    w.state = afterFailure(w.state, failureFromError(err), ctx.clock.now());
+    const outcome = failed(w, err, 'renewal failed');
+    outcome.decision = { ...outcome.decision, wakeAt: w.state.failures.nextRetryAt };
+    await ctx.notifier.notify({
+      kind: 'renewal-failed',
+      cert: spec.name,
+      domains: spec.domains,
+      serial: info?.serial,
+      notAfter: info?.notAfter,
+      message: outcome.error ?? 'renewal failed',
+    });
+    return outcome;
+  }
+}
+
+async function deployRenewed(
+  w: Work,
+  renewed: CertOutcome,
+  files: StoredCertificate,
+  archived: string | undefined,
+): Promise<CertOutcome> {
+  try {
+    const previousSerial = w.o.info?.serial;
+    const result = await w.ctx.deploy.run(w.o.spec, w.log, {
+      installed: files,
+      ...(previousSerial ? { previousSerial } : {}),
+      ...(archived ? { rollbackTo: archived } : {}),
+    });
+    return withDeploy(renewed, result);
+  } catch (err) {
+    // Deploy machinery itself failed (state not writable...): the new version stays
+    // installed and its deploy state says pending, so the next run retries.
+    return { ...failed(w, err, 'deploy failed'), serial: renewed.serial, notAfter: renewed.notAfter };
+  }
+}
+
+async function chooseKey(
+  spec: CertificateSpec,
+  store: RenewCertStore,
+  info: CertInfo | undefined,
+): Promise<string> {
+  if (spec.reuseKey && info) {
+    const stored = await store.read(spec.name).catch(() => null);
+    if (stored && keyTypeOfKey(stored.key) === spec.keyType) return stored.key;
+  }
+  return generatePrivateKey(spec.keyType);
+}
+
+/** Per-domain mapping first, then the certificate's default provider. The loader guarantees one exists. */
+export function providerFor(spec: CertificateSpec, domain: string): string {
+  const p = spec.domainProviders[domain] ?? spec.dnsProvider;
+  if (!p) {
+    throw new CertpilotError(
+      'DNS_NO_PROVIDER',
+      `renew: no DNS provider configured for ${domain} in certificate "${spec.name}"`,
+    );
+  }
+  return p;
+}
