@@ -1,4 +1,5 @@
 import { CertpilotError } from '../core/errors';
+import { parseRetryAfter } from '../core/retry';
 
 /**
  * What the CA said, and what certpilot makes of it: RFC 8555 §6.7 problem documents captured
@@ -36,13 +37,8 @@ export function toProblem(response: ProblemSource, url: string, now = Date.now()
   };
 }
 
-/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
+/** RFC 9110 §10.2.3, the one parser (src/core/retry.ts); re-exported for ACME's importers. */
+export { parseRetryAfter };
 
 const RETRYABLE_NETWORK = new Set([
   'ECONNRESET',

@@ -1,6 +1,6 @@
-import { sleep, throwIfAborted } from '../core/abort';
 import { CertpilotError, abortError } from '../core/errors';
 import type { Logger } from '../core/logger';
+import { retry } from '../core/retry';
 
 /**
  * certpilot's retry policy for ACME operations. A whole operation is retried (acme-client
@@ -8,9 +8,7 @@ import type { Logger } from '../core/logger';
  * nonce it already used is what acme-client's own interceptor does after a 429, and the CA
  * answers badNonce. badNonce itself is retried inside acme-client with the error's nonce.
  *
- * The decision (`acmeRetryDecision`) is separate from the loop (`retryAcmeOperation`) so the
- * loop can be swapped for a shared retry helper with the same shape:
- * `retry(fn, { attempts, baseMs, signal, retryable: acmeRetryDecision })`.
+ * The decision (`acmeRetryDecision`) is ACME's; the loop is the shared retry helper.
  */
 
 /** Retry-After values above this are not waited for inline; the error carries the time instead. */
@@ -39,31 +37,41 @@ export interface RetryOptions {
   classify(err: unknown): CertpilotError;
 }
 
-/** Runs `attempt` until it succeeds, the policy gives up, or the signal aborts. */
+/**
+ * Runs `attempt` until it succeeds, the policy gives up, or the signal aborts; the loop is the
+ * shared one (src/core/retry.ts), the decision is acmeRetryDecision on the classified error.
+ */
 export async function retryAcmeOperation<T>(
   op: string,
   opts: RetryOptions,
   attempt: () => Promise<T>,
 ): Promise<T> {
-  const maxAttempts = opts.maxAttempts ?? MAX_ATTEMPTS;
-  for (let n = 1; ; n++) {
-    throwIfAborted(opts.signal, `acme: ${op}`);
-    try {
-      return await attempt();
-    } catch (err) {
-      if (opts.signal?.aborted) throw abortError(`acme: ${op}`, opts.signal);
-      const classified = opts.classify(err);
-      const decision = n < maxAttempts ? acmeRetryDecision(classified) : false;
-      if (decision === false) throw classified;
-      const wait =
-        decision === true ? Math.round(Math.random() * BACKOFF_BASE_MS * 2 ** (n - 1)) : decision.afterMs;
-      opts.log.warn('acme request failed, retrying', {
-        op,
-        attempt: n,
-        waitMs: wait,
-        error: classified.message,
-      });
-      await sleep(wait, opts.signal, `acme: ${op}`);
-    }
-  }
+  const component = `acme: ${op}`;
+  return retry(
+    async () => {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (opts.signal?.aborted) throw abortError(component, opts.signal);
+        throw opts.classify(err);
+      }
+    },
+    {
+      attempts: opts.maxAttempts ?? MAX_ATTEMPTS,
+      baseMs: BACKOFF_BASE_MS,
+      // A longer Retry-After is refused by acmeRetryDecision, and the computed backoff of
+      // MAX_ATTEMPTS tries stays far below this.
+      maxMs: RETRY_AFTER_CAP_MS,
+      component,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      retryable: (err) => err instanceof CertpilotError && acmeRetryDecision(err),
+      onRetry: ({ attempt: n, delayMs, error }) =>
+        opts.log.warn('acme request failed, retrying', {
+          op,
+          attempt: n,
+          waitMs: Math.round(delayMs),
+          error: (error as CertpilotError).message,
+        }),
+    },
+  );
 }
