@@ -304,6 +304,51 @@ function secureContextFor(caBundle: string | undefined): tls.SecureContext {
   return ctx;
 }
 
+/** The TLS handshake over an established connection, bounded by the handshake timeout. */
+async function handshake(
+  raw: net.Socket,
+  opts: ProbeOptions,
+  where: string,
+  sockets: net.Socket[],
+): Promise<{ secure: tls.TLSSocket; identityCert: tls.DetailedPeerCertificate | undefined }> {
+  const servername = opts.servername ?? (net.isIP(opts.host) ? undefined : opts.host);
+  let identityCert: tls.DetailedPeerCertificate | undefined;
+  const secure = tls.connect({
+    socket: raw,
+    // `host` is what Node's checkServerIdentity verifies when there is no servername (IP SANs).
+    host: opts.host,
+    servername,
+    // Read expired, self-signed and misnamed chains too; trust is judged from `authorized`,
+    // which Node still computes (chain verification plus checkServerIdentity).
+    rejectUnauthorized: false,
+    secureContext: secureContextFor(opts.caBundle),
+    // Node's own check, unchanged; the certificate object it is given is kept for readChain.
+    checkServerIdentity: (hostname, cert) => {
+      identityCert = cert as tls.DetailedPeerCertificate;
+      return tls.checkServerIdentity(hostname, cert);
+    },
+  });
+  sockets.push(secure);
+  secure.on('error', () => undefined);
+  await bounded(
+    new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', (e) => reject(handshakeFailure(e, where)));
+      secure.once('close', () =>
+        reject(new ProbeFailure('not-tls', `tls: ${where} closed the connection during the handshake`)),
+      );
+    }),
+    opts.handshakeTimeoutMs,
+    () =>
+      new ProbeFailure(
+        'handshake-timeout',
+        `tls: handshake with ${where} did not finish within ${opts.handshakeTimeoutMs} ms`,
+      ),
+    opts.signal,
+  );
+  return { secure, identityCert };
+}
+
 /**
  * Connects, optionally speaks SMTP up to STARTTLS, completes a TLS handshake and reads the
  * served chain. Endpoint problems (refused, timeouts, not TLS) are returned in `error`; only
@@ -350,41 +395,7 @@ export async function probeEndpoint(opts: ProbeOptions): Promise<ProbeResult> {
       );
     }
 
-    const servername = opts.servername ?? (net.isIP(opts.host) ? undefined : opts.host);
-    let identityCert: tls.DetailedPeerCertificate | undefined;
-    const secure = tls.connect({
-      socket: raw,
-      // `host` is what Node's checkServerIdentity verifies when there is no servername (IP SANs).
-      host: opts.host,
-      servername,
-      // Read expired, self-signed and misnamed chains too; trust is judged from `authorized`,
-      // which Node still computes (chain verification plus checkServerIdentity).
-      rejectUnauthorized: false,
-      secureContext: secureContextFor(opts.caBundle),
-      // Node's own check, unchanged; the certificate object it is given is kept for readChain.
-      checkServerIdentity: (hostname, cert) => {
-        identityCert = cert as tls.DetailedPeerCertificate;
-        return tls.checkServerIdentity(hostname, cert);
-      },
-    });
-    sockets.push(secure);
-    secure.on('error', () => undefined);
-    await bounded(
-      new Promise<void>((resolve, reject) => {
-        secure.once('secureConnect', resolve);
-        secure.once('error', (e) => reject(handshakeFailure(e, where)));
-        secure.once('close', () =>
-          reject(new ProbeFailure('not-tls', `tls: ${where} closed the connection during the handshake`)),
-        );
-      }),
-      opts.handshakeTimeoutMs,
-      () =>
-        new ProbeFailure(
-          'handshake-timeout',
-          `tls: handshake with ${where} did not finish within ${opts.handshakeTimeoutMs} ms`,
-        ),
-      opts.signal,
-    );
+    const { secure, identityCert } = await handshake(raw, opts, where, sockets);
 
     let chain: CertInfo[];
     try {

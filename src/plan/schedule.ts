@@ -163,6 +163,55 @@ function sharesName(spec: CertificateSpec, info: CertInfo): boolean {
   return spec.domains.some((d) => have.has(d.toLowerCase()));
 }
 
+type Due = { reason: ScheduleReason; at: Date; detail: string };
+
+/** Steps 1-4 of nextAction: whether a renewal is due, from when, and why. */
+function whenDue(
+  plan: ReturnType<typeof planRenewals>[number] | undefined,
+  info: CertInfo | null,
+  now: Date,
+  policy: SchedulePolicy,
+  ari: AriInput | undefined,
+  ariState: CertState['ari'],
+  ariApplies: boolean,
+): Due {
+  const t = now.getTime();
+  if (!plan || (plan.reason !== 'valid' && plan.reason !== 'in-window')) {
+    return {
+      reason: plan?.reason ?? 'missing',
+      at: new Date(now),
+      detail: plan?.detail ?? 'no certificate installed',
+    };
+  } else {
+    const i = info!;
+    const lifetime = lifetimeMs(i);
+    const left = i.notAfter.getTime() - t;
+    const window = ari?.window ?? ariState?.window;
+    // An override window without a chosen time counts from its start (the caller drew nothing).
+    const chosenAt = ari?.chosenAt ?? (ari?.window ? undefined : ariState?.chosenAt);
+    if (left < lifetime * policy.emergencyRatio) {
+      return {
+        reason: 'emergency',
+        at: new Date(now),
+        detail: `expires ${iso(i.notAfter)}: less than 1/${Math.round(1 / policy.emergencyRatio)} of its lifetime left`,
+      };
+    } else if (ariApplies && window) {
+      const at = chosenAt ?? window.start;
+      const explain = ariState?.explanationURL ? ` (${ariState.explanationURL})` : '';
+      const span = `ARI window ${iso(window.start)} to ${iso(window.end)}${explain}`;
+      return at.getTime() <= t + policy.lookaheadMs
+        ? { reason: 'ari', at: new Date(now), detail: `${span}, chosen time ${iso(at)} reached` }
+        : { reason: 'valid', at, detail: `${span}, renewal at ${iso(at)}` };
+    } else {
+      return {
+        reason: plan.reason,
+        at: plan.reason === 'in-window' ? new Date(now) : plan.renewAt!,
+        detail: plan.detail,
+      };
+    }
+  }
+}
+
 /**
  * The decision for one certificate. Callers: when `pollAriAt <= now`, fetch renewalInfo first
  * (fold it in with `withRenewalInfo`) and ask again; act on `renewNow` under the certificate's
@@ -190,42 +239,7 @@ export function nextAction(
   const fallbackAt = plan?.renewAt;
 
   // Steps 1-4: is a renewal due, and from when?
-  let due: { reason: ScheduleReason; at: Date; detail: string };
-  if (!plan || (plan.reason !== 'valid' && plan.reason !== 'in-window')) {
-    due = {
-      reason: plan?.reason ?? 'missing',
-      at: new Date(now),
-      detail: plan?.detail ?? 'no certificate installed',
-    };
-  } else {
-    const i = info!;
-    const lifetime = lifetimeMs(i);
-    const left = i.notAfter.getTime() - t;
-    const window = ari?.window ?? ariState?.window;
-    // An override window without a chosen time counts from its start (the caller drew nothing).
-    const chosenAt = ari?.chosenAt ?? (ari?.window ? undefined : ariState?.chosenAt);
-    if (left < lifetime * policy.emergencyRatio) {
-      due = {
-        reason: 'emergency',
-        at: new Date(now),
-        detail: `expires ${iso(i.notAfter)}: less than 1/${Math.round(1 / policy.emergencyRatio)} of its lifetime left`,
-      };
-    } else if (ariApplies && window) {
-      const at = chosenAt ?? window.start;
-      const explain = ariState?.explanationURL ? ` (${ariState.explanationURL})` : '';
-      const span = `ARI window ${iso(window.start)} to ${iso(window.end)}${explain}`;
-      due =
-        at.getTime() <= t + policy.lookaheadMs
-          ? { reason: 'ari', at: new Date(now), detail: `${span}, chosen time ${iso(at)} reached` }
-          : { reason: 'valid', at, detail: `${span}, renewal at ${iso(at)}` };
-    } else {
-      due = {
-        reason: plan.reason,
-        at: plan.reason === 'in-window' ? new Date(now) : plan.renewAt!,
-        detail: plan.detail,
-      };
-    }
-  }
+  const due = whenDue(plan, info, now, policy, ari, ariApplies ? ariState : undefined, ariApplies);
 
   const finish = (a: Omit<NextAction, 'wakeAt' | 'pollAriAt' | 'replaces' | 'fallbackAt'>): NextAction => {
     const wake = pollAriAt && pollAriAt.getTime() < a.at.getTime() ? pollAriAt : a.at;
