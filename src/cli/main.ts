@@ -248,7 +248,8 @@ const RUNNERS: Record<string, Runner> = {
 
 const COMMANDS = new Map(COMMAND_HELP.map((help) => [help.name, help]));
 
-const OPTIONS: ParseArgsConfig['options'] = {
+/** What the parser accepts; every long option must appear in the help data above (tested). */
+export const OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   config: { type: 'string', short: 'c' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },

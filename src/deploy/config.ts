@@ -27,8 +27,13 @@ export const DEFAULT_WEBHOOK_RETRIES = 2;
 export const DEFAULT_SMTP_TIMEOUT_MS = 30_000;
 /** Let's Encrypt's expiry mails (gone since 2025-06) warned at 7 days; keep that habit. */
 export const DEFAULT_CRITICAL_DAYS = 7;
-export const DEFAULT_NGINX_TEST: readonly string[] = ['nginx', '-t'];
-export const DEFAULT_NGINX_RELOAD: readonly string[] = ['systemctl', 'reload', 'nginx'];
+/**
+ * nginx deployer without `test`/`reload`: empty = certpilot runs no nginx command itself (the
+ * service user may not: NoNewPrivileges, no polkit) and asks the root-run
+ * certpilot-reload-nginx.path to test and reload nginx (src/deploy/deployers.ts).
+ */
+export const DEFAULT_NGINX_TEST: readonly string[] = [];
+export const DEFAULT_NGINX_RELOAD: readonly string[] = [];
 export const DEFAULT_SIGNATURE_HEADER = 'X-Certpilot-Signature';
 
 // ---- types ---------------------------------------------------------------------------------
