@@ -50,6 +50,27 @@ npm ls --omit=dev --all --parseable | tail -n +2 | while read -r dir; do
   tar -C "$dir" -cf - --exclude=./node_modules --exclude='*.ts' --exclude='*.map' \
     --exclude='*.md' --exclude=./test --exclude=./tests . | tar -C "$LIB/$rel" -xf -
 done
+# ES-module builds (dist-es) of packages whose CommonJS entry is dist-cjs and whose exports map
+# never names dist-es: certpilot is CommonJS, so require() never loads them (a third of the files).
+node -e '
+  const fs = require("fs"), path = require("path");
+  const walk = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    if (!e.isDirectory()) continue;
+    const p = path.join(d, e.name);
+    if (fs.existsSync(path.join(p, "package.json"))) {
+      const pkg = JSON.parse(fs.readFileSync(path.join(p, "package.json"), "utf8"));
+      if (String(pkg.main).includes("dist-cjs") && !JSON.stringify(pkg.exports ?? {}).includes("dist-es"))
+        fs.rmSync(path.join(p, "dist-es"), { recursive: true, force: true });
+    }
+    if (e.name.startsWith("@") || e.name === "node_modules" || fs.existsSync(path.join(p, "node_modules"))) walk(p);
+    if (fs.existsSync(path.join(p, "node_modules"))) walk(path.join(p, "node_modules"));
+  } };
+  walk(process.argv[1]);
+' "$LIB/node_modules"
+# Every dependency must still load from the staged tree.
+(cd "$LIB" && node -e '
+  for (const d of Object.keys(require("./package.json").dependencies)) require(require.resolve(d, { paths: [process.cwd()] }));
+')
 # Dot files are the packages' lint, VCS and npm settings, nothing that runs.
 find "$LIB/node_modules" -name '.*' -prune -exec rm -rf {} +
 find "$LIB/node_modules" -type d -empty -delete
@@ -89,5 +110,5 @@ sed -e "s/@VERSION@/$VERSION/" -e "s/@INSTALLED_SIZE@/$INSTALLED_SIZE/" -e "s/@M
 chmod 0644 "$PKG/DEBIAN/control" "$PKG/DEBIAN/conffiles" "$PKG/DEBIAN/md5sums"
 
 DEB="$OUT/${NAME}_${VERSION}_all.deb"
-dpkg-deb --root-owner-group -Zxz --build "$PKG" "$DEB" >/dev/null
+dpkg-deb --root-owner-group -Zgzip --build "$PKG" "$DEB" >/dev/null
 echo "$DEB"
