@@ -8,8 +8,8 @@ import { version } from '../../src/cli/main';
  * The npm tarball: `npm pack` (whose prepack builds dist/ and renders the man page) and then
  * `npm install -g --prefix DIR ./certpilot-<v>.tgz` give a working `certpilot`. Packed from a
  * copy of the working tree, so rebuilding dist/ cannot disturb tests running the CLI from this
- * checkout; installed with --offline from npm's cache (filled by `npm ci`), so no traffic
- * leaves the machine.
+ * checkout. The tarball bundles its production dependencies (bundleDependencies), so the
+ * install runs --offline: no traffic leaves the machine, as on an air-gapped server.
  */
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -87,7 +87,11 @@ test('it holds the program, the units, the configs, the docs, the man page and t
       'README.md',
     ]),
   );
-  // Nothing from the development side: sources, tests, a Debian build.
+  // The production dependencies are inside; nothing from the development side.
+  expect(files).toContain('node_modules/acme-client/package.json');
+  expect(files.filter((f) => /^node_modules\/(typescript|jest|eslint|ts-node|prettier)\//.test(f))).toEqual(
+    [],
+  );
   expect(files.filter((f) => /^(src|test|scripts|bench|packaging)\/|^dist\/deb\/|\.deb$/.test(f))).toEqual(
     [],
   );
