@@ -73,11 +73,14 @@ async function owner(p: string): Promise<string> {
 let dir: string;
 let deb: string;
 let lintian: Promise<Result>;
+/** Set once this test may have installed the package: only then does afterAll purge. */
+let touched = false;
 
 beforeAll(async () => {
   expect(process.getuid?.()).toBe(0);
-  // A run that died half way would otherwise make this one test the leftovers.
+  // An installation found here is not this test's to remove: fail and leave it alone.
   expect(await installedVersion()).toBeUndefined();
+  touched = true;
   dir = mkdtempSync(path.join(os.tmpdir(), 'certpilot-deb-'));
   const out = await ok('bash', [path.join(ROOT, 'scripts', 'package-deb.sh'), dir], { cwd: ROOT });
   deb = out.trim().split('\n').pop()!;
@@ -86,7 +89,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  await purge();
+  if (touched) await purge();
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
