@@ -13,7 +13,7 @@ import {
   type CheckResult,
 } from '../inspect/check';
 import type { CheckStatus, Finding } from '../inspect/findings';
-import type { CommandContext } from './main';
+import type { CommandContext } from './context';
 
 /**
  * `certpilot check [NAME...] [--json] [--only-problems] [--prometheus FILE]`: a monitoring

@@ -1,6 +1,6 @@
 import { describeConfig, loadConfig, resolveConfigPath } from '../config/load';
 import { UsageError } from '../core/errors';
-import { EXIT_OK, type CommandContext } from './main';
+import { EXIT_OK, type CommandContext } from './context';
 
 export async function configCommand(ctx: CommandContext): Promise<number> {
   const [sub] = ctx.args;

@@ -3,7 +3,7 @@ import { link, mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { UsageError, describeError } from '../core/errors';
-import type { CommandContext } from './main';
+import type { CommandContext } from './context';
 
 /**
  * `certpilot init`: writes a first configuration. On a terminal it asks; every answer is also a

@@ -3,7 +3,7 @@ import { resolveConfigPath, loadConfig } from '../config/load';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
 import { actAsStateOwner } from './privileges';
-import { EXIT_FAILED, EXIT_OK, type CommandContext } from './main';
+import { EXIT_FAILED, EXIT_OK, type CommandContext } from './context';
 
 export async function renewCommand(ctx: CommandContext): Promise<number> {
   const config = await loadConfig({ path: resolveConfigPath(ctx.global.config) });

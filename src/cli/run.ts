@@ -3,7 +3,7 @@ import { loadConfig, resolveConfigPath } from '../config/load';
 import type { AgentConfig } from '../config/types';
 import { Daemon } from '../daemon/daemon';
 import { actAsStateOwner } from './privileges';
-import { EXIT_OK, type CommandContext } from './main';
+import { EXIT_OK, type CommandContext } from './context';
 
 /**
  * `certpilot run`: the daemon in the foreground (systemd runs it as a simple service).

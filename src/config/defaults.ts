@@ -133,9 +133,13 @@ export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
 export const DEFAULT_WEBHOOK_RETRIES = 2;
 /** SMTP servers may delay the greeting on purpose (greylisting, tarpits); 30s outlasts that. */
 export const DEFAULT_SMTP_TIMEOUT_MS = 30_000;
-/** The usual nginx package layout: `nginx -t` tests, systemd reloads. */
-export const DEFAULT_NGINX_TEST: readonly string[] = ['nginx', '-t'];
-export const DEFAULT_NGINX_RELOAD: readonly string[] = ['systemctl', 'reload', 'nginx'];
+/**
+ * nginx deployer without `test`/`reload`: empty = certpilot runs no nginx command itself (the
+ * service user may not: NoNewPrivileges, no polkit) and asks the root-run
+ * certpilot-reload-nginx.path to test and reload nginx (src/deploy/deployers.ts).
+ */
+export const DEFAULT_NGINX_TEST: readonly string[] = [];
+export const DEFAULT_NGINX_RELOAD: readonly string[] = [];
 /** Header that carries the HMAC of a webhook body. */
 export const DEFAULT_SIGNATURE_HEADER = 'X-Certpilot-Signature';
 

@@ -136,6 +136,7 @@ describe('systemd units', () => {
     'StateDirectory=certpilot',
     'ConfigurationDirectory=certpilot',
     'ReadWritePaths=-/etc/ssl/certpilot',
+    'Wants=certpilot-reload-nginx.path',
     'UMask=0077',
     'NoNewPrivileges=yes',
     'CapabilityBoundingSet=',
