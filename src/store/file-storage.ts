@@ -77,7 +77,9 @@ export class FileStorage implements PointerStorage {
       return await fs.readFile(file, { signal: opts.signal });
     } catch (err) {
       const code = errnoOf(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
+      // A directory where a value should be is not an absent key: the value is unknown, and
+      // treating it as absent would, for example, forget a certificate's backoff state.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
       if (opts.signal?.aborted) throwIfAborted(opts.signal, 'store');
       throw ioError(`cannot read ${file}`, err);
     }

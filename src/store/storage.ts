@@ -86,7 +86,11 @@ export interface Storage {
    */
   put(key: string, value: string | Uint8Array, opts?: PutOptions): Promise<void>;
 
-  /** The value of `key`, or null when it does not exist. MUST NOT return a partly written value. */
+  /**
+   * The value of `key`, or null when it does not exist. MUST NOT return a partly written value.
+   * Something other than a value in its place (a directory on the file backend) MUST be an
+   * error, not null: the value is unknown, not absent.
+   */
   get(key: string, opts?: CallOptions): Promise<Buffer | null>;
 
   /** Size and modification time of `key`, or null when it does not exist. */
