@@ -11,6 +11,8 @@ export interface GlobalOptions {
   logLevel: LogLevel;
   logFormat: LogFormat;
   json: boolean;
+  /** --staging: this run uses the CA's staging directory (see staging.ts). */
+  staging: boolean;
 }
 
 export interface CommandContext {

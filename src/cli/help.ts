@@ -28,6 +28,11 @@ export const GLOBAL_OPTIONS: readonly OptionHelp[] = [
   { flags: '--log-level LEVEL', description: 'error | warn | info | debug (default info)' },
   { flags: '--log-format FMT', description: 'text | json (default text; logs go to stderr)' },
   { flags: '--json', description: 'machine-readable output on stdout' },
+  {
+    flags: '--staging',
+    description:
+      "renew/run against the CA's staging directory: a rehearsal kept in <stateDir>/staging, no outputs, deploy or hooks",
+  },
   { flags: '-h, --help', description: 'help (also `certpilot <command> --help`)' },
   { flags: '-V, --version', description: 'print the version' },
 ];

@@ -75,6 +75,7 @@ export const OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   json: { type: 'boolean' },
+  staging: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
   force: { type: 'boolean' },
@@ -137,6 +138,7 @@ function globalOptions(values: ParsedArgs['values']): GlobalOptions {
     logLevel: level as LogLevel,
     logFormat: format,
     json: values.json === true,
+    staging: values.staging === true,
   };
 }
 

@@ -3,10 +3,12 @@ import { resolveConfigPath, loadConfig } from '../config/load';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
 import { actAsStateOwner } from './privileges';
+import { withStaging } from './staging';
 import { EXIT_FAILED, EXIT_OK, type CommandContext } from './context';
 
 export async function renewCommand(ctx: CommandContext): Promise<number> {
-  const config = await loadConfig({ path: resolveConfigPath(ctx.global.config) });
+  const loaded = await loadConfig({ path: resolveConfigPath(ctx.global.config) });
+  const config = ctx.global.staging ? withStaging(loaded) : loaded;
   actAsStateOwner(config.storage.stateDir, ctx.log);
   const report = await runRenew(
     config,

@@ -3,6 +3,7 @@ import { loadConfig, resolveConfigPath } from '../config/load';
 import type { AgentConfig } from '../config/types';
 import { Daemon } from '../daemon/daemon';
 import { actAsStateOwner } from './privileges';
+import { withStaging } from './staging';
 import { EXIT_OK, type CommandContext } from './context';
 
 /**
@@ -13,13 +14,17 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
   const path = resolveConfigPath(ctx.global.config);
   // Loaded once here to learn the state directory's owner (see actAsStateOwner); the daemon
   // starts with this copy and re-reads the file on SIGHUP.
-  let first: AgentConfig | undefined = await loadConfig({ path });
+  const load = async (): Promise<AgentConfig> => {
+    const c = await loadConfig({ path });
+    return ctx.global.staging ? withStaging(c) : c;
+  };
+  let first: AgentConfig | undefined = await load();
   actAsStateOwner(first.storage.stateDir, ctx.log);
   const daemon = new Daemon({
     loadConfig: async () => {
       const preloaded = first;
       first = undefined;
-      return preloaded ?? loadConfig({ path });
+      return preloaded ?? load();
     },
     log: ctx.log,
     clock: systemClock,

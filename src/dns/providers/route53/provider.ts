@@ -186,7 +186,7 @@ class KeyedMutex {
 /**
  * Route 53 provider. Route 53 keeps all TXT values of one name in one record set and has no
  * "add a value" call, so every write is read-modify-write. Two defences keep values from being
- * lost (FIELD.md #4: apex + wildcard share `_acme-challenge.<name>`):
+ * lost (apex and wildcard share `_acme-challenge.<name>`, and an UPSERT replaces the whole set):
  * - inside this process, writers to the same zone+name are serialised by a mutex;
  * - across processes, a changed set is written as `DELETE <exact set read>` + `CREATE <new set>`
  *   in one atomic change batch instead of an UPSERT. If anyone changed the set since our read,
