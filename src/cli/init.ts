@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { link, mkdir, open, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { UsageError, describeError } from '../core/errors';
@@ -213,13 +213,10 @@ async function providerAnswers(
   return Object.fromEntries(Object.entries(options).map(([k, v]) => [k, typed(k, v)]));
 }
 
-/** Writes `text` to `target` only if it does not exist (unless `force`), atomically, mode 0640. */
-async function writeNew(target: string, text: string, force: boolean): Promise<void> {
+/** A new file beside `target` (O_EXCL, never through a symlink), mode 0640, synced; its path. */
+async function writeTemp(target: string, text: string): Promise<string> {
   await mkdir(path.dirname(target), { recursive: true, mode: 0o750 });
-  const tmp = path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.init-${process.pid}${path.extname(target)}`,
-  );
+  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.init-${process.pid}.yaml`);
   const fh = await open(
     tmp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -231,17 +228,19 @@ async function writeNew(target: string, text: string, force: boolean): Promise<v
   } finally {
     await fh.close();
   }
+  return tmp;
+}
+
+/** Puts `tmp` in place: link() fails when the target exists, so there is no check-then-write race. */
+async function publish(tmp: string, target: string, force: boolean): Promise<void> {
   try {
-    // link() fails when the target exists: no check-then-write race with another writer.
-    if (force) await (await import('node:fs/promises')).rename(tmp, target);
+    if (force) await rename(tmp, target);
     else await link(tmp, target);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new UsageError(`certpilot init: ${target} exists; keep it, or pass --force to replace it`);
     }
     throw err;
-  } finally {
-    await rm(tmp, { force: true });
   }
 }
 
@@ -280,26 +279,21 @@ export async function initCommand(ctx: CommandContext): Promise<number> {
   const text =
     '# Written by `certpilot init`. Reference: docs/configuration.md; check with `certpilot config check`.\n' +
     stringify(buildConfig(answers));
-  // Validate a copy beside the target first: a config that `config check` refuses is never put in place.
-  const probe = path.join(path.dirname(target), `.${path.basename(target)}.check-${process.pid}.yaml`);
-  await mkdir(path.dirname(target), { recursive: true, mode: 0o750 });
-  const fh = await open(
-    probe,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o600,
-  );
-  await fh.writeFile(text);
-  await fh.close();
+  // The file is validated where it will live, under a temporary name: a config that
+  // `config check` refuses is never put in place.
+  const tmp = await writeTemp(target, text);
   try {
-    const { loadConfig } = await import('../config/load');
-    await loadConfig({ path: probe });
-  } catch (err) {
-    // The loader's own message, naming the field; the probe's name replaced by the target's.
-    throw new UsageError((err instanceof Error ? err.message : describeError(err)).split(probe).join(target));
+    try {
+      const { loadConfig } = await import('../config/load');
+      await loadConfig({ path: tmp });
+    } catch (err) {
+      // The loader's own message, naming the field; the temporary name replaced by the target's.
+      throw new UsageError((err instanceof Error ? err.message : describeError(err)).split(tmp).join(target));
+    }
+    await publish(tmp, target, flags.force === true);
   } finally {
-    await rm(probe, { force: true });
+    await rm(tmp, { force: true });
   }
-  await writeNew(target, text, flags.force === true);
   ctx.stdout.write(
     `wrote ${target} (config check: valid)\n` +
       `next: certpilot renew --dry-run --config ${target}   (then: certpilot renew, or systemctl enable --now certpilot)\n`,
