@@ -161,7 +161,7 @@ async function parseSections(
     acme,
     storage: parseStorage(values),
     ...defaults,
-    daemon: parseDaemon(values),
+    daemon: parseDaemon(values, issues),
     dns: dns.settings,
     certificates,
     ...deploy,

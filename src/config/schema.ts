@@ -285,6 +285,11 @@ const SCHEMA = {
       default: DEFAULT_DAEMON_LISTEN,
       env: 'CERTPILOT_DAEMON_LISTEN',
     },
+    allowRemote: {
+      doc: 'Allow daemon.listen on an address other than loopback. /metrics and /healthz have no authentication: put a firewall or an authenticating proxy in front.',
+      format: 'certpilot-boolean',
+      default: false,
+    },
   },
   dns: {
     resolvers: {
@@ -411,6 +416,7 @@ export interface LeafTypes {
   'defaults.concurrency': number;
   'daemon.checkInterval': number;
   'daemon.listen': { host: string; port: number } | undefined;
+  'daemon.allowRemote': boolean;
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;

@@ -21,6 +21,7 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'defaults.concurrency': true,
   'daemon.checkInterval': true,
   'daemon.listen': true,
+  'daemon.allowRemote': true,
   'dns.resolvers': true,
   'dns.nameserverPort': true,
   'dns.queryTimeout': true,

@@ -160,6 +160,14 @@ describe('systemd units', () => {
   });
 
   test.each(['certpilot.service', 'certpilot-renew.service'])(
+    '%s sets LimitCORE=0 (a core dump would hold private keys and credentials)',
+    async (unit) => {
+      const text = await readFile(path.join(UNITS_DIR, unit), 'utf8');
+      expect(text.split('\n')).toContain('LimitCORE=0');
+    },
+  );
+
+  test.each(['certpilot.service', 'certpilot-renew.service'])(
     '%s does not set MemoryDenyWriteExecute=yes (V8 JIT needs W+X pages)',
     async (unit) => {
       const text = await readFile(path.join(UNITS_DIR, unit), 'utf8');
