@@ -21,7 +21,7 @@ import {
   DEFAULT_WEBHOOK_TIMEOUT_MS,
 } from './defaults';
 import { parseEndpoint } from './endpoints';
-import { parseHttpUrl } from './formats';
+import { parseCredentialUrl } from './formats';
 import { COMMAND_KEYS, parseCommand, parseCommands, parseHooks, stringMap } from './hooks';
 import { childPath, isPlainObject, IssueList } from './issues';
 import { parseNotify, parseRetries, parseSignatureHeader } from './notify';
@@ -127,7 +127,7 @@ function webhookStep(
   issues: IssueList,
   f: StepFields,
 ): DeployStep | undefined {
-  const url = valueAt(m.url, childPath(path, 'url'), issues, parseHttpUrl);
+  const url = valueAt(m.url, childPath(path, 'url'), issues, parseCredentialUrl);
   const secret = secretRef(m, 'secret', path, issues);
   const signatureHeader =
     optional(m, 'signatureHeader', path, issues, parseSignatureHeader) ?? DEFAULT_SIGNATURE_HEADER;

@@ -283,7 +283,8 @@ export function coerceList(value: string): unknown {
 // ---------------------------------------------------------------------------------------------
 // URLs
 
-function isLoopbackHost(hostname: string): boolean {
+/** 127.0.0.0/8, ::1 (bracketed or not) and localhost: only processes on this host can connect. */
+export function isLoopbackHost(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '');
   if (h === 'localhost' || h === '::1') return true;
   return net.isIPv4(h) && h.startsWith('127.');
@@ -333,6 +334,21 @@ export function parseHttpUrl(value: unknown): string {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:')
     fail(`scheme "${url.protocol.slice(0, -1)}" is not supported`);
+  return s;
+}
+
+/**
+ * A URL that carries a credential (an API token, an HMAC secret, a Slack webhook's own path):
+ * https, or http only to this host. Anything else would hand the credential to the network.
+ */
+export function parseCredentialUrl(value: unknown): string {
+  const s = parseHttpUrl(value);
+  const url = new URL(s);
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    fail(
+      `http:// to ${url.hostname} would send credentials in the clear: use https:// (http is for this host only)`,
+    );
+  }
   return s;
 }
 

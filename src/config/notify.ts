@@ -19,7 +19,7 @@ import {
   DEFAULT_WEBHOOK_TIMEOUT_MS,
 } from './defaults';
 import { absolutePath, type ValueParser } from './combinators';
-import { parseEmail, parseHttpUrl, parsePort } from './formats';
+import { isLoopbackHost, parseCredentialUrl, parseEmail, parsePort } from './formats';
 import { HEADER_NAME, stringMap } from './hooks';
 import { parseEndpointHost } from './endpoints';
 import { childPath, type IssueList } from './issues';
@@ -82,7 +82,7 @@ function parseWebhookAlert(raw: unknown, path: string, issues: IssueList): Webho
   const m = mapping(raw, path, issues, { keys: WEBHOOK_KEYS });
   if (!m) return undefined;
   const before = issues.size;
-  const url = valueAt(m.url, childPath(path, 'url'), issues, parseHttpUrl);
+  const url = valueAt(m.url, childPath(path, 'url'), issues, parseCredentialUrl);
   const format = valueAt(m.format ?? 'json', childPath(path, 'format'), issues, parseFormat);
   const secret = secretRef(m, 'secret', path, issues);
   const signatureHeader =
@@ -117,6 +117,13 @@ function parseEmailAlert(raw: unknown, path: string, issues: IssueList): EmailAl
   const password = secretRef(m, 'password', path, issues);
   if (password && username === undefined)
     issues.add(childPath(path, 'username'), 'required when a password is set');
+  // SMTP AUTH over a plain connection hands the password to anyone on the path.
+  if (password && tls === 'none' && host !== undefined && !isLoopbackHost(host)) {
+    issues.add(
+      childPath(path, 'tls'),
+      `none would send the password to ${host} in the clear: use starttls or implicit (none is for relays on this host)`,
+    );
+  }
   const from = valueAt(m.from, childPath(path, 'from'), issues, parseEmail);
   const to = parseRecipients(m.to, path, issues);
   const timeoutMs = optional(m, 'timeout', path, issues, duration) ?? DEFAULT_SMTP_TIMEOUT_MS;

@@ -7,7 +7,7 @@ import {
   parseBoolean,
   parseDuration,
   parseHost,
-  parseHttpUrl,
+  parseCredentialUrl,
   parseInteger,
   parseNonEmptyString,
   parsePort,
@@ -60,7 +60,7 @@ function parseOption(spec: ProviderOptionSpec, value: unknown): unknown {
     case 'boolean':
       return parseBoolean(value);
     case 'url':
-      return parseHttpUrl(value);
+      return parseCredentialUrl(value);
     case 'host':
       return parseHost(value);
     case 'enum': {
