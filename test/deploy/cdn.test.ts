@@ -83,6 +83,7 @@ test('two origins both receive, load and serve the renewed certificate, each ver
   const fresh = report.outcomes[0]!.serial!;
   expect(fresh).not.toBe(before[0]);
   for (const o of origins) {
+    await o.nginx.settled();
     expect(await servedSerial(o.nginx.ports[0]!, HOST)).toBe(fresh);
     expect(fs.statSync(path.join(o.dir, 'privkey.pem')).mode & 0o777).toBe(0o600);
   }

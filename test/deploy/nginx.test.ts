@@ -75,6 +75,7 @@ test('renew --force deploys with the nginx deployer; nginx serves the new serial
   expect(orders).toBe(1);
   const now = await storedSerial();
   expect(now).not.toBe(before);
+  await nginx.settled();
   expect(await servedSerial(nginx.ports[0]!, HOST)).toBe(now);
   const state = await readDeployState(stateDir, NAME);
   expect(state).toMatchObject({ serial: now, status: 'verified', previousSerial: before });
@@ -130,6 +131,7 @@ test('nginx not reloaded: verification fails and names what is served; the next 
     deploy: { status: 'verified' },
   });
   expect(second.report.ok).toBe(true);
+  await nginx.settled();
   expect(await servedSerial(nginx.ports[0]!, HOST)).toBe(fresh);
   expect(await readDeployState(stateDir, NAME)).toMatchObject({
     serial: fresh,
@@ -188,6 +190,7 @@ test('broken deploy: nginx -t rejects the new pair, the previous one is restored
   });
   expect(outcome.error).toMatch(/config test exited with status 1.*key values mismatch/);
   // nginx never loaded the broken pair, and the store holds the previous version again.
+  await nginx.settled();
   expect(await servedSerial(nginx.ports[0]!, HOST)).toBe(previous);
   expect(await storedSerial()).toBe(previous);
   expect(await readDeployState(stateDir, NAME)).toMatchObject({

@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -30,6 +30,12 @@ export interface Nginx {
   testArgv(): string[];
   /** `nginx -p DIR -c CONF -s reload`. */
   reloadArgv(): string[];
+  /**
+   * Resolves once the master has a single worker again: after a graceful reload the old worker
+   * can still accept a connection or two until it has handled the signal, so a probe meant to
+   * see only the new configuration waits for this first.
+   */
+  settled(): Promise<void>;
   errorLog(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -102,6 +108,12 @@ ${servers.join('\n')}
     ports,
     testArgv: () => [NGINX, ...base, '-t'],
     reloadArgv: () => [NGINX, ...base, '-s', 'reload'],
+    async settled() {
+      for (;;) {
+        if ((await workersOf(child.pid!)) <= 1) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     errorLog: () => readFile(path.join(dir, 'logs', 'error.log'), 'utf8').catch(() => ''),
     async stop() {
       if (stopped) return;
@@ -115,6 +127,19 @@ ${servers.join('\n')}
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Processes whose parent is `pid` (from /proc/<n>/stat). */
+async function workersOf(pid: number): Promise<number> {
+  let n = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Fields after the ")" of the command name: state, then the parent pid.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) n++;
+  }
+  return n;
 }
 
 /** Runs the config test directly (for assertions about what nginx thinks of the files). */
