@@ -6,7 +6,7 @@ import { memoryLogger } from '../helpers/memory-logger';
 import type { ProviderContext } from '../../src/dns/provider';
 import { route53Definition } from '../../src/dns/providers/route53/definition';
 import { Route53Provider, type Route53Tuning } from '../../src/dns/providers/route53/provider';
-import { SharedJob } from '../../src/dns/shared-job';
+import { SharedJob } from '../../src/dns/single-flight';
 import { decodeTxtValue, encodeTxtValue, normalizeDnsName } from '../../src/dns/txt';
 import { findProvider } from '../../src/dns/registry';
 import { startBind } from '../helpers/bind';

@@ -5,7 +5,7 @@ import { parseRetryAfter, retry } from '../../../core/retry';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 // Generic helpers (TXT presentation format, shared cancellable lookups) that live with the Route 53 provider.
-import { SharedLookupCache } from '../../shared-job';
+import { SharedLookupCache } from '../../single-flight';
 import { decodeTxtValue } from '../../txt';
 import { CLOUDFLARE_API_BASE, CLOUDFLARE_DEFAULT_MAX_RETRIES } from './options';
 

@@ -19,7 +19,7 @@ import { retry } from '../../../core/retry';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 import { ROUTE53_DEFAULT_MAX_RETRIES } from './options';
-import { SharedLookupCache } from '../../shared-job';
+import { SharedLookupCache } from '../../single-flight';
 import { decodeTxtValue, encodeTxtValue, normalizeDnsName } from '../../txt';
 
 const COMPONENT = 'route53';
