@@ -16,7 +16,7 @@ import { StateStore } from '../state/store';
 import { CertStore, type StoredCertificate } from '../store/cert-store';
 import { ChallengeJournal } from '../store/journal';
 import { acquireLock, type AcquireLockOptions, type Lock } from '../store/lock';
-import { cachedDirectoryInfo } from './directory';
+import { cachedDirectoryInfo, readCachedDirectoryInfo } from './directory';
 import type { RenewAcme, RenewDeps } from './types';
 
 /** A whole order (propagation included) may not take longer than this. */
@@ -85,6 +85,16 @@ export interface RenewContext {
   /** One ARI request for `certId` at `url`. */
   renewalInfo(url: string, certId: string): Promise<RenewalInfo>;
   faults?: RenewDeps['faults'];
+}
+
+/** Scheduling state for a dry run: read without moving a damaged value aside, never written. */
+function readOnlyStates(states: StateStore): RenewStateStore {
+  return {
+    read: (name) => states.read(name, { readOnly: true }),
+    write: async () => {
+      throw new Error('state: a dry run writes nothing (a bug if reached)');
+    },
+  };
 }
 
 export function selectCertificates(
@@ -181,7 +191,7 @@ function createDeployRunner(
 /** The real collaborators, from the configuration; `overrides` replaces any of them (tests). */
 export function createRenewContext(
   config: AgentConfig | DeployAwareConfig,
-  options: { force?: boolean },
+  options: { force?: boolean; dryRun?: boolean },
   deps: RenewDeps,
   overrides: Partial<RenewContext> = {},
 ): RenewContext {
@@ -202,14 +212,18 @@ export function createRenewContext(
     ...(signal ? { signal } : {}),
     lockWaitMs: deps.lockWaitMs ?? LOCK_WAIT_MS,
     store,
-    states: new StateStore(stateDir),
+    states: options.dryRun ? readOnlyStates(new StateStore(stateDir)) : new StateStore(stateDir),
     journal: new ChallengeJournal(stateDir),
     acquireLock: (name, opts) => acquireLock(stateDir, name, opts),
     clients: createClients(deps.openAcme, deps.openSolver, log),
     notifier,
     deploy: createDeployRunner(store, settings, stateDir, notifier, signal),
     runHooks: runHookList,
-    directory: () => (directory ??= cachedDirectoryInfo(config.acme, stateDir, clock.now(), log, signal)),
+    // A dry run contacts nothing and writes nothing: the directory comes from the cache only.
+    directory: () =>
+      (directory ??= options.dryRun
+        ? readCachedDirectoryInfo(config.acme, stateDir, clock.now())
+        : cachedDirectoryInfo(config.acme, stateDir, clock.now(), log, signal)),
     renewalInfo: async (url, certId) => {
       const ca = config.acme.caBundle ? await readFile(config.acme.caBundle, 'utf8') : undefined;
       return fetchRenewalInfo(url, certId, {

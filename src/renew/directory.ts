@@ -30,6 +30,26 @@ function cacheFile(stateDir: string, directoryUrl: string): string {
   return path.join(stateDir, 'cache', `directory-${hash}.json`);
 }
 
+/**
+ * The cached directory only: no request, no write (`renew --dry-run`). Without a fresh cache
+ * entry the plan is made as for a CA without ARI, which is what a CA that was never asked is.
+ */
+export async function readCachedDirectoryInfo(
+  acme: AcmeSettings,
+  stateDir: string,
+  now: Date,
+): Promise<DirectoryInfo> {
+  try {
+    const cached = JSON.parse(await readFile(cacheFile(stateDir, acme.directoryUrl), 'utf8')) as CacheFile;
+    const age = now.getTime() - Date.parse(cached.fetchedAt);
+    if (cached.directoryUrl === acme.directoryUrl && age >= 0 && age < DIRECTORY_CACHE_MS)
+      return cached.info ?? NONE;
+  } catch {
+    // No cache: nothing known.
+  }
+  return NONE;
+}
+
 export async function cachedDirectoryInfo(
   acme: AcmeSettings,
   stateDir: string,

@@ -215,9 +215,9 @@ export class StateStore {
    * The state of `name`, or an empty state when there is none. A value that cannot be parsed
    * is moved aside (kept for the operator) and reported in `problem` instead of stopping the
    * daemon: an empty state errs towards renewing, and the exact-set guard then still counts the
-   * CA's own limit as the backstop.
+   * CA's own limit as the backstop. `readOnly` (dry runs) reports the problem and moves nothing.
    */
-  async read(name: string): Promise<StateReadResult> {
+  async read(name: string, opts: { readOnly?: boolean } = {}): Promise<StateReadResult> {
     const key = this.key(name);
     let value: Buffer | null;
     try {
@@ -234,6 +234,13 @@ export class StateStore {
     try {
       return { state: decodeState(name, JSON.parse(text)) };
     } catch (err) {
+      if (opts.readOnly) {
+        // `renew --dry-run` changes no file: report it, leave it where it is.
+        return {
+          state: emptyState(name),
+          problem: `state: ${this.file(name)} is unusable (${(err as Error).message}); left in place`,
+        };
+      }
       const asideKey = `${key}.corrupt-${Date.now()}`;
       const aside = this.storage.locate(asideKey);
       // Copy, then delete: Storage has no rename, and losing the copy is worse than keeping both.
