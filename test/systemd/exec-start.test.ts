@@ -1,26 +1,14 @@
 import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, watch } from 'node:fs';
-import {
-  chmod,
-  chown,
-  copyFile,
-  lstat,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  rm,
-  writeFile,
-} from 'node:fs/promises';
-import os from 'node:os';
+import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { parse, stringify } from 'yaml';
 import { readDeployState } from '../../src/state/deploy-state';
 import { makeCa, makeCertificate } from '../helpers/certs';
 import { startNginx, type Nginx } from '../helpers/nginx';
 import { freePort } from '../helpers/ports';
+import { rootOwned, SERVICE_USER, serviceUserWorld, type ServiceUserWorld } from '../helpers/service-user';
 import { startTestbed, type Testbed } from '../helpers/testbed';
 import { servedSerial } from '../deploy/world';
 
@@ -44,7 +32,6 @@ import { servedSerial } from '../deploy/world';
 const UNIT = path.join(__dirname, '../../systemd/certpilot.service');
 const RELOAD_UNIT = path.join(__dirname, '../../systemd/certpilot-reload-nginx.service');
 const RELOAD_PATH_UNIT = path.join(__dirname, '../../systemd/certpilot-reload-nginx.path');
-const SERVICE_USER = { uid: 65534, gid: 65534 }; // nobody:nogroup, on every Debian system
 const execFileP = promisify(execFile);
 const BIN = path.join(__dirname, '../../bin/certpilot.js');
 const SYSTEMD_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
@@ -136,23 +123,16 @@ async function runReloadUnit(nginx: Nginx, stateDir: string): Promise<void> {
   }
 }
 
-async function rootOwned(p: string): Promise<string[]> {
-  const st = await lstat(p);
-  const found = st.uid === 0 ? [p] : [];
-  if (st.isDirectory()) for (const e of await readdir(p)) found.push(...(await rootOwned(path.join(p, e))));
-  return found;
-}
-
 let tb: Testbed;
 let nginx: Nginx | undefined;
-let dir: string | undefined;
+let world: ServiceUserWorld | undefined;
 beforeAll(async () => {
   tb = await startTestbed();
 }, 60_000);
 afterAll(async () => {
   await nginx?.stop();
   await tb?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await world?.remove();
 });
 
 test('the daemon unit ExecStart, as the service user: issues, deploys through the reload unit, verifies, idles, stops', async () => {
@@ -161,16 +141,8 @@ test('the daemon unit ExecStart, as the service user: issues, deploys through th
   expect(readFileSync(RELOAD_PATH_UNIT, 'utf8')).toMatch(
     /^PathExists=\/var\/lib\/certpilot\/nginx-reload-request$/m,
   );
-  dir = await mkdtemp(path.join(os.tmpdir(), 'certpilot-unit-'));
-  await chmod(dir, 0o755);
-  const own = async (p: string, mode: number): Promise<void> => {
-    await chown(p, SERVICE_USER.uid, SERVICE_USER.gid);
-    await chmod(p, mode);
-  };
-  // StateDirectory=certpilot, StateDirectoryMode=0700: owned by the service user.
-  const stateDir = path.join(dir, 'state');
-  await mkdir(stateDir);
-  await own(stateDir, 0o700);
+  world = await serviceUserWorld(tb, 'certpilot-unit-');
+  const { dir, stateDir, own } = world;
   // An output directory in ReadWritePaths=, where nginx reads; a placeholder until the first issue.
   const outDir = path.join(dir, 'out');
   await mkdir(outDir);
@@ -194,39 +166,22 @@ test('the daemon unit ExecStart, as the service user: issues, deploys through th
   const port = nginx.ports[0]!;
   const before = await servedSerial(port, 'svc.example.test');
 
-  // What the service user reads: its TSIG secret (0600, its own), the CA root, the config.
-  const secret = path.join(dir, 'tsig.secret');
-  await writeFile(secret, tb.bind.tsig.secret + '\n');
-  await own(secret, 0o600);
-  const caBundle = path.join(dir, 'ca.pem');
-  await copyFile(tb.pebble.tlsCaPath, caBundle);
-  await chmod(caBundle, 0o644);
   const metricsPort = await freePort();
-  const doc = parse(
-    await readFile(
-      await tb.writeConfig(
-        [
-          {
-            name: 'svc',
-            domains: ['svc.example.test'],
-            outputs: [{ fullchain, key }],
-            deploy: [{ type: 'nginx' }],
-            endpoints: [{ host: 'svc.example.test', port, connectAddress: '127.0.0.1' }],
-          },
-        ],
-        {
-          storage: { stateDir },
-          daemon: { checkInterval: '1s', listen: `127.0.0.1:${metricsPort}` },
-          verify: { timeout: '60s', interval: '200ms', maxInterval: '1s' },
-        },
-      ),
-      'utf8',
-    ),
-  ) as { acme: Record<string, unknown>; dns: { providers: { bind: Record<string, unknown> } } };
-  doc.acme.caBundle = caBundle;
-  doc.dns.providers.bind.tsigSecret_file = secret;
-  const config = path.join(dir, 'certpilot.yaml');
-  await writeFile(config, stringify(doc), { mode: 0o644 });
+  const config = await world.writeConfig(
+    [
+      {
+        name: 'svc',
+        domains: ['svc.example.test'],
+        outputs: [{ fullchain, key }],
+        deploy: [{ type: 'nginx' }],
+        endpoints: [{ host: 'svc.example.test', port, connectAddress: '127.0.0.1' }],
+      },
+    ],
+    {
+      daemon: { checkInterval: '1s', listen: `127.0.0.1:${metricsPort}` },
+      verify: { timeout: '60s', interval: '200ms', maxInterval: '1s' },
+    },
+  );
 
   // systemd's part: PathExists= on the request file starts the root-run reload unit.
   const request = path.join(stateDir, 'nginx-reload-request');
