@@ -202,6 +202,10 @@ export function createRenewContext(
   const notifier = overrides.notifier ?? deps.notifier ?? createNotifier(settings.notify, log);
   const store = new CertStore({ stateDir, archiveDepth: config.storage.archiveDepth, log });
   let directory: Promise<DirectoryInfo> | undefined;
+  // acme.caBundle, read at most once per run for the directory and ARI requests.
+  let ca: Promise<string | undefined> | undefined;
+  const readCa = (): Promise<string | undefined> =>
+    (ca ??= config.acme.caBundle ? readFile(config.acme.caBundle, 'utf8') : Promise.resolve(undefined));
   return {
     config: cfg,
     settings,
@@ -223,9 +227,9 @@ export function createRenewContext(
     directory: () =>
       (directory ??= options.dryRun
         ? readCachedDirectoryInfo(config.acme, stateDir, clock.now())
-        : cachedDirectoryInfo(config.acme, stateDir, clock.now(), log, signal)),
+        : cachedDirectoryInfo(config.acme, stateDir, clock.now(), log, signal, readCa)),
     renewalInfo: async (url, certId) => {
-      const ca = config.acme.caBundle ? await readFile(config.acme.caBundle, 'utf8') : undefined;
+      const ca = await readCa();
       return fetchRenewalInfo(url, certId, {
         timeoutMs: config.acme.requestTimeoutMs,
         ...(ca ? { ca } : {}),

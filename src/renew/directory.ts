@@ -56,6 +56,9 @@ export async function cachedDirectoryInfo(
   now: Date,
   log: Logger,
   signal?: AbortSignal,
+  /** The trusted CA certificates (acme.caBundle), read once per run by the caller. */
+  readCa: () => Promise<string | undefined> = async () =>
+    acme.caBundle ? readFile(acme.caBundle, 'utf8') : undefined,
 ): Promise<DirectoryInfo> {
   const file = cacheFile(stateDir, acme.directoryUrl);
   try {
@@ -68,7 +71,7 @@ export async function cachedDirectoryInfo(
   }
   let entry: CacheFile;
   try {
-    const ca = acme.caBundle ? await readFile(acme.caBundle, 'utf8') : undefined;
+    const ca = await readCa();
     const info = await fetchDirectoryInfo(acme.directoryUrl, {
       timeoutMs: acme.requestTimeoutMs,
       ...(ca ? { ca } : {}),
