@@ -1,4 +1,4 @@
-import winston from 'winston';
+import type winston from 'winston';
 import { redact } from './redact';
 
 /**
@@ -29,11 +29,27 @@ export interface LoggerOptions {
 /** The one redaction policy (src/core/redact.ts); re-exported for existing importers. */
 export { redact };
 
-const redactFormat = winston.format((info) => {
-  const cleaned = redact({ ...info }) as winston.Logform.TransformableInfo;
-  for (const key of Object.keys(cleaned)) (info as Record<string, unknown>)[key] = cleaned[key];
-  return info;
-});
+type Winston = typeof winston;
+let loaded: Winston | undefined;
+
+/**
+ * winston (with its colour, stream and diagnostics modules) costs more start-up time than the
+ * rest of the CLI together, so it loads on the first logger, not on import: `--version`,
+ * `--help` and usage errors never pay for it.
+ */
+function loadWinston(): Winston {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  loaded ??= require('winston') as Winston;
+  return loaded;
+}
+
+function redactFormat(w: Winston): winston.Logform.Format {
+  return w.format((info) => {
+    const cleaned = redact({ ...info }) as winston.Logform.TransformableInfo;
+    for (const key of Object.keys(cleaned)) (info as Record<string, unknown>)[key] = cleaned[key];
+    return info;
+  })();
+}
 
 function textLine(info: winston.Logform.TransformableInfo): string {
   const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
@@ -45,10 +61,15 @@ function textLine(info: winston.Logform.TransformableInfo): string {
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const winston = loadWinston();
   const format =
     options.format === 'json'
-      ? winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json())
-      : winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.printf(textLine));
+      ? winston.format.combine(redactFormat(winston), winston.format.timestamp(), winston.format.json())
+      : winston.format.combine(
+          redactFormat(winston),
+          winston.format.timestamp(),
+          winston.format.printf(textLine),
+        );
   const w = winston.createLogger({
     level: options.level ?? 'info',
     format,
