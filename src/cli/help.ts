@@ -152,6 +152,25 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     ],
   },
   {
+    name: 'certificates',
+    summary:
+      'List managed and stored certificates: names, key, CA, expiry, next renewal and why, deploy state.',
+    synopsis: ['certpilot certificates [NAME...] [--json]'],
+    options: [{ flags: '--json', description: 'one JSON document on stdout' }],
+    notes: [
+      'The plan is the one `renew --dry-run` prints: nothing is contacted and nothing is written. Certificates still in the store but no longer configured are listed as "stored, not configured". Exit status: 0 listed, 1 a certificate could not be read, 2 usage or configuration error.',
+    ],
+  },
+  {
+    name: 'delete',
+    summary: 'Remove a certificate that is no longer configured from the store (archived first).',
+    synopsis: ['certpilot delete NAME [--json]'],
+    options: [{ flags: '--json', description: 'print what was deleted and where it was archived as JSON' }],
+    notes: [
+      "The live version is copied to the archive (<stateDir>/archive/NAME) before anything is removed; the scheduling state stays, because the CA's rate limits still count the orders it records. A configured certificate is refused: remove it from certificates[] first. Exit status: 0 deleted, 1 locked by a running certpilot or a killed run's challenge records still to clean, 2 usage error.",
+    ],
+  },
+  {
     name: 'providers',
     summary: 'List the DNS providers and their options.',
     synopsis: ['certpilot providers [--json]'],
@@ -183,6 +202,9 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     notes: [],
   },
 ];
+
+/** Width of the command column of `--help`: the longest command name and a space. */
+const COMMAND_COLUMN = Math.max(...COMMAND_HELP.map((c) => c.name.length)) + 1;
 
 /** Subcommands of `config`, printed by `certpilot config` alone. */
 export const CONFIG_SUBCOMMANDS: readonly OptionHelp[] = COMMAND_HELP.find(
@@ -224,7 +246,7 @@ export function renderGlobalHelp(): string {
     'Usage: certpilot <command> [options]',
     '',
     'Commands:',
-    ...COMMAND_HELP.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    ...COMMAND_HELP.map((c) => `  ${c.name.padEnd(COMMAND_COLUMN)} ${c.summary}`),
     '',
     'Global options:',
     ...GLOBAL_OPTIONS.map(

@@ -352,6 +352,43 @@ export class CertStore {
     return { info: next.info };
   }
 
+  /** Names of every certificate in the store (configured or not), sorted. */
+  async listNames(): Promise<string[]> {
+    const names = await this.storage.list('certs');
+    return names.filter((name) => isCertificateName(name));
+  }
+
+  /**
+   * Removes a certificate from the store: its live version is copied to the archive first
+   * (however deep the archive is set, so `delete` never destroys the last copy of a key), then
+   * everything under certs/<name> goes. Returns the archive entry's location, or undefined when
+   * nothing readable was there to archive. The caller holds the certificate's lock.
+   */
+  async remove(name: string, opts: StoreWriteOptions = {}): Promise<string | undefined> {
+    checkName(name);
+    let current: StoredCertificate | null = null;
+    try {
+      current = await this.read(name);
+    } catch (err) {
+      this.log.warn('current certificate unreadable; not archived', {
+        cert: name,
+        error: describeError(err),
+      });
+    }
+    let archived: string | undefined;
+    if (current) {
+      const entry = await this.archive(
+        name,
+        current,
+        `${stamp(this.clock.now())}-${current.info.serial}`,
+        opts,
+      );
+      archived = this.storage.locate(entry);
+    }
+    await this.storage.delete(certKey(name), opts);
+    return archived;
+  }
+
   /** Complete archived versions of `name`, newest first, as locations (file backend: directory paths). */
   async listArchive(name: string): Promise<string[]> {
     checkName(name);
