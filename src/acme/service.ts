@@ -111,10 +111,14 @@ export class AcmeService {
         `acme: the CA's terms of service must be accepted before registering: set acme.termsAgreed: true`,
       );
     }
-    const url = await this.adapter.register(signal, {
-      termsOfServiceAgreed: true,
-      contact: this.settings.email ? [`mailto:${this.settings.email}`] : undefined,
-    });
+    const url = await this.adapter
+      .register(signal, {
+        termsOfServiceAgreed: true,
+        contact: this.settings.email ? [`mailto:${this.settings.email}`] : undefined,
+      })
+      .catch((err: unknown) => {
+        throw withEabHint(err, this.settings.eab !== undefined);
+      });
     await writeAccountMeta(this.stateDir, {
       directoryUrl: this.settings.directoryUrl,
       url,
@@ -357,4 +361,25 @@ export class AcmeService {
 /** acme-client reads one authorization through getAuthorizations of an order-shaped object. */
 function byUrl(authz: Authorization): Order {
   return { authorizations: [authz.url] } as unknown as Order;
+}
+
+/**
+ * A refused newAccount at a CA that binds accounts to an external one (ZeroSSL, Google, most
+ * commercial CAs) says "externalAccountRequired" or, with a wrong key, "unauthorized" or
+ * "malformed": the error names the setting to fix, since the CA's text does not.
+ */
+function withEabHint(err: unknown, eabGiven: boolean): unknown {
+  if (!(err instanceof CertpilotError) || err.code !== 'ACME_PROBLEM') return err;
+  const type = String(err.details.problemType ?? '');
+  const hint = type.endsWith(':externalAccountRequired')
+    ? 'this CA requires External Account Binding: set acme.eab.keyId and acme.eab.hmacKey (or hmacKey_file) from your account at the CA'
+    : eabGiven && /:(unauthorized|malformed|badSignatureAlgorithm)$/.test(type)
+      ? "the CA refused the External Account Binding: check acme.eab.keyId and acme.eab.hmacKey (the CA's key id and its base64url HMAC key, not yet used for another account)"
+      : undefined;
+  if (!hint) return err;
+  return new CertpilotError(err.code, `${err.message}; ${hint}`, {
+    ...(err.cause === undefined ? {} : { cause: err.cause }),
+    retryable: false,
+    details: err.details,
+  });
 }

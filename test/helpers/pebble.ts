@@ -13,8 +13,10 @@ export interface PebbleOptions {
   dnsServer: string;
   /** Lifetime of issued certificates in seconds (Pebble's certificateValidityPeriod). */
   certificateValidityPeriod?: number;
-  /** Extra environment (e.g. PEBBLE_AUTHZREUSE). */
+  /** Extra environment (e.g. PEBBLE_AUTHZREUSE, PEBBLE_ALTERNATE_ROOTS). */
   env?: Record<string, string>;
+  /** External Account Binding required, with these key ids and base64url HMAC keys. */
+  eabKeys?: Record<string, string>;
 }
 
 export interface Pebble {
@@ -122,7 +124,8 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
       httpPort,
       tlsPort,
       ocspResponderURL: '',
-      externalAccountBindingRequired: false,
+      externalAccountBindingRequired: opts.eabKeys !== undefined,
+      ...(opts.eabKeys ? { externalAccountMACKeys: opts.eabKeys } : {}),
       ...(opts.certificateValidityPeriod
         ? { certificateValidityPeriod: opts.certificateValidityPeriod }
         : {}),

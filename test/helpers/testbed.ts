@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { run } from '../../src/cli/main';
 import { startBind, type BindServer } from './bind';
-import { startPebble, type Pebble } from './pebble';
+import { startPebble, type Pebble, type PebbleOptions } from './pebble';
 import { startUnbound, type Unbound } from './unbound';
 
 /**
@@ -40,6 +40,8 @@ export interface TestbedOptions {
    * CNAMEs across zones as a real CA's do.
    */
   recursive?: boolean;
+  /** Further Pebble options (EAB keys, environment such as PEBBLE_ALTERNATE_ROOTS). */
+  pebble?: Pick<PebbleOptions, 'eabKeys' | 'env'>;
 }
 
 /** example.test with a delegated child zone sub.example.test (a real zone cut). */
@@ -57,6 +59,7 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
     pebble = await startPebble({
       dnsServer: `127.0.0.1:${unbound ? unbound.port : bind.port}`,
       certificateValidityPeriod: opts.certificateValidityPeriod,
+      ...opts.pebble,
     });
   } catch (err) {
     await unbound?.stop();
