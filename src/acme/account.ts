@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CertpilotError } from '../core/errors';
 import { atomicWriteFile, ensureDir } from '../store/atomic';
@@ -58,4 +58,54 @@ export async function writeAccountMeta(stateDir: string, account: StoredAccount)
   await atomicWriteFile(path.join(dir, 'account.json'), JSON.stringify(meta, null, 2) + '\n', {
     mode: 0o600,
   });
+}
+
+/**
+ * Account key rollover (RFC 8555 §7.3.5) in three steps, each leaving a usable account:
+ *  1. the new key is written as account.key.next (durable) before the CA is told;
+ *  2. the CA is told (keyChange);
+ *  3. account.key.next is renamed over account.key (atomic).
+ * A crash between 1 and 3 leaves both keys on disk; `settleKeyChange` asks the CA which one it
+ * knows and keeps that one.
+ */
+const NEXT_KEY = 'account.key.next';
+
+export async function writeNextAccountKey(
+  stateDir: string,
+  directoryUrl: string,
+  keyPem: string,
+): Promise<void> {
+  const dir = accountDir(stateDir, directoryUrl);
+  await atomicWriteFile(path.join(dir, NEXT_KEY), keyPem, { mode: 0o600 });
+}
+
+export async function readNextAccountKey(stateDir: string, directoryUrl: string): Promise<string | null> {
+  try {
+    return await readFile(path.join(accountDir(stateDir, directoryUrl), NEXT_KEY), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new CertpilotError('STORE_IO', `acme: cannot read ${NEXT_KEY}`, { cause: err });
+  }
+}
+
+/** Step 3, or the repair after a crash once the CA confirmed the new key: one rename. */
+export async function promoteNextAccountKey(stateDir: string, directoryUrl: string): Promise<void> {
+  const dir = accountDir(stateDir, directoryUrl);
+  await rename(path.join(dir, NEXT_KEY), path.join(dir, 'account.key'));
+}
+
+/** The CA never learnt the new key: forget it. */
+export async function discardNextAccountKey(stateDir: string, directoryUrl: string): Promise<void> {
+  await rm(path.join(accountDir(stateDir, directoryUrl), NEXT_KEY), { force: true });
+}
+
+/**
+ * Moves a deactivated account's directory aside (`<dir>.deactivated-<time>`), so the next
+ * order registers a new account instead of failing with the old one, and the old key is kept.
+ */
+export async function retireAccount(stateDir: string, directoryUrl: string, now: Date): Promise<string> {
+  const dir = accountDir(stateDir, directoryUrl);
+  const aside = `${dir}.deactivated-${now.toISOString().replace(/[-:]/g, '')}`;
+  await rename(dir, aside);
+  return aside;
 }

@@ -84,7 +84,7 @@ export class AcmeAdapter {
   private directory: { data: unknown; at: number } | undefined;
   private accountUrl: string | undefined;
 
-  constructor(private readonly opts: AcmeAdapterOptions) {
+  constructor(private opts: AcmeAdapterOptions) {
     this.accountUrl = opts.account.url;
   }
 
@@ -187,6 +187,100 @@ export class AcmeAdapter {
     return parseDirectoryInfo(doc);
   }
 
+  /** The account object (RFC 8555 §7.3.2: an update with no change returns it). */
+  async fetchAccount(signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+    return (await this.run('read account', signal, (c) => c.updateAccount({}))) as unknown as Record<
+      string,
+      unknown
+    >;
+  }
+
+  /**
+   * Whether the CA knows an account for `keyPem` (newAccount with onlyReturnExisting, RFC 8555
+   * §7.3.1): its URL, or undefined on accountDoesNotExist. Used to learn which key is live after
+   * a key change was interrupted.
+   */
+  async findAccount(keyPem: string, signal: AbortSignal | undefined): Promise<string | undefined> {
+    try {
+      return await this.withRetries('find account', signal, undefined, async (attempt) => {
+        const client = this.clientFor(attempt, { keyPem });
+        await client.createAccount({ onlyReturnExisting: true });
+        return client.getAccountUrl();
+      });
+    } catch (err) {
+      if (
+        err instanceof CertpilotError &&
+        String(err.details.problemType ?? '').endsWith(':accountDoesNotExist')
+      )
+        return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * RFC 8555 §7.3.5 key change. acme-client's updateAccountKey builds a second HTTP client that
+   * would send through its process-wide axios (no CA bundle, no deadline); here the inner JWS is
+   * signed by a second client whose request method is this adapter's too, and the outer request
+   * goes through the account's client. On success this adapter signs with the new key.
+   */
+  async changeKey(newKeyPem: string, signal: AbortSignal | undefined): Promise<void> {
+    const accountUrl = this.accountUrl;
+    if (!accountUrl)
+      throw new CertpilotError('ACME_PROBLEM', 'acme: key change: the account is not registered');
+    await this.run('change account key', signal, async (client) => {
+      const inner = this.clientFor({ signal }, { keyPem: newKeyPem, url: accountUrl }) as unknown as {
+        http: {
+          getResourceUrl(r: string): Promise<string>;
+          createSignedBody(u: string, p: unknown): unknown;
+        };
+      };
+      const outer = client as unknown as {
+        http: { getJwk(): unknown };
+        api: { updateAccountKey(body: unknown): Promise<unknown> };
+      };
+      const url = await inner.http.getResourceUrl('keyChange');
+      const body = inner.http.createSignedBody(url, { account: accountUrl, oldKey: outer.http.getJwk() });
+      await outer.api.updateAccountKey(body);
+    });
+    this.opts.account = { keyPem: newKeyPem, url: accountUrl };
+  }
+
+  /** Deactivates the account (RFC 8555 §7.3.6); it can never order again. */
+  async deactivate(signal: AbortSignal | undefined): Promise<void> {
+    await this.run('deactivate account', signal, (c) => c.updateAccount({ status: 'deactivated' }));
+  }
+
+  /**
+   * Revokes a certificate (RFC 8555 §7.6), signed by the account, or by the certificate's own
+   * key (`certKeyPem`: a JWK in the header, no account needed).
+   */
+  async revoke(
+    certPem: string,
+    reason: number,
+    signal: AbortSignal | undefined,
+    certKeyPem?: string,
+  ): Promise<void> {
+    await this.withRetries('revoke certificate', signal, undefined, async (attempt) => {
+      const client = certKeyPem ? this.clientFor(attempt, { keyPem: certKeyPem }) : this.clientFor(attempt);
+      if (certKeyPem) {
+        // Without an account URL acme-client would refuse to sign: sign with a JWK instead.
+        type Api = {
+          apiResourceRequest(
+            r: string,
+            d: unknown,
+            ok: number[],
+            o: { includeJwsKid: boolean },
+          ): Promise<unknown>;
+          revokeCert(d: unknown): Promise<unknown>;
+        };
+        const api = (client as unknown as { api: Api }).api;
+        api.revokeCert = (data) =>
+          api.apiResourceRequest('revokeCert', data, [200], { includeJwsKid: false });
+      }
+      await client.revokeCertificate(certPem, { reason });
+    });
+  }
+
   close(): void {
     this.opts.transport.close();
   }
@@ -214,12 +308,13 @@ export class AcmeAdapter {
     );
   }
 
-  private clientFor(attempt: Attempt): AcmeClientInstance {
+  /** A client signing with this adapter's account key, or with `as` (another key, its kid if any). */
+  private clientFor(attempt: Attempt, as?: AcmeAccountKey): AcmeClientInstance {
     const { eab } = this.opts;
     const client = new this.opts.acme.Client({
       directoryUrl: this.opts.directoryUrl,
-      accountKey: this.opts.account.keyPem,
-      accountUrl: this.accountUrl,
+      accountKey: as ? as.keyPem : this.opts.account.keyPem,
+      accountUrl: as ? as.url : this.accountUrl,
       externalAccountBinding: eab ? { kid: eab.keyId, hmacKey: eab.hmacKey } : undefined,
     });
     const http = (client as unknown as { http?: { request?: RequestFn } }).http;

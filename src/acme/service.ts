@@ -8,7 +8,16 @@ import { generatePrivateKey, splitPemChain } from '../x509';
 import { checkpoint } from '../core/checkpoints';
 import type { ChallengeJournal } from '../store/journal';
 import type { CertificateFiles } from '../store/cert-store';
-import { readAccount, writeAccountKey, writeAccountMeta } from './account';
+import {
+  discardNextAccountKey,
+  promoteNextAccountKey,
+  readAccount,
+  readNextAccountKey,
+  retireAccount,
+  writeAccountKey,
+  writeAccountMeta,
+  writeNextAccountKey,
+} from './account';
 import { AcmeAdapter, type AcmeRequestStats } from './adapter';
 import type { DirectoryInfo } from './ari';
 import { checkProfile } from './profiles';
@@ -88,7 +97,79 @@ export class AcmeService {
     // acme-client loads here, only when an order is really needed: `--help`, `config check`
     // and no-op renew runs stay fast.
     const adapter = await AcmeAdapter.open(settings, account, log);
-    return new AcmeService(adapter, settings, stateDir, log, account.keyPem);
+    const service = new AcmeService(adapter, settings, stateDir, log, account.keyPem);
+    const next = await readNextAccountKey(stateDir, settings.directoryUrl);
+    return next === null ? service : service.settleKeyChange(next);
+  }
+
+  /**
+   * A key change was interrupted (account.key.next is on disk): the CA knows exactly one of the
+   * two keys. Ask it about the new one; keep whichever it knows.
+   */
+  private async settleKeyChange(nextKeyPem: string): Promise<AcmeService> {
+    const url = await this.adapter.findAccount(nextKeyPem, undefined);
+    if (url === undefined) {
+      await discardNextAccountKey(this.stateDir, this.settings.directoryUrl);
+      this.log.warn('an interrupted account key change never reached the CA; the old key stays', {
+        directory: this.settings.directoryUrl,
+      });
+      return this;
+    }
+    await promoteNextAccountKey(this.stateDir, this.settings.directoryUrl);
+    this.log.warn('an interrupted account key change had reached the CA; the new key is now in use', {
+      directory: this.settings.directoryUrl,
+    });
+    this.adapter.close();
+    return AcmeService.open(this.settings, this.stateDir, this.log);
+  }
+
+  /** The account as the CA has it (status, contact, URL), registering nothing. */
+  async accountDetails(signal: AbortSignal): Promise<{ url: string; account: Record<string, unknown> }> {
+    const url = this.adapter.account;
+    if (!url) {
+      throw new CertpilotError(
+        'ACME_PROBLEM',
+        `acme: no account registered for ${this.settings.directoryUrl} yet`,
+      );
+    }
+    return { url, account: await this.adapter.fetchAccount(signal) };
+  }
+
+  /** RFC 8555 §7.3.5 key change, crash-safe (see writeNextAccountKey). */
+  async rolloverKey(signal: AbortSignal): Promise<void> {
+    if (!this.adapter.account) {
+      throw new CertpilotError(
+        'ACME_PROBLEM',
+        `acme: no account registered for ${this.settings.directoryUrl} yet`,
+      );
+    }
+    const keyPem = await generatePrivateKey('ec-p256');
+    await writeNextAccountKey(this.stateDir, this.settings.directoryUrl, keyPem);
+    checkpoint('account-key-written');
+    await this.adapter.changeKey(keyPem, signal);
+    checkpoint('account-key-changed');
+    await promoteNextAccountKey(this.stateDir, this.settings.directoryUrl);
+    this.log.info('account key changed', {
+      directory: this.settings.directoryUrl,
+      account: this.adapter.account,
+    });
+  }
+
+  /** Deactivates the account at the CA and moves its directory aside; returns where. */
+  async deactivateAccount(signal: AbortSignal, now: Date): Promise<string> {
+    if (!this.adapter.account) {
+      throw new CertpilotError(
+        'ACME_PROBLEM',
+        `acme: no account registered for ${this.settings.directoryUrl} yet`,
+      );
+    }
+    await this.adapter.deactivate(signal);
+    return retireAccount(this.stateDir, this.settings.directoryUrl, now);
+  }
+
+  /** Revokes `certPem` with the account key, or with the certificate's own key. */
+  async revoke(certPem: string, reason: number, signal: AbortSignal, certKeyPem?: string): Promise<void> {
+    await this.adapter.revoke(certPem, reason, signal, certKeyPem);
   }
 
   /** Requests this service sent to the CA, total and by endpoint. */

@@ -171,6 +171,49 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     ],
   },
   {
+    name: 'revoke',
+    summary:
+      'Revoke the live version of a stored certificate; with keyCompromise, renew it at once on a fresh key.',
+    synopsis: ['certpilot revoke NAME [--reason REASON] [--with-cert-key] [--json]'],
+    options: [
+      {
+        flags: '--reason REASON',
+        description:
+          'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation (default unspecified)',
+      },
+      {
+        flags: '--with-cert-key',
+        description: "sign the request with the certificate's own key instead of the account key",
+      },
+      { flags: '--json', description: 'what was revoked (and renewed) as JSON' },
+    ],
+    notes: [
+      'The revocation is recorded in <stateDir>/revocations/NAME/SERIAL.json. With --reason keyCompromise a configured certificate is renewed at once with a new key, whatever reuseKey says. Exit status: 0 revoked (and renewed), 1 the CA refused or the renewal failed, 2 usage or configuration error.',
+    ],
+  },
+  {
+    name: 'account',
+    summary: 'The ACME account: show it, replace its key (rollover) or deactivate it.',
+    synopsis: ['certpilot account show|rollover|deactivate [--yes] [--json]'],
+    options: [
+      { flags: 'show', description: "the account's URL, status and contact as the CA has them" },
+      {
+        flags: 'rollover',
+        description:
+          'replace the account key (RFC 8555 key change); the new key is saved before the CA is told',
+      },
+      {
+        flags: 'deactivate',
+        description: 'deactivate the account at the CA (final) and move its files aside',
+      },
+      { flags: '--yes', description: 'confirm deactivate without asking (needed when there is no terminal)' },
+      { flags: '--json', description: 'the result as JSON' },
+    ],
+    notes: [
+      'A rollover interrupted at any point leaves a usable account: the next start asks the CA which of the two keys it knows and keeps that one. After deactivate the next renew registers a new account. Exit status: 0 done, 1 the CA refused or deactivate was not confirmed, 2 usage or configuration error.',
+    ],
+  },
+  {
     name: 'providers',
     summary: 'List the DNS providers and their options.',
     synopsis: ['certpilot providers [--json]'],

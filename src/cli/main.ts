@@ -32,6 +32,8 @@ const RUNNERS: Record<string, Runner> = {
   init: async (ctx) => (await import('./init')).initCommand(ctx),
   certificates: async (ctx) => (await import('./certificates')).certificatesCommand(ctx),
   delete: async (ctx) => (await import('./delete')).deleteCommand(ctx),
+  revoke: async (ctx) => (await import('./revoke')).revokeCommand(ctx),
+  account: async (ctx) => (await import('./account')).accountCommand(ctx),
   providers: async (ctx) => {
     const { providersText } = await import('../dns/provider-docs');
     const { listProviders } = await import('../dns/registry');
@@ -99,6 +101,9 @@ export const OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   'state-dir': { type: 'string' },
   set: { type: 'string', multiple: true },
   yes: { type: 'boolean' },
+  // revoke
+  reason: { type: 'string' },
+  'with-cert-key': { type: 'boolean' },
   // check
   'only-problems': { type: 'boolean' },
   prometheus: { type: 'string' },

@@ -13,6 +13,9 @@ export const CHECKPOINTS = [
   'after-finalize',
   'mid-store-write',
   'during-deploy-hook',
+  // `certpilot account rollover`: the new key is on disk; the CA has accepted it.
+  'account-key-written',
+  'account-key-changed',
 ] as const;
 
 export type Checkpoint = (typeof CHECKPOINTS)[number];

@@ -98,7 +98,8 @@ _certpilot; printf '%s\\n' "\${COMPREPLY[@]}"`;
 }
 
 test('bash completion completes commands, their options and option values', async () => {
-  expect(await complete('certpilot re')).toEqual(['renew']);
+  expect(await complete('certpilot ren')).toEqual(['renew']);
+  expect(await complete('certpilot re')).toEqual(['renew', 'revoke']);
   expect(await complete('certpilot ')).toEqual(expect.arrayContaining(COMMAND_HELP.map((c) => c.name)));
   expect(await complete('certpilot check --only')).toEqual(['--only-problems']);
   expect(await complete('certpilot renew --dr')).toEqual(['--dry-run']);
