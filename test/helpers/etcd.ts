@@ -163,7 +163,11 @@ export async function startEtcdCluster(opts: { size?: number; tls?: boolean } = 
   return cluster;
 }
 
-/** A CA, a server certificate for 127.0.0.1 and a client certificate (openssl: IP SANs). */
+/**
+ * A CA, a server certificate for 127.0.0.1 and a client certificate (openssl: IP SANs). The
+ * client certificate has no CommonName: with auth enabled, etcd 3.4's JSON gateway refuses
+ * (HTTP 400) a client certificate that has one, since it would not be used as the user.
+ */
 async function makeTls(dir: string): Promise<EtcdClusterTls> {
   const openssl = (args: string[]): Promise<unknown> => execFileP('openssl', args, { cwd: dir });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
@@ -186,7 +190,16 @@ async function makeTls(dir: string): Promise<EtcdClusterTls> {
   );
   await writeFile(path.join(dir, 'client.cnf'), 'extendedKeyUsage=clientAuth\n');
   for (const who of ['server', 'client']) {
-    await openssl(['req', ...ec, '-keyout', `${who}-key.pem`, '-out', `${who}.csr`, '-subj', `/CN=${who}`]);
+    await openssl([
+      'req',
+      ...ec,
+      '-keyout',
+      `${who}-key.pem`,
+      '-out',
+      `${who}.csr`,
+      '-subj',
+      who === 'server' ? '/CN=server' : '/O=certpilot',
+    ]);
     await openssl(
       ['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial'].concat([
         '-out',

@@ -270,7 +270,7 @@ function parseAnswer(host: string, status: number, text: string): unknown {
     json = JSON.parse(text.split('\n').find((l) => l.trim() !== '') ?? '{}') as Record<string, unknown>;
   } catch {
     if (status >= 500 || status === 0) throw new Transient(`${host}: HTTP ${status}`);
-    throw new CertpilotError('STORE_IO', `etcd: ${host} answered HTTP ${status} with no JSON`);
+    throw new CertpilotError('STORE_IO', `etcd: ${host} answered HTTP ${status}: ${text.slice(0, 200)}`);
   }
   if ('result' in json && typeof json.result === 'object') json = json.result as Record<string, unknown>;
   const error = (json.error ?? undefined) as { code?: number; message?: string } | string | undefined;

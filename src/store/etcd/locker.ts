@@ -58,6 +58,11 @@ export interface EtcdFence {
   createRevision: string;
 }
 
+/** A held etcd lock; `path` names its key (for messages), as the file backend's Lock does. */
+export interface EtcdLock extends LockHandle {
+  readonly path: string;
+}
+
 const fences = new WeakMap<LockHandle, () => EtcdFence>();
 
 /**
@@ -111,7 +116,7 @@ export class EtcdLocker implements Locker {
     return parseOwner(res.kvs?.[0]) ?? null;
   }
 
-  async acquire(name: string, opts: AcquireOptions): Promise<LockHandle | null> {
+  async acquire(name: string, opts: AcquireOptions): Promise<EtcdLock | null> {
     const key = this.keyOf(name);
     const deadline = opts.timeoutMs === undefined ? undefined : Date.now() + opts.timeoutMs;
     const interval = opts.pollIntervalMs ?? LOCK_POLL_INTERVAL_MS;
@@ -138,7 +143,7 @@ export class EtcdLocker implements Locker {
     key: string,
     leaseMs: number,
     opts: AcquireOptions,
-  ): Promise<{ handle: LockHandle } | { holder?: LockOwner }> {
+  ): Promise<{ handle: EtcdLock } | { holder?: LockOwner }> {
     const asked = Date.now();
     const grant = await this.client.call<{ ID: string; TTL: string }>(
       '/v3/lease/grant',
@@ -210,7 +215,7 @@ function stillLocked(name: string, holder: LockOwner | null, timeoutMs: number |
 }
 
 /** A held etcd lock. See the module comment for the local deadline and the fence. */
-class EtcdLockHandle implements LockHandle {
+class EtcdLockHandle implements EtcdLock {
   private readonly lost = new AbortController();
   private released = false;
   private expiryTimer?: NodeJS.Timeout;
@@ -238,6 +243,10 @@ class EtcdLockHandle implements LockHandle {
 
   get owner(): LockOwner {
     return this.currentOwner;
+  }
+
+  get path(): string {
+    return `etcd:${this.key}`;
   }
 
   get signal(): AbortSignal {
