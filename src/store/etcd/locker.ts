@@ -218,6 +218,7 @@ function stillLocked(name: string, holder: LockOwner | null, timeoutMs: number |
 class EtcdLockHandle implements EtcdLock {
   private readonly lost = new AbortController();
   private released = false;
+  private renewing = false;
   private expiryTimer?: NodeJS.Timeout;
   private keepAliveTimer?: NodeJS.Timeout;
   private currentOwner: LockOwner;
@@ -257,10 +258,15 @@ class EtcdLockHandle implements EtcdLock {
   start(keepAlive: boolean): void {
     this.armExpiry();
     if (!keepAlive) return;
-    this.keepAliveTimer = setInterval(
-      () => void this.renew().catch(() => undefined),
-      Math.max(1, Math.floor(this.leaseMs / 3)),
-    );
+    // One renewal at a time: a call that is failing over can outlast the interval.
+    const tick = (): void => {
+      if (this.renewing) return;
+      this.renewing = true;
+      this.renew()
+        .catch(() => undefined)
+        .finally(() => (this.renewing = false));
+    };
+    this.keepAliveTimer = setInterval(tick, Math.max(1, Math.floor(this.leaseMs / 3)));
     this.keepAliveTimer.unref();
   }
 
@@ -353,10 +359,8 @@ class EtcdLockHandle implements EtcdLock {
     this.stopTimers();
     // Revoking the lease deletes the key only if it is still ours: a new holder's key hangs on
     // its own lease.
-    try {
-      await this.locker.revoke(this.leaseId);
-    } finally {
-      this.markLost('released');
-    }
+    // An unreachable cluster does not keep the lock: the lease runs out on the server.
+    await this.locker.revoke(this.leaseId).catch(() => undefined);
+    this.markLost('released');
   }
 }
