@@ -42,7 +42,7 @@ const FORBIDDEN_KEYS = ['__proto__', 'constructor', 'prototype'];
 /** Root sections parsed by section parsers alone; everything else at the root is the schema's. */
 const OWN_ROOT_KEYS: readonly string[] = [...DEPLOY_ROOT_KEYS, 'check', 'watch'];
 /** Schema leaves that hold a mapping (`format: Object`). */
-const MAPPING_LEAVES = ['dns.providers'];
+const MAPPING_LEAVES = ['dns.providers', 'storage.etcd'];
 
 function checkForbiddenKeys(value: unknown, at: string, issues: IssueList, depth = 0): void {
   if (depth > 32) return;
@@ -159,7 +159,7 @@ async function parseSections(
   return {
     source,
     acme,
-    storage: parseStorage(values),
+    storage: parseStorage(values, issues),
     ...defaults,
     daemon: parseDaemon(values, issues),
     dns: dns.settings,

@@ -230,6 +230,17 @@ const SCHEMA = {
       max: MAX_ARCHIVE_DEPTH,
       default: DEFAULT_ARCHIVE_DEPTH,
     },
+    backend: {
+      doc: 'Where state lives: "file" (storage.stateDir) or "etcd" (storage.etcd, shared by a fleet).',
+      format: 'certpilot-string',
+      default: 'file',
+    },
+    etcd: {
+      doc: 'The etcd backend: { endpoints, prefix, caFile, certFile, keyFile, user, password_file, encryptionKeys, requestTimeout, retryFor }; parsed in storage.ts.',
+      // `Object` so convict assigns it whole; its options are parsed in storage.ts.
+      format: Object,
+      default: {} as Record<string, unknown>,
+    },
   },
   defaults: {
     keyType: {
@@ -408,6 +419,8 @@ export interface LeafTypes {
   'acme.requestTimeout': number;
   'storage.stateDir': string;
   'storage.archiveDepth': number;
+  'storage.backend': string;
+  'storage.etcd': Record<string, unknown>;
   'defaults.keyType': KeyType;
   'defaults.renewal.ratio': number;
   'defaults.renewal.shortLifetimeRatio': number;

@@ -31,6 +31,31 @@ export interface StorageSettings {
   readonly stateDir: string;
   /** How many previous versions of each certificate to keep. */
   readonly archiveDepth: number;
+  /** Where state lives: files under stateDir, or an etcd cluster shared by a fleet (`etcd`). */
+  readonly backend?: 'file' | 'etcd';
+  readonly etcd?: EtcdSettings;
+}
+
+/** `storage.etcd`: how to reach the cluster and the keys that seal secrets in it. */
+export interface EtcdSettings {
+  /** Client URLs of the members (https, or http to this host only). */
+  readonly endpoints: readonly string[];
+  /** Prefix of every key certpilot writes; starts and ends with '/'. */
+  readonly prefix: string;
+  /** PEM file of the CA that signed the members' certificates. */
+  readonly caFile?: string;
+  /** Client certificate and its key (0600), for members started with --client-cert-auth. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** etcd user, and the file holding its password (0600). */
+  readonly user?: string;
+  readonly passwordFile?: string;
+  /** Data keys (files of 32 random bytes, base64): the first seals new secrets, all open old ones. */
+  readonly encryptionKeys: readonly { readonly id: string; readonly file: string }[];
+  /** Longest wait for one member before trying the next. */
+  readonly requestTimeoutMs: number;
+  /** How long a call keeps trying the members before it fails as unavailable. */
+  readonly retryForMs: number;
 }
 
 export interface RenewalPolicy {

@@ -16,6 +16,7 @@ import { StateStore } from '../state/store';
 import { CertStore, type StoredCertificate } from '../store/cert-store';
 import { ChallengeJournal } from '../store/journal';
 import { acquireLock, type AcquireLockOptions, type Lock } from '../store/lock';
+import { createEtcdBackend } from '../store/etcd';
 import { cachedDirectoryInfo, readCachedDirectoryInfo } from './directory';
 import type { RenewAcme, RenewDeps } from './types';
 
@@ -200,7 +201,18 @@ export function createRenewContext(
   const stateDir = config.storage.stateDir;
   const settings = deploySettingsOf(config);
   const notifier = overrides.notifier ?? deps.notifier ?? createNotifier(settings.notify, log);
-  const store = new CertStore({ stateDir, archiveDepth: config.storage.archiveDepth, log });
+  // storage.backend: etcd puts certificates, state, journal and locks in the cluster.
+  const etcd =
+    config.storage.etcd && config.storage.backend === 'etcd'
+      ? createEtcdBackend(config.storage.etcd)
+      : undefined;
+  const storage = etcd?.storage;
+  const store = new CertStore({
+    stateDir,
+    archiveDepth: config.storage.archiveDepth,
+    log,
+    ...(storage ? { storage } : {}),
+  });
   let directory: Promise<DirectoryInfo> | undefined;
   // acme.caBundle, read at most once per run for the directory and ARI requests.
   let ca: Promise<string | undefined> | undefined;
@@ -216,9 +228,11 @@ export function createRenewContext(
     ...(signal ? { signal } : {}),
     lockWaitMs: deps.lockWaitMs ?? LOCK_WAIT_MS,
     store,
-    states: options.dryRun ? readOnlyStates(new StateStore(stateDir)) : new StateStore(stateDir),
-    journal: new ChallengeJournal(stateDir),
-    acquireLock: (name, opts) => acquireLock(stateDir, name, opts),
+    states: options.dryRun
+      ? readOnlyStates(new StateStore(stateDir, storage))
+      : new StateStore(stateDir, storage),
+    journal: new ChallengeJournal(stateDir, storage),
+    acquireLock: (name, opts) => (etcd ? etcd.locker.acquire(name, opts) : acquireLock(stateDir, name, opts)),
     clients: createClients(deps.openAcme, deps.openSolver, log),
     notifier,
     deploy: createDeployRunner(store, settings, stateDir, notifier, signal),

@@ -13,6 +13,8 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'acme.requestTimeout': true,
   'storage.stateDir': true,
   'storage.archiveDepth': true,
+  'storage.backend': true,
+  'storage.etcd': true,
   'defaults.keyType': true,
   'defaults.renewal.ratio': true,
   'defaults.renewal.shortLifetimeRatio': true,
