@@ -4,7 +4,7 @@ import { CertpilotError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { AcmeSettings } from '../config/types';
 import type { Dns01Challenge, Dns01Solver, PresentedRecord } from '../dns/solver';
-import { generatePrivateKey, splitPemChain } from '../x509';
+import { generatePrivateKey, parseCertificate, splitPemChain } from '../x509';
 import { checkpoint } from '../core/checkpoints';
 import type { ChallengeJournal } from '../store/journal';
 import type { CertificateFiles } from '../store/cert-store';
@@ -367,8 +367,19 @@ export class AcmeService {
       );
     }
     const done = finalized;
-    const pem = await this.adapter.run('download certificate', signal, (c) => c.getCertificate(done));
+    const preferred = this.settings.preferredChain;
+    const pem = await this.adapter.run('download certificate', signal, (c) =>
+      c.getCertificate(done, preferred),
+    );
     const blocks = splitPemChain(pem);
+    if (preferred && !chainHasIssuer(blocks, preferred)) {
+      // acme-client falls back to the default chain: say so, or the operator believes the
+      // preference took effect.
+      this.log.warn('no chain from the CA has the preferred issuer; using its default chain', {
+        cert: req.name,
+        preferredChain: preferred,
+      });
+    }
     if (blocks.length === 0)
       throw new CertpilotError('ACME_ORDER_FAILED', 'acme: the CA returned no certificate');
     return {
@@ -462,5 +473,13 @@ function withEabHint(err: unknown, eabGiven: boolean): unknown {
     ...(err.cause === undefined ? {} : { cause: err.cause }),
     retryable: false,
     details: err.details,
+  });
+}
+
+/** True when some certificate of the chain was issued by a CA whose common name is `cn`. */
+function chainHasIssuer(blocks: readonly string[], cn: string): boolean {
+  return blocks.some((pem) => {
+    const issuer = parseCertificate(pem).issuer;
+    return issuer.split(', ').some((rdn) => rdn === `CN=${cn}`);
   });
 }

@@ -85,6 +85,7 @@ export async function parseAcme(
   const directoryUrl = values.get('acme.directory') ?? ACME_DIRECTORY_PRESETS.letsencrypt;
   const email = values.get('acme.email');
   const caBundle = values.get('acme.caBundle');
+  const preferredChain = values.get('acme.preferredChain')?.trim();
   if (caBundle !== undefined) await checkCaBundle(caBundle, issues);
   const eab = await parseEab(values, raw, env, issues);
   const presetNeedingEab = EAB_REQUIRED_PRESETS.find((p) => ACME_DIRECTORY_PRESETS[p] === directoryUrl);
@@ -100,6 +101,7 @@ export async function parseAcme(
     termsAgreed: values.get('acme.termsAgreed') === true,
     ...(eab ? { eab } : {}),
     ...(caBundle !== undefined ? { caBundle } : {}),
+    ...(preferredChain ? { preferredChain } : {}),
     requestTimeoutMs: values.get('acme.requestTimeout') ?? 0,
   };
 }

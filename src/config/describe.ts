@@ -49,6 +49,7 @@ export function describeConfig(config: AgentConfig): unknown {
       termsAgreed: acme.termsAgreed,
       eab: acme.eab ? { keyId: acme.eab.keyId, hmacKey: REDACTED } : null,
       caBundle: acme.caBundle ?? null,
+      preferredChain: acme.preferredChain ?? null,
       requestTimeoutMs: acme.requestTimeoutMs,
     },
     storage: { stateDir: config.storage.stateDir, archiveDepth: config.storage.archiveDepth },

@@ -202,6 +202,12 @@ const SCHEMA = {
         env: ENV.eabHmacKeyFile,
       },
     },
+    preferredChain: {
+      doc: 'Issuer common name of the chain to prefer when the CA offers alternates (e.g. "ISRG Root X1"); the CA\'s default chain when none matches.',
+      format: 'certpilot-string',
+      default: null,
+      nullable: true,
+    },
     caBundle: {
       doc: 'PEM file of extra CA certificates to trust for the ACME server (absolute path).',
       format: 'certpilot-absolute-path',
@@ -416,6 +422,7 @@ export interface LeafTypes {
   'acme.eab.hmacKey': string;
   'acme.eab.hmacKey_file': string;
   'acme.caBundle': string;
+  'acme.preferredChain': string;
   'acme.requestTimeout': number;
   'storage.stateDir': string;
   'storage.archiveDepth': number;

@@ -22,6 +22,8 @@ export interface AcmeSettings {
   readonly eab?: EabSettings;
   /** Absolute path of extra CA certificates (PEM) to trust for the ACME server. */
   readonly caBundle?: string;
+  /** Issuer common name of the preferred alternate chain (RFC 8555 §7.4.2 Link rel="alternate"). */
+  readonly preferredChain?: string;
   /** Timeout of one HTTP request to the CA. */
   readonly requestTimeoutMs: number;
 }

@@ -10,6 +10,7 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'acme.eab.hmacKey': true,
   'acme.eab.hmacKey_file': true,
   'acme.caBundle': true,
+  'acme.preferredChain': true,
   'acme.requestTimeout': true,
   'storage.stateDir': true,
   'storage.archiveDepth': true,
