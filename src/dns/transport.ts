@@ -89,6 +89,30 @@ export function exchange(opts: ExchangeOptions): Promise<Buffer> {
   return opts.protocol === 'udp' ? udpExchange(opts, next, judge) : tcpExchange(opts, next, judge);
 }
 
+/**
+ * Stands in for dns.lookup on our sockets. Node resolves even IP literals and the implicit
+ * bind address (0.0.0.0) through dns.lookup; the transport only ever talks to IP literals, so
+ * this answers those itself and refuses anything else: no DNS exchange ever consults the
+ * system resolver.
+ */
+function literalLookup(
+  hostname: string,
+  options: { all?: boolean } | number | undefined,
+  callback: (
+    err: Error | null,
+    address: string | { address: string; family: number }[],
+    family?: number,
+  ) => void,
+): void {
+  const family = net.isIP(hostname);
+  if (family === 0) {
+    callback(new Error(`"${hostname}" is not an IP address`), '', 0);
+    return;
+  }
+  if (typeof options === 'object' && options?.all) callback(null, [{ address: hostname, family }]);
+  else callback(null, hostname, family);
+}
+
 type Judge = (buf: Buffer) => 'ignore' | { ok: true } | { ok: false; reason: string };
 
 function settle(
@@ -121,7 +145,10 @@ function settle(
 function udpExchange(opts: ExchangeOptions, next: () => Buffer, judge: Judge): Promise<Buffer> {
   const { server, timeoutMs } = opts;
   return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4');
+    const sock = dgram.createSocket({
+      type: net.isIPv6(server.host) ? 'udp6' : 'udp4',
+      lookup: literalLookup as dgram.SocketOptions['lookup'],
+    });
     let resend: NodeJS.Timeout | undefined;
     let ignored: string | undefined;
     const { finish } = settle(
@@ -164,7 +191,11 @@ function udpExchange(opts: ExchangeOptions, next: () => Buffer, judge: Judge): P
 function tcpExchange(opts: ExchangeOptions, next: () => Buffer, judge: Judge): Promise<Buffer> {
   const { server } = opts;
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: server.host, port: server.port });
+    const sock = net.connect({
+      host: server.host,
+      port: server.port,
+      lookup: literalLookup as net.LookupFunction,
+    });
     const { finish } = settle(
       opts,
       reject,
