@@ -294,12 +294,25 @@ export class AcmeService {
     for (const authz of pending) work.push(await this.challengeWork(req, authz));
     if (work.length === 0) return;
 
-    await req.solver.present(
-      work.map((w) => w.solve),
-      req.signal,
-      (recs) => presented.push(...recs),
-      req.journal ? (recs) => req.journal!.add(req.name, recs) : undefined,
-    );
+    let journaled = false;
+    await req.solver
+      .present(
+        work.map((w) => w.solve),
+        req.signal,
+        (recs) => presented.push(...recs),
+        req.journal
+          ? async (recs) => {
+              journaled = true;
+              await req.journal!.add(req.name, recs);
+            }
+          : undefined,
+      )
+      .catch(async (err: unknown) => {
+        // Every write was refused by the server: nothing is in DNS, so the intent the journal
+        // holds is void (else the next run would "recover" records nobody wrote).
+        if (journaled && presented.length === 0) await req.journal?.clear(req.name);
+        throw err;
+      });
     checkpoint('after-txt-written');
     log.info('challenge records visible on every nameserver', { records: work.length });
     await Promise.all(work.map((w) => this.answer(w, req.signal)));
@@ -429,10 +442,10 @@ export class AcmeService {
         await this.adapter
           .run('deactivate authorization', signal, (c) => c.deactivateAuthorization(authz), once)
           .then(
-            () => log.info('authorization deactivated', { name: authz.identifier.value }),
+            () => log.info('authorization deactivated', { name: authzName(authz) }),
             (err: unknown) =>
               log.warn('could not deactivate authorization', {
-                name: authz.identifier.value,
+                name: authzName(authz),
                 error: describeError(err),
               }),
           );
@@ -448,6 +461,11 @@ export class AcmeService {
   close(): void {
     this.adapter.close();
   }
+}
+
+/** The name as configured: a wildcard's authorization is for the base name with `wildcard: true`. */
+function authzName(authz: Authorization): string {
+  return authz.wildcard ? `*.${authz.identifier.value}` : authz.identifier.value;
 }
 
 /** acme-client reads one authorization through getAuthorizations of an order-shaped object. */

@@ -25,7 +25,14 @@ import type { DnsProviderInstance } from './types';
  */
 
 /** Keys every instance accepts, whatever its provider. */
-export const INSTANCE_KEYS = ['type', 'zones', 'ttl', 'propagationTimeout', 'propagationInterval'] as const;
+export const INSTANCE_KEYS = [
+  'type',
+  'zones',
+  'ttl',
+  'propagationTimeout',
+  'propagationInterval',
+  'cnameToAnyZone',
+] as const;
 /** Instance names appear in paths, logs and metrics labels: keep them plain. */
 const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** A challenge record lives minutes; a day-long TTL would only make failed attempts linger in caches. */
@@ -230,6 +237,8 @@ async function validateInstance(
     optional(m, 'propagationTimeout', base, issues, parseDuration) ?? defaults.propagationTimeoutMs;
   const propagationIntervalMs =
     optional(m, 'propagationInterval', base, issues, parseDuration) ?? defaults.propagationIntervalMs;
+  /** With no `zones`: also write where an `_acme-challenge` CNAME points into a zone no instance lists (off: a stale or spoofed CNAME could redirect writes into any zone these credentials can write). */
+  const cnameToAnyZone = optional(m, 'cnameToAnyZone', base, issues, parseBoolean) ?? false;
   if (def && propagationIntervalMs > propagationTimeoutMs) {
     issues.add(childPath(base, 'propagationInterval'), 'must not be longer than propagationTimeout');
   }
@@ -241,7 +250,16 @@ async function validateInstance(
     for (const [opt, message] of def.validate(options)) issues.add(childPath(base, opt), message);
   }
   if (issues.hasAt(base)) return undefined;
-  return { name, type: def.code, options, zones, ttl, propagationTimeoutMs, propagationIntervalMs };
+  return {
+    name,
+    type: def.code,
+    options,
+    zones,
+    ttl,
+    propagationTimeoutMs,
+    propagationIntervalMs,
+    ...(cnameToAnyZone ? { cnameToAnyZone } : {}),
+  };
 }
 
 export async function validateProviders(

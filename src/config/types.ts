@@ -88,6 +88,11 @@ export interface DnsProviderInstance {
   readonly ttl: number;
   readonly propagationTimeoutMs: number;
   readonly propagationIntervalMs: number;
+  /**
+   * With no `zones`: also write where an `_acme-challenge` CNAME points into a zone no instance
+   * lists. Absent = false: a stale or spoofed CNAME must not redirect writes.
+   */
+  readonly cnameToAnyZone?: boolean;
 }
 
 export interface DnsSettings {

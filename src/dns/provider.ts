@@ -1,3 +1,4 @@
+import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
 
 /**
@@ -15,6 +16,19 @@ export interface TxtRecord {
   readonly value: string;
   /** Seconds. */
   readonly ttl: number;
+}
+
+/**
+ * Key in a provider error's `details`: true when the provider knows that nothing of the call
+ * was written (the server refused the whole change, or nothing was sent). The solver then does
+ * not count those records as presented, so no cleanup is attempted for them and no journal
+ * entry outlives the run. Absent means "may have been written".
+ */
+export const NOTHING_WRITTEN = 'nothingWritten';
+
+/** True when `err` says that the failed call wrote nothing (see NOTHING_WRITTEN). */
+export function isNothingWritten(err: unknown): boolean {
+  return err instanceof CertpilotError && err.details[NOTHING_WRITTEN] === true;
 }
 
 export interface DnsProvider {
@@ -80,6 +94,12 @@ export interface ProviderContext {
   readonly instance: string;
   /** Timeout of one request to the provider's API or server. */
   readonly requestTimeoutMs: number;
+  /**
+   * Addresses of a host name the provider connects to, through the configured recursive
+   * resolvers (`dns.resolvers`). Absent when none are configured: then the system's resolver
+   * (getaddrinfo, /etc/hosts included) is the one the user asked for.
+   */
+  readonly resolveHost?: (host: string, signal: AbortSignal) => Promise<readonly string[]>;
 }
 
 /** Provider metadata is data: CLI help, config validation and README come from it. */

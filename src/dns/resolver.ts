@@ -28,6 +28,26 @@ export interface NameserverInfo {
 
 export type ResolverSettings = Pick<DnsSettings, 'resolvers' | 'nameserverPort' | 'queryTimeoutMs'>;
 
+/** Key in a DNS_QUERY_FAILED error's details: every resolver answered REFUSED. */
+const REFUSED_EVERYWHERE = 'refusedEverywhere';
+
+/**
+ * The error to give when every resolver refused a question about `name` (the resolvers serve
+ * no zone holding it and do not recurse for us): DNS_ZONE_NOT_FOUND naming the name and what
+ * each resolver answered, rather than the failed query. Undefined for any other error.
+ */
+export function zoneNotFound(name: string, err: unknown): CertpilotError | undefined {
+  if (!(err instanceof CertpilotError) || err.code !== 'DNS_QUERY_FAILED') return undefined;
+  if (err.details[REFUSED_EVERYWHERE] !== true) return undefined;
+  const n = normalizeName(name);
+  const answers = (err.details.answers as readonly string[]).join('; ');
+  return new CertpilotError(
+    'DNS_ZONE_NOT_FOUND',
+    `dns: no zone found for ${n}: no resolver serves it (${err.details.type} query for ${String(err.details.name)}: ${answers})`,
+    { cause: err, details: { fqdn: n, resolvers: err.details.resolvers, answers: err.details.answers } },
+  );
+}
+
 /** RCODEs that say something about the name; anything else means "ask another resolver". */
 const DEFINITIVE = new Set(['NOERROR', 'NXDOMAIN']);
 
@@ -64,6 +84,7 @@ export class DnsResolver {
     const failures: string[] = [];
     let retryable = false;
     let lastCause: unknown;
+    let refusals = 0;
     for (const server of this.servers) {
       try {
         const r = await query({
@@ -77,6 +98,7 @@ export class DnsResolver {
         if (DEFINITIVE.has(r.rcode)) return r;
         failures.push(`${formatServer(server)} answered ${r.rcode}`);
         retryable ||= r.rcode === 'SERVFAIL';
+        if (r.rcode === 'REFUSED') refusals++;
       } catch (err) {
         if (signal.aborted) throw err;
         failures.push(`${formatServer(server)}: ${describeError(err)}`);
@@ -90,7 +112,14 @@ export class DnsResolver {
       {
         cause: lastCause,
         retryable,
-        details: { name: normalizeName(name), type, resolvers: this.resolvers },
+        details: {
+          name: normalizeName(name),
+          type,
+          resolvers: this.resolvers,
+          answers: failures,
+          // Every resolver answered, and each refused: none of them serves (or recurses for) the name.
+          [REFUSED_EVERYWHERE]: refusals === this.servers.length,
+        },
       },
     );
   }
@@ -105,7 +134,12 @@ export class DnsResolver {
     const target = normalizeName(fqdn);
     let name = target;
     for (;;) {
-      const r = await this.recursive(name, 'SOA', signal);
+      let r: DnsResponse;
+      try {
+        r = await this.recursive(name, 'SOA', signal);
+      } catch (err) {
+        throw zoneNotFound(target, err) ?? err;
+      }
       const apex = r.answers.find((a) => a.type === 'SOA' && a.name === name);
       if (apex) return this.found(target, name);
       const authority = r.authorities.find((a) => a.type === 'SOA' && isSubdomain(target, a.name));

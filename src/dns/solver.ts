@@ -4,9 +4,9 @@ import type { PresentedRecord } from '../store/journal';
 import type { DnsProviderInstance, DnsSettings } from '../config/types';
 import { challengeName, isSubdomain, normalizeName, toRelative } from './names';
 import { waitForPropagation } from './propagation';
-import type { DnsProvider } from './provider';
+import { type DnsProvider, isNothingWritten } from './provider';
 import { findProvider } from './registry';
-import { DnsResolver } from './resolver';
+import { DnsResolver, zoneNotFound } from './resolver';
 
 /**
  * The DNS-01 solver: the one place that turns ACME challenges into provider calls. It finds
@@ -83,7 +83,8 @@ export class Dns01Solver {
    * `onPresented` is called once per provider+zone group as soon as its append has settled —
    * before any propagation wait — with the records that were, or may have been, written: an
    * append that failed or was cancelled may still have reached the server, and deleting an
-   * absent value is harmless. Accumulate what it reports and pass it to `cleanup`, whatever
+   * absent value is harmless. A group whose append failed with the provider saying nothing was
+   * written (isNothingWritten: the server refused the change) is not reported. Accumulate what it reports and pass it to `cleanup`, whatever
    * the outcome of `present`. Errors thrown by `present` also carry the same list in
    * `err.details.presented`.
    */
@@ -115,19 +116,19 @@ export class Dns01Solver {
     const outcomes = await Promise.allSettled(
       groups.map(async (g) => {
         const provider = this.provider(g.provider);
+        let written = true;
         try {
           await provider.appendRecords(
             g.zone,
             g.records.map((r) => r.record),
             signal,
           );
+        } catch (err) {
+          // The server refused the whole change: there is nothing to clean up.
+          written = !isNothingWritten(err);
+          throw err;
         } finally {
-          presented.push(...g.records);
-          try {
-            onPresented?.(g.records);
-          } catch (err) {
-            this.log.warn('onPresented callback threw', { error: describeError(err) });
-          }
+          if (written) this.reportPresented(g.records, presented, onPresented);
         }
         this.log.info('challenge records written', {
           provider: g.provider,
@@ -166,6 +167,19 @@ export class Dns01Solver {
       throw fail(err);
     }
     return [...presented];
+  }
+
+  private reportPresented(
+    records: readonly PresentedRecord[],
+    presented: PresentedRecord[],
+    onPresented: ((recs: readonly PresentedRecord[]) => void) | undefined,
+  ): void {
+    presented.push(...records);
+    try {
+      onPresented?.(records);
+    } catch (err) {
+      this.log.warn('onPresented callback threw', { error: describeError(err) });
+    }
   }
 
   /**
@@ -252,11 +266,40 @@ export class Dns01Solver {
   async resolveTarget(domain: string, provider: string, signal: AbortSignal): Promise<ChallengeTarget> {
     this.instance(provider);
     const challengeFqdn = challengeName(domain);
-    let fqdn = challengeFqdn;
-    const chain = [fqdn];
+    const chain = await this.followCnames(challengeFqdn, domain, signal);
+    const fqdn = chain[chain.length - 1];
+    const delegated = fqdn !== challengeFqdn;
+    const zone = await this.zoneOf(fqdn, delegated ? fqdn : domain, signal);
+    if (!delegated) {
+      const instance = this.instance(provider);
+      if (!this.allows(instance, zone)) {
+        throw new CertpilotError(
+          'DNS_NO_PROVIDER',
+          `dns: provider "${provider}" may not write zone ${zone} (for ${fqdn}); its zones are ${instance.zones.join(', ')}`,
+          { details: { provider, zone, fqdn, chain } },
+        );
+      }
+      return { challengeFqdn, fqdn, zone, provider, delegated };
+    }
+    const chosen = await this.providerForDelegation(zone, provider, challengeFqdn, domain, signal);
+    if (typeof chosen !== 'string') {
+      throw new CertpilotError(
+        'DNS_NO_PROVIDER',
+        `dns: no DNS provider may write zone ${zone} (${challengeFqdn} is a CNAME to ${fqdn}); ${chosen.advice}`,
+        { details: { provider, zone, fqdn, chain } },
+      );
+    }
+    this.log.info('challenge delegated by CNAME', { from: challengeFqdn, to: fqdn, zone, provider: chosen });
+    return { challengeFqdn, fqdn, zone, provider: chosen, delegated };
+  }
+
+  /** The names from `challengeFqdn` to the end of its CNAME chain, both included. */
+  private async followCnames(challengeFqdn: string, domain: string, signal: AbortSignal): Promise<string[]> {
+    const chain = [challengeFqdn];
     for (let hop = 0; ; hop++) {
-      const next = await this.cnameOf(fqdn, signal);
-      if (!next) break;
+      const fqdn = chain[chain.length - 1];
+      const next = await this.cnameOf(fqdn, domain, signal);
+      if (!next) return chain;
       if (hop >= MAX_CNAME_DEPTH || chain.includes(next)) {
         throw new CertpilotError(
           'DNS_NO_PROVIDER',
@@ -264,48 +307,47 @@ export class Dns01Solver {
         );
       }
       chain.push(next);
-      fqdn = next;
     }
-    const zone = await this.resolver().findZone(fqdn, signal);
-    const delegated = fqdn !== challengeFqdn;
-    const chosen = delegated ? this.providerForZone(zone, provider) : provider;
-    if (!chosen || !this.allows(this.instance(chosen), zone)) {
-      const instance = this.instance(provider);
-      const via = delegated ? ` (${challengeFqdn} is a CNAME to ${fqdn})` : '';
-      throw new CertpilotError(
-        'DNS_NO_PROVIDER',
-        delegated
-          ? `dns: no DNS provider may write zone ${zone}${via}; configure one with zones: [${zone}]`
-          : `dns: provider "${provider}" may not write zone ${zone} (for ${fqdn}); its zones are ${instance.zones.join(', ')}`,
-        { details: { provider, zone, fqdn, chain } },
-      );
-    }
-    if (delegated) {
-      this.log.info('challenge delegated by CNAME', {
-        from: challengeFqdn,
-        to: fqdn,
-        zone,
-        provider: chosen,
-      });
-    }
-    return { challengeFqdn, fqdn, zone, provider: chosen, delegated };
   }
 
-  private async cnameOf(fqdn: string, signal: AbortSignal): Promise<string | undefined> {
-    const r = await this.resolver().recursive(fqdn, 'CNAME', signal);
+  private async cnameOf(fqdn: string, domain: string, signal: AbortSignal): Promise<string | undefined> {
+    let r;
+    try {
+      r = await this.resolver().recursive(fqdn, 'CNAME', signal);
+    } catch (err) {
+      // Every resolver refused the name: none serves it, which is the zone's problem, not the CNAME's.
+      throw zoneNotFound(domain, err) ?? err;
+    }
     const rec = r.answers.find((a) => a.type === 'CNAME' && normalizeName(a.name) === fqdn);
     return rec ? normalizeName(String(rec.data)) : undefined;
   }
 
-  private allows(instance: DnsProviderInstance, zone: string): boolean {
-    return instance.zones.length === 0 || instance.zones.some((allowed) => isSubdomain(zone, allowed));
+  /** The zone of `fqdn`; when no resolver serves it, the error names `name` (what the user wrote). */
+  private async zoneOf(fqdn: string, name: string, signal: AbortSignal): Promise<string> {
+    try {
+      return await this.resolver().findZone(fqdn, signal);
+    } catch (err) {
+      const cause = err instanceof CertpilotError ? err.cause : undefined;
+      if (err instanceof CertpilotError && err.code === 'DNS_ZONE_NOT_FOUND' && cause)
+        throw zoneNotFound(name, cause) ?? err;
+      throw err;
+    }
   }
 
   /**
-   * For a delegated target: the instance whose `zones` covers it most specifically; else the
-   * certificate's own provider when it is unrestricted (one account writes everything).
+   * For a CNAME-delegated target: the instance whose `zones` covers it most specifically. A
+   * CNAME alone (stale, or spoofed on the way from the resolver) must not move a write into a
+   * zone nobody listed, so an unrestricted certificate provider writes an unlisted zone only
+   * when the CNAME stays inside the zone of the certificate's own name, or when the instance
+   * says `cnameToAnyZone: true`. Else returns the advice for the error.
    */
-  private providerForZone(zone: string, fallback: string): string | undefined {
+  private async providerForDelegation(
+    zone: string,
+    fallback: string,
+    challengeFqdn: string,
+    domain: string,
+    signal: AbortSignal,
+  ): Promise<string | { advice: string }> {
     let best: { name: string; depth: number } | undefined;
     for (const inst of Object.values(this.dns.providers)) {
       for (const allowed of inst.zones) {
@@ -314,7 +356,18 @@ export class Dns01Solver {
       }
     }
     if (best) return best.name;
-    return this.instance(fallback).zones.length === 0 ? fallback : undefined;
+    const instance = this.instance(fallback);
+    const listIt = `list it in the zones of the provider that may write it (zones: [${zone}])`;
+    if (instance.zones.length > 0) return { advice: `configure one with zones: [${zone}]` };
+    if (instance.cnameToAnyZone === true) return fallback;
+    if ((await this.zoneOf(challengeFqdn, domain, signal)) === zone) return fallback;
+    return {
+      advice: `no provider lists it in its zones, and a CNAME alone (it may be stale or spoofed) does not allow a write into an unlisted zone: ${listIt}, or set cnameToAnyZone: true on provider "${fallback}"`,
+    };
+  }
+
+  private allows(instance: DnsProviderInstance, zone: string): boolean {
+    return instance.zones.length === 0 || instance.zones.some((allowed) => isSubdomain(zone, allowed));
   }
 
   private async plan(challenges: readonly Dns01Challenge[], signal: AbortSignal): Promise<Group[]> {
@@ -373,6 +426,9 @@ export class Dns01Solver {
       log: this.log.child({ provider: instance.name }),
       instance: instance.name,
       requestTimeoutMs: def.defaults.requestTimeoutMs ?? this.dns.queryTimeoutMs,
+      // Configured resolvers answer for every name certpilot looks up, the provider's server too.
+      resolveHost:
+        this.dns.resolvers.length > 0 ? (host, signal) => this.resolver().addresses(host, signal) : undefined,
     });
   }
 

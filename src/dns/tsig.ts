@@ -146,8 +146,14 @@ export function signMessage(
 
 /** The TSIG record of a message (it must be the last additional, RFC 8945 section 5.1) and its offset. */
 export function findTsig(message: Buffer): { record: TsigRecord; offset: number } | undefined {
-  const { additionals } = recordPositions(message);
+  const { answers, authorities, additionals } = recordPositions(message);
+  // One TSIG, and only as the very last record (RFC 8945 section 5.1): a second one (or one
+  // elsewhere) is a message we cannot say is signed, so it is malformed, never "unsigned".
+  const tsigs = [...answers, ...authorities, ...additionals].filter((r) => r.type === TYPE.TSIG);
   const last = additionals[additionals.length - 1];
+  if (tsigs.length > 1) throw new RangeError(`dns: ${tsigs.length} TSIG records in one message`);
+  if (tsigs.length === 1 && tsigs[0] !== last)
+    throw new RangeError('dns: TSIG record is not the last record');
   if (!last || last.type !== TYPE.TSIG) return undefined;
   let off = last.rdata;
   const algorithm = readName(message, off);

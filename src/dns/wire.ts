@@ -1,11 +1,10 @@
-import dgram from 'node:dgram';
 import net from 'node:net';
-import { randomInt } from 'node:crypto';
 import * as packet from 'dns-packet';
 import { CertpilotError, abortError } from '../core/errors';
 import {
   CLASS,
   HEADER_BYTES,
+  OPCODE_QUERY,
   OPCODE_UPDATE,
   TYPE,
   encodeHeader,
@@ -17,6 +16,8 @@ import {
   skipName,
 } from './message';
 import { normalizeName } from './names';
+import { NOTHING_WRITTEN } from './provider';
+import { type Protocol, TransportFailure, exchange } from './transport';
 import { type TsigKey, signMessage, verifyMessage } from './tsig';
 
 /**
@@ -27,7 +28,8 @@ import { type TsigKey, signMessage, verifyMessage } from './tsig';
  */
 
 export type QueryType = 'A' | 'AAAA' | 'NS' | 'SOA' | 'TXT' | 'CNAME';
-export type Protocol = 'udp' | 'tcp';
+export type { Protocol } from './transport';
+export { UDP_RETRANSMIT_MS } from './transport';
 
 export interface DnsServer {
   /** IPv4 or IPv6 literal (no brackets), or a host name where the caller resolves it first. */
@@ -41,8 +43,6 @@ export const DNS_PORT = 53;
  * Day 2020); larger answers come back truncated and are re-asked over TCP.
  */
 export const EDNS_UDP_PAYLOAD = 1232;
-/** UDP has no delivery guarantee: resend the same query this often until the timeout. */
-export const UDP_RETRANSMIT_MS = 1000;
 
 /** Parses "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal. */
 export function parseServer(spec: string, defaultPort = DNS_PORT): DnsServer {
@@ -121,17 +121,6 @@ export interface QueryOptions {
   readonly protocol?: Protocol;
 }
 
-/** Why a transport exchange ended without an answer; mapped to component errors by callers. */
-class TransportFailure extends Error {
-  constructor(
-    readonly kind: 'timeout' | 'network',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
 /**
  * Sends one query and returns the decoded answer. Any RCODE is an answer (NXDOMAIN is
  * information); only no answer, a malformed answer or cancellation throw.
@@ -139,29 +128,38 @@ class TransportFailure extends Error {
 export async function query(opts: QueryOptions): Promise<DnsResponse> {
   const name = normalizeName(opts.name);
   const what = `${opts.type} query for ${name || '.'} to ${formatServer(opts.server)}`;
-  const id = randomInt(0, 0x10000);
-  const message = packet.encode({
-    type: 'query',
-    id,
-    flags: opts.recursionDesired ? packet.RECURSION_DESIRED : 0,
-    questions: [{ name: name || '.', type: opts.type, class: 'IN' }],
-    additionals: [
-      {
-        type: 'OPT',
-        name: '.',
-        udpPayloadSize: EDNS_UDP_PAYLOAD,
-        extendedRcode: 0,
-        ednsVersion: 0,
-        flags: 0,
-        flag_do: false,
-        options: [],
-      },
-    ],
-  });
-  const accept = (buf: Buffer): boolean => matchesQuery(buf, id, name, TYPE[opts.type]);
+  const build = (id: number): Buffer =>
+    packet.encode({
+      type: 'query',
+      id,
+      flags: opts.recursionDesired ? packet.RECURSION_DESIRED : 0,
+      questions: [{ name: name || '.', type: opts.type, class: 'IN' }],
+      additionals: [
+        {
+          type: 'OPT',
+          name: '.',
+          udpPayloadSize: EDNS_UDP_PAYLOAD,
+          extendedRcode: 0,
+          ednsVersion: 0,
+          flags: 0,
+          flag_do: false,
+          options: [],
+        },
+      ],
+    });
+  const check = (buf: Buffer): string | undefined =>
+    checkQuestionSection(buf, OPCODE_QUERY, name, TYPE[opts.type], 'question');
   const run = async (protocol: Protocol): Promise<DnsResponse> => {
     try {
-      const raw = await exchange(opts.server, message, protocol, opts.signal, opts.timeoutMs, accept, 'dns');
+      const raw = await exchange({
+        server: opts.server,
+        protocol,
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs,
+        build,
+        check,
+        component: 'dns',
+      });
       return decodeResponse(raw, opts.server, protocol);
     } catch (err) {
       throw toComponentError(err, 'DNS_QUERY_FAILED', `dns: ${what} failed`, {
@@ -177,16 +175,33 @@ export async function query(opts: QueryOptions): Promise<DnsResponse> {
   return first;
 }
 
-function matchesQuery(buf: Buffer, id: number, name: string, type: number): boolean {
-  if (buf.length < HEADER_BYTES || buf.readUInt16BE(0) !== id || (buf.readUInt16BE(2) & 0x8000) === 0)
-    return false;
-  const qd = buf.readUInt16BE(4);
-  // Some servers drop the question from error answers (FORMERR, NOTIMP); accept those by id.
-  if (qd === 0) return (buf.readUInt16BE(2) & 0xf) !== 0;
-  if (qd !== 1) return false;
-  const qname = readName(buf, HEADER_BYTES);
+/**
+ * An answer must repeat what it answers: the opcode, and the question (a query) or the zone
+ * section (an UPDATE, RFC 2136 section 3.8: ZNAME, SOA, IN). A datagram that echoes another
+ * name is not the answer to ours, however its ID matched. Returns why not, or undefined.
+ */
+function checkQuestionSection(
+  buf: Buffer,
+  opcode: number,
+  name: string,
+  type: number,
+  section: 'question' | 'zone',
+): string | undefined {
+  const flags = buf.readUInt16BE(2);
+  if (((flags >> 11) & 0xf) !== opcode) return `opcode ${(flags >> 11) & 0xf}, not ${opcode}`;
+  const count = buf.readUInt16BE(4);
+  // Some servers drop the question from error answers (FORMERR, NOTIMP); accept those by ID.
+  if (count === 0 && (flags & 0xf) !== 0) return undefined;
+  if (count !== 1) return `${count} entries in the ${section} section, not 1`;
+  const got = readName(buf, HEADER_BYTES);
   const off = skipName(buf, HEADER_BYTES);
-  return qname === name && buf.readUInt16BE(off) === type && buf.readUInt16BE(off + 2) === CLASS.IN;
+  if (off + 4 > buf.length) return `truncated ${section} section`;
+  const gotType = buf.readUInt16BE(off);
+  const gotClass = buf.readUInt16BE(off + 2);
+  if (got !== name || gotType !== type || gotClass !== CLASS.IN) {
+    return `its ${section} section is ${got || '.'} type ${gotType} class ${gotClass}, not ${name || '.'} type ${type} class ${CLASS.IN}`;
+  }
+  return undefined;
 }
 
 function decodeResponse(raw: Buffer, server: DnsServer, protocol: Protocol): DnsResponse {
@@ -296,13 +311,21 @@ export function buildUpdateMessage(id: number, zone: string, updates: readonly T
 
 const RCODE_HINTS: Record<string, string> = {
   REFUSED:
-    'the server refused the update: its update-policy does not let this key change these names, or the zone is frozen or not a primary',
+    'the server refused the update: its update-policy does not let this key change these names, the zone is frozen or not a primary, or it did not accept the TSIG key (check tsigKeyName, tsigAlgorithm and tsigSecret)',
   NOTAUTH: 'the server is not authoritative for the zone, or did not accept the TSIG key',
   NOTZONE: 'a name is outside the zone',
   SERVFAIL: 'the server failed to apply the update',
   FORMERR: 'the server could not parse the update',
   NOTIMP: 'the server does not support dynamic updates',
 };
+
+/**
+ * A signed request refused without a signature: the server did not use (so probably did not
+ * accept) the key. BIND signs its refusals when the key verified; PowerDNS answers a wrong key
+ * name or secret with exactly this plain REFUSED.
+ */
+const UNSIGNED_REFUSED_HINT =
+  'the refusal is not signed, so the server probably did not accept the TSIG key: check tsigKeyName, tsigAlgorithm and tsigSecret (PowerDNS answers a wrong key or secret this way); otherwise its update-policy does not let this key change these names, or the zone is frozen or not a primary';
 
 const TSIG_HINTS: Record<string, string> = {
   BADSIG: 'the server could not verify the signature: check tsigSecret and tsigAlgorithm',
@@ -314,7 +337,9 @@ const TSIG_HINTS: Record<string, string> = {
 /**
  * Sends a (TSIG-signed) RFC 2136 UPDATE of TXT records and resolves when the primary answers
  * NOERROR. Throws DNS_UPDATE_FAILED (message `rfc2136: ...` with server, RCODE and TSIG error),
- * or ABORTED/TIMEOUT when `signal` fires.
+ * or ABORTED/TIMEOUT when `signal` fires. An error whose details say `nothingWritten` comes from
+ * the server's own refusal (an UPDATE is applied whole or not at all, RFC 2136 section 3) or
+ * from before anything was sent.
  */
 export async function sendUpdate(opts: UpdateOptions): Promise<UpdateResult> {
   const server = formatServer(opts.server);
@@ -322,74 +347,87 @@ export async function sendUpdate(opts: UpdateOptions): Promise<UpdateResult> {
   const what = `update of zone ${zone} at ${server}`;
   const details = { server, zone, changes: opts.updates.length };
   if (opts.signal.aborted) throw abortError('rfc2136', opts.signal);
-  const id = randomInt(0, 0x10000);
-  const unsigned = buildUpdateMessage(id, zone, opts.updates);
-  let message = unsigned;
-  let requestMac: Buffer | undefined;
-  if (opts.tsig) {
+  // Every transmission has its own ID, so its own signature; the answer is checked against the
+  // MAC of the request whose ID it carries.
+  const requestMacs = new Map<number, Buffer>();
+  const build = (id: number): Buffer => {
+    const unsigned = buildUpdateMessage(id, zone, opts.updates);
+    if (!opts.tsig) return unsigned;
     try {
-      ({ message, mac: requestMac } = signMessage(unsigned, opts.tsig));
+      const { message, mac } = signMessage(unsigned, opts.tsig);
+      requestMacs.set(id, mac);
+      return message;
     } catch (err) {
       // The only way signing fails is a malformed secret or key name; the message says which
       // without quoting either.
       throw new CertpilotError(
         'DNS_UPDATE_FAILED',
         `rfc2136: cannot sign ${what}: ${(err as Error).message}`,
-        { details },
+        { details: { ...details, [NOTHING_WRITTEN]: true } },
       );
     }
-  }
-  const accept = (buf: Buffer): boolean =>
-    buf.length >= HEADER_BYTES &&
-    buf.readUInt16BE(0) === id &&
-    (buf.readUInt16BE(2) & 0x8000) !== 0 &&
-    ((buf.readUInt16BE(2) >> 11) & 0xf) === OPCODE_UPDATE;
+  };
   let raw: Buffer;
   try {
-    raw = await exchange(
-      opts.server,
-      message,
-      opts.protocol ?? 'tcp',
-      opts.signal,
-      opts.timeoutMs,
-      accept,
-      'rfc2136',
-    );
+    raw = await exchange({
+      server: opts.server,
+      protocol: opts.protocol ?? 'tcp',
+      signal: opts.signal,
+      timeoutMs: opts.timeoutMs,
+      build,
+      check: (buf) => checkQuestionSection(buf, OPCODE_UPDATE, zone, TYPE.SOA, 'zone'),
+      component: 'rfc2136',
+    });
   } catch (err) {
     throw toComponentError(err, 'DNS_UPDATE_FAILED', `rfc2136: ${what} failed`, details);
   }
+  const signed = checkUpdateAnswer(raw, opts.tsig, requestMacs.get(raw.readUInt16BE(0)), what, details);
+  return { server, rcode: 'NOERROR', signed };
+}
 
+/** Judges the server's answer to an UPDATE; returns whether it carried a verified TSIG. */
+function checkUpdateAnswer(
+  raw: Buffer,
+  tsig: TsigKey | undefined,
+  requestMac: Buffer | undefined,
+  what: string,
+  details: Record<string, unknown>,
+): boolean {
   const rcode = rcodeName(raw.readUInt16BE(2) & 0xf);
   let verification;
   try {
-    verification = opts.tsig
-      ? verifyMessage(raw, opts.tsig, { requestMac })
-      : ({ status: 'unsigned' } as const);
+    verification = tsig ? verifyMessage(raw, tsig, { requestMac }) : ({ status: 'unsigned' } as const);
   } catch (err) {
-    throw new CertpilotError('DNS_UPDATE_FAILED', `rfc2136: ${what}: malformed answer (${rcode})`, {
-      cause: err,
-      details: { ...details, rcode },
-    });
+    throw new CertpilotError(
+      'DNS_UPDATE_FAILED',
+      `rfc2136: ${what}: malformed answer (${rcode}): ${(err as Error).message}`,
+      { cause: err, details: { ...details, rcode } },
+    );
   }
+  const refused = { ...details, rcode, [NOTHING_WRITTEN]: true };
   if (verification.status === 'failed' && verification.record.error !== 0) {
     const tsigError = rcodeName(verification.record.error);
     throw new CertpilotError(
       'DNS_UPDATE_FAILED',
       `rfc2136: ${what} rejected: ${rcode}, TSIG error ${tsigError} (${TSIG_HINTS[tsigError] ?? 'TSIG failure'})`,
-      { details: { ...details, rcode, tsigError } },
+      { details: { ...refused, tsigError } },
     );
   }
   if (rcode !== 'NOERROR') {
+    const hint =
+      rcode === 'REFUSED' && tsig && verification.status === 'unsigned'
+        ? UNSIGNED_REFUSED_HINT
+        : RCODE_HINTS[rcode];
     throw new CertpilotError(
       'DNS_UPDATE_FAILED',
-      `rfc2136: ${what} failed: ${rcode}${RCODE_HINTS[rcode] ? ` (${RCODE_HINTS[rcode]})` : ''}`,
+      `rfc2136: ${what} failed: ${rcode}${hint ? ` (${hint})` : ''}`,
       {
         retryable: rcode === 'SERVFAIL',
-        details: { ...details, rcode },
+        details: refused,
       },
     );
   }
-  if (opts.tsig && verification.status !== 'ok') {
+  if (tsig && verification.status !== 'ok') {
     // RFC 8945 section 5.3.4: a signed request's answer must be signed with the same key;
     // otherwise anyone on the path could have forged the NOERROR.
     const reason =
@@ -400,7 +438,7 @@ export async function sendUpdate(opts: UpdateOptions): Promise<UpdateResult> {
       details: { ...details, rcode },
     });
   }
-  return { server, rcode: 'NOERROR', signed: verification.status === 'ok' };
+  return verification.status === 'ok';
 }
 
 function toComponentError(
@@ -413,7 +451,8 @@ function toComponentError(
   if (err instanceof TransportFailure) {
     return new CertpilotError(code, `${head}: ${err.message}`, {
       cause: err.cause,
-      retryable: true,
+      // A server that answers wrongly will answer wrongly again; a lost answer may come next time.
+      retryable: err.kind !== 'invalid',
       details,
     });
   }
@@ -421,127 +460,4 @@ function toComponentError(
     cause: err,
     details,
   });
-}
-
-/**
- * Sends `message` and resolves with the first received message `accept` approves. Over UDP
- * other datagrams (stale or spoofed) are ignored and the query is resent every
- * UDP_RETRANSMIT_MS; over TCP messages are length-prefixed (RFC 1035 section 4.2.2).
- */
-function exchange(
-  server: DnsServer,
-  message: Buffer,
-  protocol: Protocol,
-  signal: AbortSignal,
-  timeoutMs: number,
-  accept: (buf: Buffer) => boolean,
-  component: string,
-): Promise<Buffer> {
-  if (signal.aborted) return Promise.reject(abortError(component, signal));
-  if (!net.isIP(server.host))
-    return Promise.reject(new TransportFailure('network', `server "${server.host}" is not an IP address`));
-  return protocol === 'udp'
-    ? udpExchange(server, message, signal, timeoutMs, accept, component)
-    : tcpExchange(server, message, signal, timeoutMs, accept, component);
-}
-
-function settle(
-  signal: AbortSignal,
-  timeoutMs: number,
-  component: string,
-  reject: (err: unknown) => void,
-  resolve: (buf: Buffer) => void,
-  release: () => void,
-): { finish: (err: unknown, buf?: Buffer) => void } {
-  let done = false;
-  const onAbort = (): void => finish(abortError(component, signal));
-  const timer = setTimeout(
-    () => finish(new TransportFailure('timeout', `no answer within ${timeoutMs} ms`)),
-    timeoutMs,
-  );
-  signal.addEventListener('abort', onAbort, { once: true });
-  function finish(err: unknown, buf?: Buffer): void {
-    if (done) return;
-    done = true;
-    clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
-    release();
-    if (buf) resolve(buf);
-    else reject(err);
-  }
-  return { finish };
-}
-
-function udpExchange(
-  server: DnsServer,
-  message: Buffer,
-  signal: AbortSignal,
-  timeoutMs: number,
-  accept: (buf: Buffer) => boolean,
-  component: string,
-): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4');
-    let resend: NodeJS.Timeout | undefined;
-    const { finish } = settle(signal, timeoutMs, component, reject, resolve, () => {
-      clearInterval(resend);
-      sock.close();
-    });
-    const send = (): void =>
-      sock.send(message, (err) => {
-        if (err) finish(new TransportFailure('network', err.message, { cause: err }));
-      });
-    sock.on('error', (err) => finish(new TransportFailure('network', err.message, { cause: err })));
-    sock.on('message', (buf) => {
-      if (safeAccept(accept, buf)) finish(undefined, buf);
-    });
-    // A connected socket only receives from the server and reports ICMP "port unreachable" as
-    // ECONNREFUSED instead of letting us wait out the timeout.
-    sock.connect(server.port, server.host, () => {
-      send();
-      if (timeoutMs > UDP_RETRANSMIT_MS) resend = setInterval(send, UDP_RETRANSMIT_MS);
-    });
-  });
-}
-
-function tcpExchange(
-  server: DnsServer,
-  message: Buffer,
-  signal: AbortSignal,
-  timeoutMs: number,
-  accept: (buf: Buffer) => boolean,
-  component: string,
-): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: server.host, port: server.port });
-    const { finish } = settle(signal, timeoutMs, component, reject, resolve, () => sock.destroy());
-    let pending = Buffer.alloc(0);
-    sock.setNoDelay(true);
-    sock.on('connect', () => {
-      const len = Buffer.alloc(2);
-      len.writeUInt16BE(message.length, 0);
-      sock.write(Buffer.concat([len, message]));
-    });
-    sock.on('data', (chunk: Buffer) => {
-      pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
-        const msg = pending.subarray(2, 2 + pending.readUInt16BE(0));
-        pending = pending.subarray(2 + msg.length);
-        if (safeAccept(accept, msg)) return finish(undefined, Buffer.from(msg));
-      }
-    });
-    sock.on('error', (err) => finish(new TransportFailure('network', err.message, { cause: err })));
-    sock.on('close', () =>
-      finish(new TransportFailure('network', 'connection closed before an answer arrived')),
-    );
-  });
-}
-
-/** A message we cannot even parse is not our answer: keep waiting for the real one. */
-function safeAccept(accept: (buf: Buffer) => boolean, buf: Buffer): boolean {
-  try {
-    return accept(buf);
-  } catch {
-    return false;
-  }
 }

@@ -45,13 +45,30 @@ describe('DnsResolver against BIND', () => {
     expect(await resolver.findZone(fqdn, signal())).toBe(zone);
   });
 
-  test('a name no resolver will answer for is a query failure naming the resolver and RCODE', async () => {
+  test('a name no resolver serves: no zone found, with what each resolver answered', async () => {
     const err = (await resolver
       .findZone('www.nowhere.invalid', signal())
       .catch((e: unknown) => e)) as CertpilotError;
     expect(err).toBeInstanceOf(CertpilotError);
+    expect(err.code).toBe('DNS_ZONE_NOT_FOUND');
+    expect(err.message).toBe(
+      `dns: no zone found for www.nowhere.invalid: no resolver serves it (SOA query for www.nowhere.invalid: 127.0.0.1:${bind.port} answered REFUSED)`,
+    );
+  });
+
+  test('a refusal by one resolver and no answer from another stays a query failure (may be passing)', async () => {
+    const dead = await freePort();
+    const r = new DnsResolver({
+      resolvers: [`127.0.0.1:${dead}`, `127.0.0.1:${bind.port}`],
+      nameserverPort: bind.port,
+      queryTimeoutMs: 2000,
+    });
+    const err = (await r
+      .findZone('www.nowhere.invalid', signal())
+      .catch((e: unknown) => e)) as CertpilotError;
     expect(err.code).toBe('DNS_QUERY_FAILED');
     expect(err.message).toContain(`127.0.0.1:${bind.port} answered REFUSED`);
+    expect(err.message).toContain(`127.0.0.1:${dead}: `);
   });
 
   test.each([

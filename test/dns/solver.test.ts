@@ -40,8 +40,16 @@ describe('Dns01Solver against BIND', () => {
   beforeAll(async () => {
     bind = await startBind({
       zones: [
-        { name: 'example.test', records: ['_acme-challenge IN TXT "unrelated"'] },
+        {
+          name: 'example.test',
+          records: [
+            '_acme-challenge IN TXT "unrelated"',
+            '_acme-challenge.cn IN CNAME _acme-challenge.target.other.test.',
+            '_acme-challenge.samezone IN CNAME _acme-challenge.elsewhere.example.test.',
+          ],
+        },
         { name: 'sub.example.test' },
+        { name: 'other.test' },
       ],
     });
   });
@@ -246,5 +254,133 @@ describe('Dns01Solver against BIND', () => {
       message: expect.stringContaining('may not write zone example.test'),
     });
     expect(await bind.queryTxt('_acme-challenge.x.example.test')).toEqual([]);
+  });
+
+  /** A factory that counts every write and delete, and does them for real. */
+  const counting = (): {
+    factory: (i: DnsProviderInstance) => DnsProvider;
+    appends: string[];
+  } => {
+    const appends: string[] = [];
+    return {
+      appends,
+      factory: (i) => {
+        const p = real(i);
+        return {
+          appendRecords: (zone, recs, sig) => {
+            appends.push(...recs.map((r) => `${i.name}:${r.name}.${zone}`));
+            return p.appendRecords(zone, recs, sig);
+          },
+          deleteRecords: (zone, recs, sig) => p.deleteRecords(zone, recs, sig),
+        };
+      },
+    };
+  };
+
+  test('a CNAME into a zone no provider lists is refused before any write, even for a provider with zones: []', async () => {
+    const { factory, appends } = counting();
+    const solver = new Dns01Solver({
+      dns: settings({ any: instance('any') }),
+      log: silentLogger,
+      providerFactory: factory,
+    });
+    const expected = {
+      code: 'DNS_NO_PROVIDER',
+      message:
+        'dns: no DNS provider may write zone other.test (_acme-challenge.cn.example.test is a CNAME to _acme-challenge.target.other.test); no provider lists it in its zones, and a CNAME alone (it may be stale or spoofed) does not allow a write into an unlisted zone: list it in the zones of the provider that may write it (zones: [other.test]), or set cnameToAnyZone: true on provider "any"',
+    };
+    await expect(
+      solver.preflight([{ domain: 'cn.example.test', provider: 'any' }], signal()),
+    ).rejects.toMatchObject(expected);
+    const journaled: PresentedRecord[] = [];
+    await expect(
+      solver.present(
+        [{ domain: 'cn.example.test', value: 'cn-value', provider: 'any' }],
+        signal(),
+        undefined,
+        async (r) => {
+          journaled.push(...r);
+        },
+      ),
+    ).rejects.toMatchObject(expected);
+    expect(appends).toEqual([]);
+    expect(journaled).toEqual([]);
+    expect(await bind.queryTxt('_acme-challenge.target.other.test')).toEqual([]);
+  });
+
+  test('the CNAME target is written when its zone is listed, or with cnameToAnyZone: true', async () => {
+    const configs: Record<string, DnsProviderInstance>[] = [
+      { any: instance('any'), other: instance('other', ['other.test']) },
+      { any: { ...instance('any'), cnameToAnyZone: true } },
+    ];
+    for (const providers of configs) {
+      const { factory, appends } = counting();
+      const solver = new Dns01Solver({
+        dns: settings(providers),
+        log: silentLogger,
+        providerFactory: factory,
+      });
+      const presented = await solver.present(
+        [{ domain: 'cn.example.test', value: 'cn-value', provider: 'any' }],
+        signal(),
+      );
+      const writer = 'other' in providers ? 'other' : 'any';
+      expect(appends).toEqual([`${writer}:_acme-challenge.target.other.test`]);
+      expect(await bind.queryTxt('_acme-challenge.target.other.test')).toEqual(['cn-value']);
+      await solver.cleanup(presented, AbortSignal.timeout(10_000));
+      expect(await bind.queryTxt('_acme-challenge.target.other.test')).toEqual([]);
+    }
+  });
+
+  test('a CNAME that stays in the zone of the name itself needs no listing', async () => {
+    const { factory, appends } = counting();
+    const solver = new Dns01Solver({
+      dns: settings({ any: instance('any') }),
+      log: silentLogger,
+      providerFactory: factory,
+    });
+    const [target] = await solver.preflight([{ domain: 'samezone.example.test', provider: 'any' }], signal());
+    expect(target).toEqual({
+      challengeFqdn: '_acme-challenge.samezone.example.test',
+      fqdn: '_acme-challenge.elsewhere.example.test',
+      zone: 'example.test',
+      provider: 'any',
+      delegated: true,
+    });
+    expect(appends).toEqual([]);
+  });
+
+  test('a name the resolvers serve no zone for: "no zone found" with what each resolver answered', async () => {
+    const solver = new Dns01Solver({ dns: settings({ bind: instance('bind') }), log: silentLogger });
+    await expect(
+      solver.preflight([{ domain: 'mail.notours.test', provider: 'bind' }], signal()),
+    ).rejects.toMatchObject({
+      code: 'DNS_ZONE_NOT_FOUND',
+      message: `dns: no zone found for mail.notours.test: no resolver serves it (CNAME query for _acme-challenge.mail.notours.test: 127.0.0.1:${bind.port} answered REFUSED)`,
+    });
+  });
+
+  test('a write the server refused is not reported as presented: nothing to clean up', async () => {
+    const log = memoryLogger();
+    const solver = new Dns01Solver({ dns: settings({ bind: instance('bind') }), log });
+    const reported: PresentedRecord[] = [];
+    await bind.freeze('example.test');
+    let err: CertpilotError;
+    try {
+      err = (await solver
+        .present(
+          [{ domain: 'refused.example.test', value: 'refused-value', provider: 'bind' }],
+          signal(),
+          (r) => reported.push(...r),
+        )
+        .catch((e: unknown) => e)) as CertpilotError;
+    } finally {
+      await bind.thaw('example.test');
+    }
+    expect(err).toBeInstanceOf(CertpilotError);
+    expect(err.message).toMatch(/failed: REFUSED/);
+    expect(reported).toEqual([]);
+    expect(err.details.presented).toEqual([]);
+    expect(log.records.map((r) => r.message)).not.toContain('challenge records written');
   });
 });

@@ -14,10 +14,10 @@ export const rfc2136Definition: ProviderDefinition = {
   aliases: ['nsupdate'],
   title: 'RFC 2136 (BIND, Knot, PowerDNS)',
   description:
-    'Dynamic DNS updates (RFC 2136) sent straight to the primary nameserver, signed with a TSIG key (RFC 8945).',
+    'Dynamic DNS updates (RFC 2136) sent straight to the primary nameserver, signed with a TSIG key (RFC 8945). See docs/providers/rfc2136.md.',
   options: {
     server: {
-      doc: 'Address of the primary nameserver (IPv4 or IPv6 literal, or a host name).',
+      doc: 'Address of the primary nameserver: IPv4 or IPv6 literal, or a host name (resolved through dns.resolvers when set).',
       format: 'host',
       required: true,
     },

@@ -1,9 +1,9 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { raceSignal, throwIfAborted } from '../../../core/abort';
-import { CertpilotError } from '../../../core/errors';
+import { CertpilotError, describeError } from '../../../core/errors';
 import { normalizeName, toFqdn } from '../../names';
-import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
+import { type DnsProvider, type ProviderContext, type TxtRecord, NOTHING_WRITTEN } from '../../provider';
 import { type TsigKey, decodeTsigSecret, isTsigAlgorithm } from '../../tsig';
 import {
   type DnsServer,
@@ -133,23 +133,32 @@ export class Rfc2136Provider implements DnsProvider {
     });
   }
 
-  /** IP literals are used as they are; a host name goes through the system resolver (getaddrinfo). */
+  /**
+   * IP literals are used as they are. A host name goes through the configured resolvers when
+   * there are any (never the system's: queries must not leave for a resolver the user did not
+   * name), else through getaddrinfo like any other program on the host.
+   */
   private async resolveServer(signal: AbortSignal): Promise<DnsServer> {
     const parsed = parseServer(this.opts.server, this.opts.port);
     if (net.isIP(parsed.host)) return parsed;
+    const resolveHost = this.ctx.resolveHost;
+    const via = resolveHost ? 'the configured resolvers' : 'the system resolver';
     try {
-      // getaddrinfo cannot be cancelled; stop waiting for it when the signal fires.
-      const { address } = await raceSignal(lookup(parsed.host), signal, 'rfc2136');
-      return { host: address, port: parsed.port };
+      const addresses = resolveHost
+        ? await resolveHost(parsed.host, signal)
+        : // getaddrinfo cannot be cancelled; stop waiting for it when the signal fires.
+          [(await raceSignal(lookup(parsed.host), signal, 'rfc2136')).address];
+      if (addresses.length === 0) throw new Error('no A or AAAA record');
+      return { host: addresses[0], port: parsed.port };
     } catch (err) {
-      if (err instanceof CertpilotError) throw err;
+      if (err instanceof CertpilotError && (err.code === 'ABORTED' || err.code === 'TIMEOUT')) throw err;
       throw new CertpilotError(
         'DNS_UPDATE_FAILED',
-        `rfc2136: cannot resolve server ${parsed.host}: ${(err as Error).message}`,
+        `rfc2136: cannot resolve server ${parsed.host} through ${via}: ${describeError(err)}`,
         {
           cause: err,
           retryable: true,
-          details: { server: parsed.host },
+          details: { server: parsed.host, [NOTHING_WRITTEN]: true },
         },
       );
     }
