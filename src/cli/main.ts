@@ -32,6 +32,7 @@ const RUNNERS: Record<string, Runner> = {
   init: async (ctx) => (await import('./init')).initCommand(ctx),
   certificates: async (ctx) => (await import('./certificates')).certificatesCommand(ctx),
   delete: async (ctx) => (await import('./delete')).deleteCommand(ctx),
+  import: async (ctx) => (await import('./import')).importCommand(ctx),
   providers: async (ctx) => {
     const { providersText } = await import('../dns/provider-docs');
     const { listProviders } = await import('../dns/registry');
@@ -105,6 +106,10 @@ export const OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   'connect-timeout': { type: 'string' },
   'handshake-timeout': { type: 'string' },
   concurrency: { type: 'string' },
+  // import
+  dir: { type: 'string' },
+  path: { type: 'string' },
+  write: { type: 'boolean' },
 };
 
 export interface ParsedArgs {
