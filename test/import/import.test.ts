@@ -184,7 +184,10 @@ describe('certpilot import certbot', () => {
     ]);
     expect(dry.stderr).toBe('');
     expect(dry.code).toBe(0);
-    const snippet = parse(dry.stdout.slice(0, dry.stdout.indexOf('\nsecret:'))) as Record<string, any>;
+    const snippet = parse(dry.stdout.slice(0, dry.stdout.indexOf('\nsecret:'))) as {
+      dns: { providers: Record<string, unknown> };
+      certificates: unknown[];
+    };
     expect(snippet.dns.providers['certbot-rfc2136']).toEqual({
       type: 'rfc2136',
       server: '127.0.0.1',
@@ -248,5 +251,105 @@ describe('certpilot import certbot', () => {
     // certbot's own run, then certpilot's forced renewal with certbot's variables.
     expect(hookLines).toHaveLength(2);
     expect(hookLines[1]).toBe(`${path.join(stateDir, 'certs', 'cb-lineage')}|${certbotCert.names.join(' ')}`);
+  }, 180_000);
+});
+
+describe('certpilot import lego', () => {
+  test('lego --dns rfc2136: the provider from lego environment, its account reused, the wildcard file name mapped', async () => {
+    const legoPath = path.join(tb.dir, 'lego');
+    const { name: keyName, secret, algorithm } = tb.bind.tsig;
+    const legoEnv = {
+      RFC2136_NAMESERVER: `127.0.0.1:${tb.bind.port}`,
+      RFC2136_TSIG_KEY: `${keyName}.`,
+      RFC2136_TSIG_SECRET: secret,
+      RFC2136_TSIG_ALGORITHM: `${algorithm}.`,
+    };
+    await run(
+      'lego',
+      [
+        '--server',
+        proxy.directoryUrl,
+        '--path',
+        legoPath,
+        '--accept-tos',
+        '--email',
+        'ops@example.test',
+        '--dns',
+        'rfc2136',
+        '--dns.resolvers',
+        `127.0.0.1:${tb.bind.port}`,
+        '--dns.disable-cp',
+        '--key-type',
+        'rsa2048',
+        '-d',
+        '*.lg.example.test',
+        '-d',
+        'lg.example.test',
+        'run',
+      ],
+      { env: { ...process.env, ...legoEnv, LEGO_CA_CERTIFICATES: tb.pebble.tlsCaPath } },
+    );
+    const legoCert = parseCertificate(
+      await readFile(path.join(legoPath, 'certificates', '_.lg.example.test.crt'), 'utf8'),
+    );
+    const legoAccount = JSON.parse(
+      await readFile(await findFile(path.join(legoPath, 'accounts'), 'account.json'), 'utf8'),
+    ) as {
+      registration: { uri: string };
+    };
+    const { configPath, stateDir } = await baseConfig('lego');
+
+    // lego records no directory URL: without --ca (and no acme.directory configured) it asks for one.
+    const noCa = await runCli([
+      'import',
+      'lego',
+      '--path',
+      legoPath,
+      '--config',
+      path.join(tb.dir, 'none.yaml'),
+      '--dry-run',
+    ]);
+    expect(noCa.code).toBe(2);
+    expect(noCa.stderr).toMatch(/lego does not record the ACME directory URL; pass --ca URL/);
+
+    const saved = { ...process.env };
+    Object.assign(process.env, legoEnv);
+    let res;
+    try {
+      res = await runCli([
+        'import',
+        'lego',
+        '--path',
+        legoPath,
+        '--provider',
+        'rfc2136',
+        '--config',
+        configPath,
+        '--write',
+      ]);
+    } finally {
+      for (const k of Object.keys(legoEnv)) if (saved[k] === undefined) delete process.env[k];
+    }
+    expect(res.stderr).not.toMatch(/unexpected error/);
+    expect(res.code).toBe(0);
+    expect(res.stdout + res.stderr).not.toContain(secret);
+    const secretPath = path.join(path.dirname(configPath), 'lego-rfc2136.secret');
+    expect((await stat(secretPath)).mode & 0o777).toBe(0o600);
+    const config = await loadConfig({ path: configPath });
+    expect(config.acme.email).toBe('ops@example.test');
+    expect(config.dns.providers['lego-rfc2136']).toMatchObject({
+      type: 'rfc2136',
+      options: { server: '127.0.0.1', port: tb.bind.port, tsigKeyName: keyName, tsigAlgorithm: algorithm },
+    });
+    expect(config.certificates).toMatchObject([
+      {
+        name: 'wildcard.lg.example.test',
+        domains: legoCert.names,
+        keyType: 'rsa-2048',
+        dnsProvider: 'lego-rfc2136',
+      },
+    ]);
+    expect((await readAccount(stateDir, proxy.directoryUrl))?.url).toBe(legoAccount.registration.uri);
+    await expectRenewals(configPath, stateDir, 'wildcard.lg.example.test', legoCert.serial);
   }, 180_000);
 });
