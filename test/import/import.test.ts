@@ -287,7 +287,16 @@ describe('certpilot import lego', () => {
         'lg.example.test',
         'run',
       ],
-      { env: { ...process.env, ...legoEnv, LEGO_CA_CERTIFICATES: tb.pebble.tlsCaPath } },
+      {
+        env: {
+          ...process.env,
+          ...legoEnv,
+          LEGO_CA_CERTIFICATES: tb.pebble.tlsCaPath,
+          // lego's own pauses (defaults 60 s / 2 s), not needed with BIND on loopback.
+          RFC2136_PROPAGATION_TIMEOUT: '10',
+          RFC2136_POLLING_INTERVAL: '1',
+        },
+      },
     );
     const legoCert = parseCertificate(
       await readFile(path.join(legoPath, 'certificates', '_.lg.example.test.crt'), 'utf8'),
