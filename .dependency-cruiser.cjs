@@ -11,6 +11,7 @@
 const LAYERS = [
   ['cli', '^src/cli/'],
   ['index', '^src/index\\.ts$'],
+  ['import', '^src/import/'],
   ['daemon', '^src/daemon/'],
   ['config-loader', '^src/config/(?!(types|defaults|access|secrets|issues)\\.ts$)'],
   ['renew', '^src/renew/'],

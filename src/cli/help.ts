@@ -214,6 +214,36 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     ],
   },
   {
+    name: 'import',
+    summary: "Take over certbot's or lego's certificates, account and DNS settings.",
+    synopsis: [
+      'certpilot import certbot [NAME...] [--dir DIR] [--ca URL] [--write] [--dry-run] [--force]',
+      'certpilot import lego [NAME...] [--path DIR] [--ca URL] [--provider TYPE] [--write] [--dry-run] [--force]',
+    ],
+    options: [
+      { flags: 'NAME', description: 'certbot lineages or lego certificate names (default: all)' },
+      { flags: '--dir DIR', description: "certbot's configuration directory (default /etc/letsencrypt)" },
+      { flags: '--path DIR', description: "lego's --path directory (default ./.lego)" },
+      {
+        flags: '--ca URL',
+        description:
+          'the ACME directory to import for (default: the configured one, or the one certbot used)',
+      },
+      {
+        flags: '--provider TYPE',
+        description:
+          "lego: the DNS provider lego used (rfc2136, route53, cloudflare), read from lego's environment",
+      },
+      { flags: '--write', description: 'merge the snippet into the configuration file' },
+      { flags: '--dry-run', description: 'print the snippet and the plan; write nothing' },
+      { flags: '--force', description: 'replace a stored certificate of the same name' },
+      { flags: '--state-dir DIR', description: 'state directory when there is no configuration file yet' },
+    ],
+    notes: [
+      'Prints a configuration snippet and the plan, writes secrets (TSIG secret, API token) to 0600 files beside the configuration, imports the ACME account (no new registration) and installs the certificates as current versions: the next renew is a no-op until the normal renewal time. See docs/import.md. Exit status: 0 imported, 2 usage or configuration error.',
+    ],
+  },
+  {
     name: 'providers',
     summary: 'List the DNS providers and their options.',
     synopsis: ['certpilot providers [--json]'],

@@ -34,6 +34,7 @@ const RUNNERS: Record<string, Runner> = {
   delete: async (ctx) => (await import('./delete')).deleteCommand(ctx),
   revoke: async (ctx) => (await import('./revoke')).revokeCommand(ctx),
   account: async (ctx) => (await import('./account')).accountCommand(ctx),
+  import: async (ctx) => (await import('./import')).importCommand(ctx),
   providers: async (ctx) => {
     const { providersText } = await import('../dns/provider-docs');
     const { listProviders } = await import('../dns/registry');
@@ -110,6 +111,10 @@ export const OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   'connect-timeout': { type: 'string' },
   'handshake-timeout': { type: 'string' },
   concurrency: { type: 'string' },
+  // import
+  dir: { type: 'string' },
+  path: { type: 'string' },
+  write: { type: 'boolean' },
 };
 
 export interface ParsedArgs {
