@@ -253,8 +253,9 @@ export async function openDirNoFollow(
         if (path.isAbsolute(target)) await replace(cur, { path: '/', handle: await fs.open('/', DIR_FLAGS) });
         continue;
       }
-      policy.checkDir(next.path, await next.handle.stat());
-      cur = await replace(cur, next);
+      // Held as `cur` before the check, so a refusal closes it in the catch below.
+      const parent = await replace(cur, next);
+      policy.checkDir(parent.path, await parent.handle.stat());
     }
     return cur;
   } catch (err) {
