@@ -29,8 +29,8 @@ export function actAsStateOwner(stateDir: string, log: Logger, configPath?: stri
   const st = statStateDir(stateDir);
   // Root drops to the owner of an existing, non-root state directory; anyone else stays as is.
   const runAs = self.uid === 0 && st !== undefined && st.uid !== 0 ? { uid: st.uid, gid: st.gid } : self;
-  checkSecretOwners(runAs.uid);
-  if (st !== undefined) checkStateDir(stateDir, st, runAs.uid);
+  checkSecretOwners(runAs.uid, configPath);
+  if (st !== undefined) checkStateDir(stateDir, st, runAs.uid, configPath);
   if (configPath !== undefined) warnAboutConfigFile(configPath, runAs.gid, log);
   if (runAs === self) return undefined;
   try {
@@ -64,8 +64,9 @@ function statStateDir(stateDir: string): Stats | undefined {
 const octal = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, '0');
 
 /** The state directory holds the ACME account key and every private key: its user's alone. */
-function checkStateDir(stateDir: string, st: Stats, runAs: number): void {
-  const issue = (message: string): ConfigError => new ConfigError([{ path: 'storage.stateDir', message }]);
+function checkStateDir(stateDir: string, st: Stats, runAs: number, source?: string): void {
+  const issue = (message: string): ConfigError =>
+    new ConfigError([{ path: 'storage.stateDir', message }], source);
   if (!st.isDirectory()) throw issue(`${stateDir} is not a directory`);
   if (st.uid !== runAs) {
     throw issue(
@@ -82,14 +83,14 @@ function checkStateDir(stateDir: string, st: Stats, runAs: number): void {
 }
 
 /** Secret files read as root that belong to someone other than root and the user we run as. */
-function checkSecretOwners(runAs: number): void {
+function checkSecretOwners(runAs: number, source?: string): void {
   const wrong = settleSecretOwner(runAs);
   if (wrong.length === 0) return;
   const issues: ConfigIssue[] = wrong.map((p) => ({
     path: p.at,
     message: secretOwnerMessage(p.file, p.uid, p.mode, runAs),
   }));
-  throw new ConfigError(issues);
+  throw new ConfigError(issues, source);
 }
 
 /** Config files already warned about: the daemon re-reads its config on SIGHUP, warns at start only. */

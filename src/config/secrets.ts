@@ -72,6 +72,13 @@ export async function readSecretFile(file: string, at: string = file): Promise<S
     handle = await fs.open(file, 'r');
     const st = await handle.stat();
     if (!st.isFile()) return { ok: false, message: `${file} is not a regular file` };
+    // The owner first: whoever owns the file can chmod it, so its mode says nothing without it.
+    const self = process.geteuid?.() ?? 0;
+    if (st.uid !== 0 && st.uid !== self) {
+      if (self !== 0 || settledUser !== undefined)
+        return { ok: false, message: secretOwnerMessage(file, st.uid, st.mode, self) };
+      pendingOwners.set(file, { file, at, uid: st.uid, mode: st.mode });
+    }
     if ((st.mode & GROUP_OTHER_READ) !== 0) {
       return { ok: false, message: `${file} is readable by others (mode ${octal(st.mode)}); chmod 600` };
     }
@@ -80,12 +87,6 @@ export async function readSecretFile(file: string, at: string = file): Promise<S
         ok: false,
         message: `${file} grants access to group or others (mode ${octal(st.mode)}); chmod 600`,
       };
-    }
-    const self = process.geteuid?.() ?? 0;
-    if (st.uid !== 0 && st.uid !== self) {
-      if (self !== 0 || settledUser !== undefined)
-        return { ok: false, message: secretOwnerMessage(file, st.uid, st.mode, self) };
-      pendingOwners.set(file, { file, at, uid: st.uid, mode: st.mode });
     }
     if (st.size > MAX_SECRET_FILE_BYTES) return { ok: false, message: `${file} is too large to be a secret` };
     const value = (await handle.readFile('utf8')).trim();
