@@ -100,7 +100,7 @@ const warned = new Set<string>();
  * Warns when the config file holds secrets inline (an API token, a TSIG key, an SMTP password)
  * and users other than the one certpilot runs as can read it: the *_file options keep them out.
  * A group may read it when it is the group certpilot runs as (the Debian package's root:certpilot
- * 0640), since the service must read its config on reload.
+ * 0640), since the service must read its config on reload; so may root's group.
  */
 function warnAboutConfigFile(configPath: string, runAsGid: number, log: Logger): void {
   if (warned.has(configPath)) return;
@@ -113,7 +113,8 @@ function warnAboutConfigFile(configPath: string, runAsGid: number, log: Logger):
     return; // the loader read it a moment ago; a file gone since is not this check's business
   }
   const others = (st.mode & 0o004) !== 0;
-  const group = (st.mode & 0o040) !== 0 && st.gid !== runAsGid;
+  // Root's group is root's (init writes the file 0640 with the creator's group).
+  const group = (st.mode & 0o040) !== 0 && st.gid !== runAsGid && st.gid !== 0;
   if (!others && !group) return;
   const inline = inlineSecretPaths(parse(text) as unknown);
   if (inline.length === 0) return;
