@@ -91,8 +91,16 @@ export class FileStorage implements PointerStorage {
 
   /** The directory of `key`, created (0700) as needed, opened without crossing any link. */
   private async openParent(key: string): Promise<OpenDir> {
-    await ensureDir(this.root);
-    return openDirNoFollow(this.root, path.posix.dirname(key), { createMode: DEFAULT_DIR_MODE });
+    const open = (): Promise<OpenDir> =>
+      openDirNoFollow(this.root, path.posix.dirname(key), { createMode: DEFAULT_DIR_MODE });
+    try {
+      return await open();
+    } catch (err) {
+      // Only a missing root is created here (by its path, links included: it is the operator's).
+      if (errnoOf(err) !== 'ENOENT') throw err;
+      await ensureDir(this.root);
+      return open();
+    }
   }
 
   /**
