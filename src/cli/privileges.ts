@@ -116,7 +116,7 @@ function warnAboutConfigFile(configPath: string, runAsGid: number, log: Logger):
   // Root's group is root's (init writes the file 0640 with the creator's group).
   const group = (st.mode & 0o040) !== 0 && st.gid !== runAsGid && st.gid !== 0;
   if (!others && !group) return;
-  const inline = inlineSecretPaths(parse(text) as unknown);
+  const inline = inlineSecretPaths(parseQuietly(text));
   if (inline.length === 0) return;
   warned.add(configPath);
   log.warn(
@@ -125,6 +125,15 @@ function warnAboutConfigFile(configPath: string, runAsGid: number, log: Logger):
       `chmod 600 ${configPath}, or move them to files (the *_file options)`,
     { settings: inline },
   );
+}
+
+/** The loader has just parsed the same text; should that fail now, there is nothing to warn about. */
+function parseQuietly(text: string): unknown {
+  try {
+    return parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Dotted paths of non-empty strings under a secret name (not `*_file`, not absolute paths). */
