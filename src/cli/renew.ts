@@ -7,9 +7,10 @@ import { withStaging } from './staging';
 import { EXIT_FAILED, EXIT_OK, type CommandContext } from './context';
 
 export async function renewCommand(ctx: CommandContext): Promise<number> {
-  const loaded = await loadConfig({ path: resolveConfigPath(ctx.global.config) });
+  const configPath = resolveConfigPath(ctx.global.config);
+  const loaded = await loadConfig({ path: configPath });
   const config = ctx.global.staging ? withStaging(loaded) : loaded;
-  actAsStateOwner(config.storage.stateDir, ctx.log);
+  actAsStateOwner(config.storage.stateDir, ctx.log, configPath);
   const report = await runRenew(
     config,
     { names: ctx.args, force: ctx.flags.force === true, dryRun: ctx.flags['dry-run'] === true },

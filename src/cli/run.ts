@@ -19,7 +19,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     return ctx.global.staging ? withStaging(c) : c;
   };
   let first: AgentConfig | undefined = await load();
-  actAsStateOwner(first.storage.stateDir, ctx.log);
+  actAsStateOwner(first.storage.stateDir, ctx.log, path);
   const daemon = new Daemon({
     loadConfig: async () => {
       const preloaded = first;

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { constants as fsConstants, existsSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { CertpilotError } from '../core/errors';
 
@@ -11,9 +11,15 @@ import { CertpilotError } from '../core/errors';
  *      with O_EXCL (never follow or reuse something an attacker or a crashed run left there)
  *      and with the final mode, so a private key is never briefly world-readable;
  *   2. write, fsync (data on disk before the name points at it: ext4 delalloc, XFS);
- *   3. chown if asked; 4. rename over the target; 5. fsync the directory so the rename survives.
+ *   3. chown if asked (on the descriptor); 4. rename over the target; 5. fsync the directory so
+ *      the rename survives.
  *
  * On any failure the temp file is removed and the target is left untouched.
+ *
+ * Writes can also go into a directory held open (`OpenDir`, from `openDirNoFollow`): every name is
+ * then looked up in that very directory, so nobody can redirect the write by renaming a parent
+ * or swapping it for a symlink once the directory was opened and checked. Node has no openat(2);
+ * on Linux the path /proc/self/fd/<fd>/<name> gives the same lookup relative to the descriptor.
  */
 
 export interface AtomicWriteOptions {
@@ -82,7 +88,33 @@ export async function prepareAtomicWrite(
   data: string | Buffer,
   opts: AtomicWriteOptions,
 ): Promise<PreparedWrite> {
-  const temp = tempNameFor(target);
+  return prepareWrite(target, tempNameFor(target), target, data, opts, () => fsyncDir(path.dirname(target)));
+}
+
+/**
+ * prepareAtomicWrite for the entry `name` of a directory held open: the temp file and the rename
+ * are looked up in `dir` itself (see the module comment). The caller keeps `dir` open until the
+ * write is committed or aborted.
+ */
+export async function prepareAtomicWriteIn(
+  dir: OpenDir,
+  name: string,
+  data: string | Buffer,
+  opts: AtomicWriteOptions,
+): Promise<PreparedWrite> {
+  const display = path.join(dir.path, name);
+  const temp = path.basename(tempNameFor(display));
+  return prepareWrite(display, pathIn(dir, temp), pathIn(dir, name), data, opts, () => dir.handle.sync());
+}
+
+async function prepareWrite(
+  target: string,
+  temp: string,
+  renameTo: string,
+  data: string | Buffer,
+  opts: AtomicWriteOptions,
+  syncDir: () => Promise<void>,
+): Promise<PreparedWrite> {
   let done = false;
   const abort = async (): Promise<void> => {
     if (done) return;
@@ -116,9 +148,9 @@ export async function prepareAtomicWrite(
     commit: async () => {
       if (done) throw new CertpilotError('STORE_IO', `store: write of ${target} was already finished`);
       try {
-        await fs.rename(temp, target);
+        await fs.rename(temp, renameTo);
         done = true;
-        await fsyncDir(path.dirname(target));
+        await syncDir();
       } catch (err) {
         await abort().catch(() => undefined);
         throw storeError(`cannot replace ${target}`, err);
@@ -138,28 +170,156 @@ export async function atomicWriteFile(
   await prepared.commit();
 }
 
+/** A directory held open by descriptor; `path` is for messages and for the fallback below. */
+export interface OpenDir {
+  readonly path: string;
+  readonly handle: fs.FileHandle;
+}
+
+/** What a walk may meet; a policy throws to refuse (its message names the path). */
+export interface DirPolicy {
+  /** Every directory the walk opens, the starting one first, with its fstat. */
+  checkDir(dir: string, st: Stats): void;
+  /** A symbolic link `link` met in directory `parent`: throw to refuse following it. */
+  checkLink(link: string, parent: string, parentStat: Stats): void;
+}
+
+export interface OpenDirOptions {
+  /** Create missing directories with exactly this mode (set on the descriptor, never by path). */
+  createMode?: number;
+  /** Without a policy no symbolic link is followed at all. */
+  policy?: DirPolicy;
+}
+
+/** A symlink chain longer than this is a loop (the kernel's own limit is 40). */
+const MAX_LINKS = 40;
+const DIR_FLAGS = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY;
+const PROC_FD = '/proc/self/fd';
+let procFd: boolean | undefined;
+
+/**
+ * The name of `name` inside the open directory: through /proc/self/fd where Linux offers it
+ * (the lookup starts at the descriptor, whatever happened to the path since); elsewhere the
+ * plain path, which is only as safe as the directories above it.
+ */
+export function pathIn(dir: OpenDir, name: string): string {
+  procFd ??= existsSync(PROC_FD);
+  return procFd ? `${PROC_FD}/${dir.handle.fd}/${name}` : path.join(dir.path, name);
+}
+
+const noLinks: DirPolicy = {
+  checkDir: () => undefined,
+  checkLink: (link) => {
+    throw new CertpilotError(
+      'STORE_IO',
+      `store: ${link} is a symbolic link; certpilot does not follow it here`,
+    );
+  },
+};
+
+/**
+ * Opens `rel` (a relative path, '' for `base` itself) below `base` one component at a time with
+ * O_NOFOLLOW, each lookup relative to the directory opened before it, so a link planted on the
+ * way is met as a link (and followed only if the policy allows) and never silently traversed.
+ * `base` itself is opened by its path: it is the operator's choice (a state directory that is a
+ * symlink to another disk is fine). Missing directories are created when `createMode` is given.
+ */
+export async function openDirNoFollow(
+  base: string,
+  rel: string,
+  opts: OpenDirOptions = {},
+): Promise<OpenDir> {
+  const policy = opts.policy ?? noLinks;
+  const start = path.resolve(base);
+  let cur: OpenDir;
+  try {
+    cur = { path: start, handle: await fs.open(start, DIR_FLAGS) };
+  } catch (err) {
+    throw storeError(`cannot open directory ${start}`, err);
+  }
+  try {
+    policy.checkDir(cur.path, await cur.handle.stat());
+    const queue = rel.split('/').filter((c) => c !== '' && c !== '.');
+    let links = 0;
+    while (queue.length > 0) {
+      const name = queue.shift()!;
+      const next = await openChild(cur, name, opts.createMode);
+      if (typeof next === 'string') {
+        if (++links > MAX_LINKS)
+          throw new CertpilotError('STORE_IO', `store: too many symbolic links at ${next}`);
+        policy.checkLink(path.join(cur.path, name), cur.path, await cur.handle.stat());
+        const target = await fs.readlink(pathIn(cur, name));
+        queue.unshift(...target.split('/').filter((c) => c !== '' && c !== '.'));
+        if (path.isAbsolute(target)) await replace(cur, { path: '/', handle: await fs.open('/', DIR_FLAGS) });
+        continue;
+      }
+      // Held as `cur` before the check, so a refusal closes it in the catch below.
+      const parent = await replace(cur, next);
+      policy.checkDir(parent.path, await parent.handle.stat());
+    }
+    return cur;
+  } catch (err) {
+    await cur.handle.close().catch(() => undefined);
+    throw storeError(`cannot open directory ${path.join(start, rel)}`, err);
+  }
+
+  async function replace(old: OpenDir, next: OpenDir): Promise<OpenDir> {
+    await old.handle.close();
+    cur = next;
+    return next;
+  }
+}
+
+/**
+ * Opens the directory `name` inside `dir` without following a link; returns the link's display
+ * path instead when it is one. Creates the directory when asked and it is missing.
+ */
+async function openChild(
+  dir: OpenDir,
+  name: string,
+  createMode: number | undefined,
+): Promise<OpenDir | string> {
+  const shown = name === '..' ? path.dirname(dir.path) : path.join(dir.path, name);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return { path: shown, handle: await fs.open(pathIn(dir, name), DIR_FLAGS | fsConstants.O_NOFOLLOW) };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'ENOTDIR') {
+        const st = await fs.lstat(pathIn(dir, name));
+        if (st.isSymbolicLink()) return shown;
+        throw err;
+      }
+      if (code !== 'ENOENT' || createMode === undefined || attempt > 0) throw err;
+    }
+    try {
+      await fs.mkdir(pathIn(dir, name), createMode);
+    } catch (err) {
+      // Someone else created it meanwhile: open (and check) whatever is there now.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      continue;
+    }
+    const handle = await fs.open(pathIn(dir, name), DIR_FLAGS | fsConstants.O_NOFOLLOW);
+    // mkdir's mode went through the umask; set the exact one on the descriptor, not by path.
+    await handle.chmod(createMode);
+    await dir.handle.sync();
+    return { path: shown, handle };
+  }
+}
+
 /**
  * Creates `dir` and any missing parents with `mode` (default 0700). The exact mode is set on
- * each directory this call creates, because mkdir's mode is filtered by the umask; existing
- * directories keep the mode the operator gave them.
+ * each directory this call creates (through its descriptor: mkdir's mode is filtered by the
+ * umask, and a chmod by path could be redirected); existing directories keep the mode the
+ * operator gave them. Links on the way are followed: this is for directories the operator names
+ * (the state directory, a cache); what lies below the state directory goes through
+ * openDirNoFollow without links (src/store/file-storage.ts).
  */
 export async function ensureDir(dir: string, mode: number = DEFAULT_DIR_MODE): Promise<void> {
   const target = path.resolve(dir);
-  let first: string | undefined;
-  try {
-    first = await fs.mkdir(target, { recursive: true, mode });
-  } catch (err) {
-    throw storeError(`cannot create directory ${target}`, err);
-  }
-  if (first === undefined) return;
-  try {
-    // mkdir returns the top-most directory it created; fix up that one and every one below it.
-    for (let d = target; ; d = path.dirname(d)) {
-      await fs.chmod(d, mode);
-      if (d === first || path.dirname(d) === d) break;
-    }
-    await fsyncDir(path.dirname(first));
-  } catch (err) {
-    throw storeError(`cannot set mode of ${target}`, err);
-  }
+  const opened = await openDirNoFollow('/', target, { createMode: mode, policy: followLinks });
+  await opened.handle.close();
 }
+
+/** For directories certpilot is told to use (state, cache): links are the operator's. */
+const followLinks: DirPolicy = { checkDir: () => undefined, checkLink: () => undefined };

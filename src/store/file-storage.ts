@@ -1,9 +1,19 @@
 import crypto from 'node:crypto';
-import { promises as fs, type Dirent } from 'node:fs';
+import { constants as fsConstants, promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { throwIfAborted } from '../core/abort';
 import { CertpilotError } from '../core/errors';
-import { ensureDir, fsyncDir, isTempName, prepareAtomicWrite, tempNameFor } from './atomic';
+import {
+  DEFAULT_DIR_MODE,
+  ensureDir,
+  fsyncDir,
+  isTempName,
+  openDirNoFollow,
+  pathIn,
+  prepareAtomicWriteIn,
+  tempNameFor,
+  type OpenDir,
+} from './atomic';
 import {
   KEY_SEGMENT,
   SECRET_MODE,
@@ -28,6 +38,11 @@ import {
  * - Pointers are symlinks with a relative target, swapped by renaming a new symlink over the
  *   old one, so <root>/certs/<name>/current/... switches versions atomically for every reader
  *   that resolves it, including servers that know nothing of certpilot.
+ * - Symbolic links: below `root` certpilot follows only its own pointers, and only the way
+ *   getPointer reads them (a relative link to a key inside root; anything else is an error).
+ *   Reads resolve pointers key by key, then open the value one directory at a time with
+ *   O_NOFOLLOW (src/store/atomic.ts openDirNoFollow); writes and new directories never cross
+ *   a link. `root` itself may be a link: it is the operator's path.
  * - Temp entries start with '.', which no key segment may, so list never shows them.
  * - Fencing (PutOptions.lock) is checked just before the rename: the lock file is local, so
  *   no write can be conditional on it inside the kernel; see PutOptions.lock.
@@ -54,19 +69,76 @@ export class FileStorage implements PointerStorage {
   async put(key: string, value: string | Uint8Array, opts: PutOptions = {}): Promise<void> {
     assertKey(key);
     throwIfAborted(opts.signal, 'store');
-    const target = this.locate(key);
-    await ensureDir(path.dirname(target));
-    const data =
-      typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    const prepared = await prepareAtomicWrite(target, data, { mode: opts.mode ?? SECRET_MODE });
+    const dir = await this.openParent(key);
     try {
-      throwIfAborted(opts.signal, 'store');
-      await opts.lock?.check({ signal: opts.signal });
-    } catch (err) {
-      await prepared.abort();
-      throw err;
+      const data =
+        typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      const prepared = await prepareAtomicWriteIn(dir, path.posix.basename(key), data, {
+        mode: opts.mode ?? SECRET_MODE,
+      });
+      try {
+        throwIfAborted(opts.signal, 'store');
+        await opts.lock?.check({ signal: opts.signal });
+      } catch (err) {
+        await prepared.abort();
+        throw err;
+      }
+      await prepared.commit();
+    } finally {
+      await dir.handle.close();
     }
-    await prepared.commit();
+  }
+
+  /** The directory of `key`, created (0700) as needed, opened without crossing any link. */
+  private async openParent(key: string): Promise<OpenDir> {
+    const open = (): Promise<OpenDir> =>
+      openDirNoFollow(this.root, path.posix.dirname(key), { createMode: DEFAULT_DIR_MODE });
+    try {
+      return await open();
+    } catch (err) {
+      // Only a missing root is created here (by its path, links included: it is the operator's).
+      if (errnoOf(err) !== 'ENOENT') throw err;
+      await ensureDir(this.root);
+      return open();
+    }
+  }
+
+  /**
+   * `key` with the store's own pointers resolved, the one place links are followed below root:
+   * each prefix that is a link is read as getPointer reads it (it must name a key inside root)
+   * and replaced by its target; resolution restarts from the target, which may cross pointers
+   * itself (certs/www/cert.pem -> current/cert.pem -> versions/<id>/cert.pem).
+   */
+  private async resolvePointers(key: string): Promise<string> {
+    let parts = key.split('/');
+    let hops = 0;
+    for (let i = 0; i < parts.length; i++) {
+      const prefix = parts.slice(0, i + 1).join('/');
+      const st = await fs.lstat(this.locate(prefix)).catch(() => undefined);
+      // Missing or not a link: a missing one is reported by the open that follows.
+      if (st === undefined) break;
+      if (!st.isSymbolicLink()) continue;
+      if (++hops > MAX_POINTER_HOPS) throw ioError(`too many pointers at ${this.locate(prefix)}`);
+      const target = await this.getPointer(prefix);
+      if (target === null) break;
+      parts = [...(target === '' ? [] : target.split('/')), ...parts.slice(i + 1)];
+      i = -1;
+    }
+    return parts.join('/');
+  }
+
+  /** Opens the value at `key` (pointers resolved as above) without following any other link. */
+  private async openValue(key: string): Promise<fs.FileHandle> {
+    const resolved = await this.resolvePointers(key);
+    const dir = await openDirNoFollow(this.root, path.posix.dirname(resolved));
+    try {
+      return await fs.open(
+        pathIn(dir, path.posix.basename(resolved)),
+        fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW,
+      );
+    } finally {
+      await dir.handle.close();
+    }
   }
 
   async get(key: string, opts: CallOptions = {}): Promise<Buffer | null> {
@@ -74,7 +146,12 @@ export class FileStorage implements PointerStorage {
     throwIfAborted(opts.signal, 'store');
     const file = this.locate(key);
     try {
-      return await fs.readFile(file, { signal: opts.signal });
+      const handle = await this.openValue(key);
+      try {
+        return await handle.readFile({ signal: opts.signal });
+      } finally {
+        await handle.close();
+      }
     } catch (err) {
       const code = errnoOf(err);
       // A directory where a value should be is not an absent key: the value is unknown, and
@@ -90,7 +167,8 @@ export class FileStorage implements PointerStorage {
     throwIfAborted(opts.signal, 'store');
     const file = this.locate(key);
     try {
-      const st = await fs.stat(file);
+      const handle = await this.openValue(key);
+      const st = await handle.stat().finally(() => handle.close());
       return st.isFile() ? { key, size: st.size, modified: st.mtime } : null;
     } catch (err) {
       const code = errnoOf(err);
@@ -195,17 +273,19 @@ export class FileStorage implements PointerStorage {
     throwIfAborted(opts.signal, 'store');
     const link = this.locate(key);
     const relative = path.relative(path.dirname(link), this.locate(target)) || '.';
-    await ensureDir(path.dirname(link));
-    const temp = tempNameFor(link);
+    const dir = await this.openParent(key);
+    const temp = pathIn(dir, path.basename(tempNameFor(link)));
     try {
       await fs.symlink(relative, temp);
       throwIfAborted(opts.signal, 'store');
       await opts.lock?.check({ signal: opts.signal });
-      await fs.rename(temp, link);
-      await fsyncDir(path.dirname(link));
+      await fs.rename(temp, pathIn(dir, path.basename(link)));
+      await dir.handle.sync();
     } catch (err) {
       await fs.rm(temp, { force: true }).catch(() => undefined);
       throw err instanceof CertpilotError ? err : ioError(`cannot point ${link} at ${relative}`, err);
+    } finally {
+      await dir.handle.close();
     }
   }
 
@@ -227,8 +307,13 @@ export class FileStorage implements PointerStorage {
   }
 }
 
+/** A pointer chain longer than this is a loop (the kernel's own limit for links is 40). */
+const MAX_POINTER_HOPS = 40;
+
+/** The errno of a failure, also when src/store/atomic.ts wrapped it in a STORE_IO error. */
 function errnoOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
+  const inner = err instanceof CertpilotError ? (err.cause ?? err) : err;
+  const code = (inner as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
 

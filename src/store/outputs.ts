@@ -4,7 +4,8 @@ import { promisify } from 'node:util';
 import type { FileOutput } from '../config/types';
 import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
-import { ensureDir, prepareAtomicWrite, type PreparedWrite } from './atomic';
+import type { Stats } from 'node:fs';
+import { openDirNoFollow, prepareAtomicWriteIn, type DirPolicy, type PreparedWrite } from './atomic';
 
 /**
  * Outputs: copies of a certificate written to paths outside the store, with the owner, group
@@ -15,6 +16,18 @@ import { ensureDir, prepareAtomicWrite, type PreparedWrite } from './atomic';
  * writes every file as a synced temp file next to its target (a read-only or full output file
  * system fails here, with the store untouched), `commitOutputs` renames them back to back once
  * the new version is live. Owners are resolved before anything at all is written.
+ *
+ * Run as root, certpilot must not be steerable by the users whose directories an output path
+ * crosses: a user who can write a directory on the way could plant a symlink there and have
+ * root write (and chown to that user) a file inside a directory only root may write, for
+ * example over another service's key. So the path is opened one directory at a time without
+ * following links (src/store/atomic.ts openDirNoFollow), the files are created and renamed in
+ * the directory held open, modes and owners are set on descriptors, and the walk refuses:
+ *   - a directory owned by anyone but root, the user certpilot runs as, or the output's owner;
+ *   - a directory that others (or a group other than root's) may write, unless it is sticky
+ *     (/tmp: others cannot rename or remove what is not theirs, and what we open must be ours);
+ *   - a symbolic link in a directory anyone but root or certpilot's own user may change (a link
+ *     in /etc, such as /var/run -> /run, is followed, one in the output owner's directory not).
  */
 
 /** Certificates are public; 0644 lets a non-root web server read them. */
@@ -119,10 +132,9 @@ export async function prepareOutputs(
       for (const key of FILE_KEYS) {
         const target = out[key];
         if (target === undefined) continue;
-        await ensureDir(path.dirname(target), OUTPUT_DIR_MODE);
         // FileOutput's modes are required, but the defaults also guard callers outside the config loader.
         const mode = key === 'key' ? (out.keyMode ?? DEFAULT_KEY_MODE) : (out.certMode ?? DEFAULT_CERT_MODE);
-        prepared.push(await prepareAtomicWrite(target, files[key], { mode, ...owners[i] }));
+        prepared.push(await prepareOutputFile(target, files[key], mode, owners[i] ?? {}));
       }
     }
   } catch (err) {
@@ -145,4 +157,83 @@ export async function commitOutputs(name: string, prepared: readonly PreparedWri
 /** Removes the temp files of prepared outputs (after a failure before commitOutputs). */
 export async function abortOutputs(prepared: readonly PreparedWrite[]): Promise<void> {
   await Promise.all(prepared.map((w) => w.abort().catch(() => undefined)));
+}
+
+/** One output file as a prepared write in its directory, held open until commit or abort. */
+async function prepareOutputFile(
+  target: string,
+  data: string,
+  mode: number,
+  owner: Owner,
+): Promise<PreparedWrite> {
+  const abs = path.resolve(target);
+  const dir = await openDirNoFollow('/', path.dirname(abs), {
+    createMode: OUTPUT_DIR_MODE,
+    policy: outputPolicy(abs, owner),
+  });
+  let write: PreparedWrite;
+  try {
+    write = await prepareAtomicWriteIn(dir, path.basename(abs), data, { mode, ...owner });
+  } catch (err) {
+    await dir.handle.close().catch(() => undefined);
+    throw err;
+  }
+  const close = (): Promise<void> => dir.handle.close().catch(() => undefined);
+  return {
+    target: write.target,
+    temp: write.temp,
+    commit: () => write.commit().finally(close),
+    abort: () => write.abort().finally(close),
+  };
+}
+
+const STICKY = 0o1000;
+
+/** Why untrusted users could change `dir`, or undefined when only `trusted` uids (and root's group) can. */
+function untrustedWriter(st: Stats, trusted: ReadonlySet<number>, allowSticky: boolean): string | undefined {
+  if (!trusted.has(st.uid)) return `is owned by uid ${st.uid}`;
+  const sticky = allowSticky && (st.mode & STICKY) !== 0;
+  if ((st.mode & 0o020) !== 0 && st.gid !== 0 && !sticky) return `is writable by group gid ${st.gid}`;
+  if ((st.mode & 0o002) !== 0 && !sticky) return 'is writable by every user';
+  return undefined;
+}
+
+function unsafeOutput(target: string, dir: string, st: Stats, why: string, hint: string): CertpilotError {
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+  return new CertpilotError(
+    'STORE_IO',
+    `store: output ${target} refused: ${dir} ${why} (owner uid ${st.uid}, group gid ${st.gid}, mode ${mode}); ` +
+      `certpilot would write wherever that user points it. ${hint}`,
+  );
+}
+
+/**
+ * Who may change the directories an output path crosses (see the module comment). The
+ * output's owner may own the directories the file goes into (the file will be theirs anyway),
+ * but a link they can plant is never followed: that is the way out of their own directories.
+ */
+function outputPolicy(target: string, owner: Owner): DirPolicy {
+  const self = process.getuid?.() ?? 0;
+  const linkTrusted = new Set([0, self]);
+  const trusted = new Set([0, self, ...(owner.uid === undefined ? [] : [owner.uid])]);
+  const fix =
+    "Make it root's and not writable by others (chown root and chmod go-w), or choose another path.";
+  return {
+    checkDir(dir, st) {
+      const why = untrustedWriter(st, trusted, true);
+      if (why !== undefined) throw unsafeOutput(target, dir, st, why, fix);
+    },
+    checkLink(link, parent, parentStat) {
+      const why = untrustedWriter(parentStat, linkTrusted, false);
+      if (why !== undefined) {
+        throw unsafeOutput(
+          target,
+          parent,
+          parentStat,
+          `${why} and holds the symbolic link ${link}`,
+          'Give the path without links, or ' + fix[0]!.toLowerCase() + fix.slice(1),
+        );
+      }
+    },
+  };
 }

@@ -49,9 +49,9 @@ function requireRoot(): void {
   }
 }
 
-async function mountTmpfs(dir: string, sizeKiB: number): Promise<void> {
+async function mountTmpfs(dir: string, sizeKiB: number, mode = '0755'): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await execFileP('mount', ['-t', 'tmpfs', '-o', `size=${sizeKiB}k,mode=0755`, 'tmpfs', dir]);
+  await execFileP('mount', ['-t', 'tmpfs', '-o', `size=${sizeKiB}k,mode=${mode}`, 'tmpfs', dir]);
   mounted.push(dir);
 }
 
@@ -133,7 +133,7 @@ beforeAll(async () => {
   stateDir = path.join(root, 'state');
   await mountTmpfs(roDir, 1024);
   await mountTmpfs(fullOutDir, 64);
-  await mountTmpfs(fullStateDir, 256);
+  await mountTmpfs(fullStateDir, 256, '0700'); // certpilot refuses a state directory others can read
 
   const fast = { propagationTimeout: '3s', propagationInterval: '100ms' };
   const common = {

@@ -37,7 +37,7 @@ interface JsonReport {
 test('an unreadable state file fails that certificate alone; the others renew; exit code 1', async () => {
   const config = await tb.writeConfig(CERTS);
   const stateFile = path.join(tb.dir, 'state', 'state', 'bravo.json');
-  await mkdir(stateFile, { recursive: true });
+  await mkdir(stateFile, { recursive: true, mode: 0o700 }); // a state directory others can read is refused
 
   const res = await runCli(['renew', '--config', config, '--json', '--log-format', 'json']);
 
