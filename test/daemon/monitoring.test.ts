@@ -14,7 +14,10 @@ import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-r
  * `promtool check metrics`, the last successful run recorded by the daemon and by `certpilot
  * renew`, and `certpilot check` reporting renewer-silent once that record is too old.
  */
-const BIN = path.join(__dirname, '..', '..', 'bin', 'certpilot.js');
+const ROOT = path.join(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'bin', 'certpilot.js');
+const DASHBOARD = path.join(ROOT, 'config', 'grafana', 'certpilot-dashboard.json');
+const RULES = path.join(ROOT, 'config', 'prometheus', 'certpilot.rules.yml');
 /** The heartbeat URL carries its token in the path, like healthchecks.io's ping URLs. */
 const PING_TOKEN = 'f3b0c2d1-heartbeat-token-9a7e-do-not-print';
 
@@ -62,10 +65,26 @@ async function expectPromtoolAccepts(what: string, exposition: string): Promise<
   });
 }
 
+/** Metric names an exposition declares (`# TYPE name kind`). */
+function declaredNames(exposition: string): Set<string> {
+  return new Set([...exposition.matchAll(/^# TYPE (\S+) \S+$/gm)].map((m) => m[1]!));
+}
+
+/** Every certpilot metric name a dashboard query or an alert rule uses. */
+function usedNames(text: string): Set<string> {
+  return new Set([...text.matchAll(/\bcertpilot_[a-z0-9_]+/g)].map((m) => m[0]));
+}
+
+/** The dashboard's queries, from its JSON (not a text search: the queries are what Grafana runs). */
+function dashboardQueries(): string[] {
+  const d = JSON.parse(fs.readFileSync(DASHBOARD, 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+  return d.panels.flatMap((p) => p.targets.map((t) => t.expr));
+}
+
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get(url, (res) => {
+      .get(url, { agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
@@ -119,6 +138,7 @@ test('promtool accepts the exposition of the daemon (a child process) and of che
     },
   });
   const d = startDaemon(config);
+  let daemonExposition: string;
   try {
     // The heartbeat arrives after the first cycle succeeded (the certificate was issued).
     const ping = await receiver.waitFor((r) => r.path === `/hook/ping/${PING_TOKEN}`, 60_000);
@@ -139,6 +159,7 @@ test('promtool accepts the exposition of the daemon (a child process) and of che
     );
     expect(metrics.body).toMatch(/^certpilot_renewals_total\{name="mon",result="success"\} 1$/m);
     await expectPromtoolAccepts('daemon /metrics', metrics.body);
+    daemonExposition = metrics.body;
   } finally {
     d.child.kill('SIGTERM');
   }
@@ -153,6 +174,19 @@ test('promtool accepts the exposition of the daemon (a child process) and of che
   const text = fs.readFileSync(textfile, 'utf8');
   expect(text).toMatch(/^certpilot_last_successful_run_timestamp_seconds \d+$/m);
   await expectPromtoolAccepts('check --prometheus', text);
+
+  // The Grafana dashboard and the alert rules use only metrics that the two expositions declare.
+  const exposed = new Set([...declaredNames(daemonExposition), ...declaredNames(text)]);
+  const queries = dashboardQueries();
+  expect(queries.length).toBeGreaterThanOrEqual(9);
+  const unknown = (used: Set<string>): string[] => [...used].filter((n) => !exposed.has(n));
+  expect({ dashboard: unknown(usedNames(queries.join('\n'))) }).toEqual({ dashboard: [] });
+  expect({ rules: unknown(usedNames(fs.readFileSync(RULES, 'utf8'))) }).toEqual({ rules: [] });
+  // And between them they show every metric certpilot exports.
+  const shown = new Set([...usedNames(queries.join('\n')), ...usedNames(fs.readFileSync(RULES, 'utf8'))]);
+  expect([...exposed].filter((n) => !shown.has(n)).sort()).toEqual([
+    'certpilot_certificate_not_before_timestamp_seconds',
+  ]);
 }, 120_000);
 
 test('renew records its successful run; check reports renewer-silent once the record is older than daemon.silentAfter', async () => {
