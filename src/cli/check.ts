@@ -4,6 +4,7 @@ import { CertpilotError, ConfigError, UsageError, describeError, isUserError } f
 import { loadConfig, resolveConfigPath } from '../config/load';
 import { coerceDuration, parseDuration, parseInteger } from '../config/formats';
 import { MAX_CHECK_CONCURRENCY } from '../config/check';
+import type { AgentConfig } from '../config/types';
 import {
   EXIT_CODE_OF_STATUS,
   runCheck,
@@ -91,7 +92,7 @@ function parseFlags(ctx: CommandContext): ParsedFlags {
 }
 
 export async function checkCommand(ctx: CommandContext): Promise<number> {
-  let report: CheckReport;
+  let report: CheckReport & { lastSuccessfulRun?: Date };
   let flags: ParsedFlags;
   try {
     flags = parseFlags(ctx);
@@ -101,6 +102,9 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
       signal: ctx.signal,
       log: ctx.log,
     });
+    if (config.certificates.length > 0 && (flags.options.names ?? []).length === 0) {
+      report = await withLivenessRow(report, config);
+    }
   } catch (err) {
     return unknownExit(ctx, err);
   }
@@ -112,6 +116,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
       const { buildMetricsRegistry, checkResultMetrics, writeTextfile } = await import('../metrics/registry');
       const registry = await buildMetricsRegistry(report.results.map(checkResultMetrics), {
         checkedAt: report.checkedAt,
+        ...(report.lastSuccessfulRun ? { lastSuccessfulRun: report.lastSuccessfulRun } : {}),
       });
       await writeTextfile(registry, flags.prometheus);
     } catch (err) {
@@ -132,6 +137,33 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
         }),
   );
   return EXIT_CODE_OF_STATUS[status];
+}
+
+/** The `renewer` row (src/inspect/liveness.ts): is something still renewing these certificates? */
+async function withLivenessRow(
+  report: CheckReport,
+  config: AgentConfig,
+): Promise<CheckReport & { lastSuccessfulRun?: Date }> {
+  const { assessLiveness } = await import('../inspect/liveness');
+  const { lastRunPath, readLastRun } = await import('../daemon/last-run');
+  const stateDir = config.storage.stateDir;
+  const read = await readLastRun(stateDir).then(
+    (lastRun) => ({ lastRun }),
+    (err: unknown) => ({ lastRun: undefined, error: describeError(err) }),
+  );
+  const row = assessLiveness({
+    ...read,
+    path: lastRunPath(stateDir),
+    now: report.checkedAt,
+    silentAfterMs: config.daemon.silentAfterMs,
+  });
+  const results = row ? [...report.results, row] : report.results;
+  return {
+    ...report,
+    results,
+    status: worstStatus(results.map((r) => r.status)),
+    ...(read.lastRun ? { lastSuccessfulRun: read.lastRun.at } : {}),
+  };
 }
 
 /** Everything that kept the check from running: UNKNOWN, with the reason on stdout (the status line) and in the log. */

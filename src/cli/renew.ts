@@ -2,6 +2,7 @@ import { systemClock } from '../core/clock';
 import { resolveConfigPath, loadConfig } from '../config/load';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
+import { recordSuccessfulRun } from '../daemon/last-run';
 import { actAsStateOwner } from './privileges';
 import { withStaging } from './staging';
 import { EXIT_FAILED, EXIT_OK, type CommandContext } from './context';
@@ -22,6 +23,12 @@ export async function renewCommand(ctx: CommandContext): Promise<number> {
       openSolver: () => openSolver(config, ctx),
     },
   );
+  // For `certpilot check`'s renewer-silent: a timer that stops firing leaves this file ageing.
+  if (report.ok && ctx.flags['dry-run'] !== true && ctx.args.length === 0) {
+    await recordSuccessfulRun(config.storage.stateDir, { at: systemClock.now(), by: 'renew' }).catch(
+      (err: unknown) => ctx.log.warn('cannot record the successful run', { error: String(err) }),
+    );
+  }
   ctx.stdout.write(
     ctx.global.json
       ? JSON.stringify(reportJson(report, ctx.flags['dry-run'] === true), null, 2) + '\n'

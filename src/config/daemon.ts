@@ -1,3 +1,4 @@
+import { registerSecret } from '../core/redact';
 import { isLoopbackHost } from './formats';
 import type { IssueList } from './issues';
 import type { LeafValues } from './schema';
@@ -17,9 +18,16 @@ export function parseDaemon(values: LeafValues, issues: IssueList): DaemonSettin
         'set daemon.allowRemote: true to listen there anyway (behind a firewall or an authenticating proxy)',
     );
   }
+  const heartbeat = values.get('daemon.heartbeat');
+  // Healthchecks-style URLs carry their token in the path: the whole URL is a secret.
+  registerSecret(heartbeat);
   return {
     checkIntervalMs: values.get('daemon.checkInterval') ?? 0,
     // "" disables the HTTP server.
     ...(listen ? { listen } : {}),
+    ...(heartbeat
+      ? { heartbeat: { url: heartbeat, timeoutMs: values.get('daemon.heartbeatTimeout') ?? 0 } }
+      : {}),
+    silentAfterMs: values.get('daemon.silentAfter') ?? 0,
   };
 }

@@ -24,6 +24,7 @@ import {
   parseAbsolutePath,
   parseAcmeDirectory,
   parseBoolean,
+  parseCredentialUrl,
   parseDuration,
   parseEmail,
   parseInteger,
@@ -126,6 +127,7 @@ export const FORMATS: Readonly<Record<string, LeafFormat>> = {
   'certpilot-key-type': { parse: parseKeyType },
   'certpilot-resolvers': { parse: parseResolverList, coerce: coerceList },
   'certpilot-listen': { parse: parseListen },
+  'certpilot-credential-url': { parse: parseCredentialUrl },
   'certpilot-list': {
     parse: (v) => {
       if (!Array.isArray(v)) throw new Error(`must be a list, not ${describeType(v)}`);
@@ -307,6 +309,23 @@ const SCHEMA = {
       format: 'certpilot-boolean',
       default: false,
     },
+    heartbeat: {
+      doc: "URL requested (GET) after every successful check cycle of `certpilot run`: a dead man's switch (healthchecks-style); may hold a token (treated as a secret); http:// only to this host.",
+      format: 'certpilot-credential-url',
+      default: null,
+      nullable: true,
+      sensitive: true,
+    },
+    heartbeatTimeout: {
+      doc: 'Timeout of one heartbeat request.',
+      format: 'certpilot-duration',
+      default: '10s',
+    },
+    silentAfter: {
+      doc: '`certpilot check` reports renewer-silent when the state directory shows no successful `certpilot run` cycle or `certpilot renew` for longer than this.',
+      format: 'certpilot-duration',
+      default: '36h',
+    },
   },
   dns: {
     resolvers: {
@@ -437,6 +456,9 @@ export interface LeafTypes {
   'daemon.checkInterval': number;
   'daemon.listen': { host: string; port: number } | undefined;
   'daemon.allowRemote': boolean;
+  'daemon.heartbeat': string;
+  'daemon.heartbeatTimeout': number;
+  'daemon.silentAfter': number;
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;

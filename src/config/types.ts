@@ -74,6 +74,10 @@ export interface DaemonSettings {
   readonly checkIntervalMs: number;
   /** Where /metrics and /healthz listen; absent = no HTTP server. */
   readonly listen?: { readonly host: string; readonly port: number };
+  /** Requested after every successful cycle (a dead man's switch); a secret (it may hold a token). */
+  readonly heartbeat?: { readonly url: string; readonly timeoutMs: number };
+  /** `certpilot check`: no successful run recorded for longer than this is `renewer-silent`. */
+  readonly silentAfterMs?: number;
 }
 
 export interface DnsProviderInstance {

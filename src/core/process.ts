@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { longestSecretLength } from './redact';
 
 /**
  * The one way certpilot runs another program (deploy hooks, the command/nginx/systemd deployers,
@@ -119,9 +120,20 @@ export class OutputTail {
       }
     }
   }
+  /**
+   * When the front was cut, the first retained line may be the end of a secret, which no longer
+   * matches the registered value and would escape redaction: that partial line is dropped too
+   * (up to its end when that is near, else as many characters as the longest registered secret:
+   * a piece of a secret cannot be longer).
+   */
   text(): string {
     const body = Buffer.concat(this.chunks).toString('utf8');
-    return this.dropped > 0 ? `[${this.dropped} bytes dropped]...${body}` : body;
+    if (this.dropped === 0) return body;
+    const longest = longestSecretLength();
+    const newline = body.indexOf('\n');
+    const skip = newline >= 0 && newline < longest ? newline + 1 : Math.min(body.length, longest);
+    const dropped = this.dropped + Buffer.byteLength(body.slice(0, skip));
+    return `[${dropped} bytes dropped]...${body.slice(skip)}`;
   }
 }
 

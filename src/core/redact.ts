@@ -8,7 +8,10 @@
  *    This catches what no naming convention can: a secret quoted inside a message.
  *  - By name: a value stored under a name that says "secret" (`password`, `X-Api-Key`,
  *    `AWS_SECRET_ACCESS_KEY`, `hmacKey`) is replaced whatever it is, registered or not.
- *  - By shape: PEM private key blocks, and the parts of a URL that carry credentials.
+ *  - By shape: PEM private key blocks (also a block cut short by a bounded buffer), HTTP
+ *    credential headers (`Authorization: Bearer ...`, as `curl -v` prints them) and the parts of
+ *    a URL that carry credentials. A program's own token, never given to certpilot, is caught
+ *    this way.
  */
 
 /** What replaces a secret. */
@@ -22,6 +25,18 @@ export const REDACTED = '[redacted]';
 export const MIN_SECRET_LENGTH = 6;
 
 const PEM_PRIVATE = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g;
+/** What is left of a key block whose start or end was cut off (the tail of a long output). */
+const PEM_PRIVATE_HEAD = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*$/;
+const PEM_PRIVATE_TAIL = /^[\s\S]*-----END [A-Z ]*PRIVATE KEY-----/;
+/**
+ * Credential-carrying HTTP headers, wherever they appear in text (`> Authorization: Basic ...`
+ * in `curl -v` output quoted inside an error): the value up to the end of the line is masked,
+ * the scheme kept.
+ */
+const CREDENTIAL_HEADER =
+  /\b((?:proxy-)?authorization|(?:set-)?cookie|x-api-key|x-auth-token|api-key)(\s*:\s*)((?:basic|bearer|digest|negotiate|token)\s+)?[^\r\n]+/gi;
+/** A bearer token on its own (`-H "Bearer ..."`, `token_type Bearer ...`). */
+const BEARER_TOKEN = /\b(bearer\s+)[A-Za-z0-9._~+/-]{8,}=*/gi;
 
 const registered = new Set<string>();
 let pattern: RegExp | undefined;
@@ -40,6 +55,13 @@ export function registerSecret(value: unknown): void {
       pattern = undefined;
     }
   }
+}
+
+/** Length of the longest registered form: text cut at most this far into a secret can hold a piece of it. */
+export function longestSecretLength(): number {
+  let longest = 0;
+  for (const s of registered) longest = Math.max(longest, s.length);
+  return longest;
 }
 
 /** Forgets every registered secret. For tests only: production never unregisters. */
@@ -61,9 +83,35 @@ function secretPattern(): RegExp | undefined {
 
 /** `text` with PEM private keys and every registered secret value replaced. */
 export function redactText(text: string): string {
-  const masked = text.replace(PEM_PRIVATE, '[private key redacted]');
+  const masked = text
+    .replace(PEM_PRIVATE, '[private key redacted]')
+    .replace(PEM_PRIVATE_HEAD, '[private key redacted]')
+    .replace(PEM_PRIVATE_TAIL, '[private key redacted]')
+    .replace(CREDENTIAL_HEADER, `$1$2$3${REDACTED}`)
+    .replace(BEARER_TOKEN, `$1${REDACTED}`);
   const secrets = secretPattern();
   return secrets ? masked.replace(secrets, REDACTED) : masked;
+}
+
+/** `NAME: value` or `NAME=value` on one line of a program's output: a header, an `env` dump. */
+const NAMED_VALUE_LINE = /^([\s>*<|#-]*)([A-Za-z][A-Za-z0-9_.-]*)(\s*[:=]\s*)(\S.*)$/;
+
+/**
+ * What another program printed (a hook's stderr, `curl -v`, `set -x`, `env`), made fit to log,
+ * store and send: redactText() plus, line by line, the value of every `name: value` or
+ * `name=value` whose name says it is secret (`X-Auth-Token: ...`, `API_TOKEN=...`). Such output
+ * is written by code certpilot does not control, so it is treated as hostile.
+ */
+export function redactOutput(text: string): string {
+  return redactText(text)
+    .split('\n')
+    .map((line) => {
+      const m = NAMED_VALUE_LINE.exec(line);
+      // Already masked by shape (`Authorization: Bearer [redacted]` keeps its scheme).
+      if (!m || !isSecretName(m[2]!) || m[4]!.endsWith(REDACTED)) return line;
+      return `${m[1]}${m[2]}${m[3]}${REDACTED}`;
+    })
+    .join('\n');
 }
 
 /** Words that make a name secret wherever they stand: `Authorization`, `X-Auth-Token`, `session`. */

@@ -13,13 +13,17 @@ import {
   createGauge,
   DAEMON_CYCLE_FAILURES,
   DAEMON_CYCLES,
+  DAEMON_HEALTHY,
   DAEMON_LAST_CYCLE,
   LAST_SUCCESS,
+  LAST_SUCCESSFUL_RUN,
   NEXT_RENEWAL,
   RENEWALS,
   toEpochSeconds,
 } from '../metrics/definitions';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
+import { sendHeartbeat } from './heartbeat';
+import { readLastRun, recordSuccessfulRun } from './last-run';
 
 /**
  * `certpilot run`: the long-running agent. Every check interval, or earlier when a certificate
@@ -71,6 +75,8 @@ export class Daemon {
   private cycles = 0;
   private startedAt = new Date(0);
   private cycleFailures = 0;
+  /** Last cycle with nothing failing (or the state directory's record of the last run). */
+  private lastSuccessfulRun: Date | undefined;
   private last: CycleRecord | undefined;
   private loop: Promise<void> | undefined;
   private readonly listeners = new Set<(c: CycleRecord) => void>();
@@ -81,6 +87,10 @@ export class Daemon {
   async start(): Promise<void> {
     this.config = await this.opts.loadConfig();
     this.startedAt = this.opts.clock.now();
+    this.lastSuccessfulRun = await readLastRun(this.config.storage.stateDir).then(
+      (r) => r?.at,
+      () => undefined,
+    );
     await this.listen();
     this.opts.log.info('certpilot daemon started', {
       certificates: this.config.certificates.length,
@@ -199,6 +209,7 @@ export class Daemon {
         },
       );
       this.record(report.outcomes);
+      if (report.ok) await this.succeeded(config);
     } catch (err) {
       // A bug or an unreadable state directory: log it, keep the daemon alive, try next time.
       this.cycleFailures++;
@@ -217,6 +228,20 @@ export class Daemon {
       renewed: report?.outcomes.filter((o) => o.status === 'renewed').length ?? 0,
     });
     return { startedAt, finishedAt, nextAt, ...(report ? { report } : {}), ...(error ? { error } : {}) };
+  }
+
+  /**
+   * A cycle with nothing failing: recorded in the state directory (for `certpilot check`'s
+   * renewer-silent) and announced to the heartbeat URL. Neither may fail the cycle: a full
+   * disk or a monitoring service that is down is logged, and the next cycle tries again.
+   */
+  private async succeeded(config: AgentConfig): Promise<void> {
+    const at = this.opts.clock.now();
+    this.lastSuccessfulRun = at;
+    await recordSuccessfulRun(config.storage.stateDir, { at, by: 'run' }).catch((err: unknown) =>
+      this.opts.log.warn('cannot record the successful run', { error: describeError(err) }),
+    );
+    if (config.daemon.heartbeat) await sendHeartbeat(config.daemon.heartbeat, this.opts.log);
   }
 
   private record(outcomes: readonly CertOutcome[]): void {
@@ -256,6 +281,11 @@ export class Daemon {
     createCounter(prom, registry, DAEMON_CYCLES).inc(this.cycles);
     createCounter(prom, registry, DAEMON_CYCLE_FAILURES).inc(this.cycleFailures);
     if (this.last) createGauge(prom, registry, DAEMON_LAST_CYCLE).set(seconds(this.last.finishedAt));
+    // Before start() there is no configuration to judge health against.
+    if (this.config) createGauge(prom, registry, DAEMON_HEALTHY).set(this.health().ok ? 1 : 0);
+    if (this.lastSuccessfulRun) {
+      createGauge(prom, registry, LAST_SUCCESSFUL_RUN).set(seconds(this.lastSuccessfulRun));
+    }
     return registry.metrics();
   }
 

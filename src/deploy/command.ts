@@ -3,6 +3,7 @@ import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { CommandSpec } from '../config/types';
 import { DEFAULT_MAX_OUTPUT_BYTES, runProcess, shellArgv } from '../core/process';
+import { isSecretName, redactOutput, registerSecret } from '../core/redact';
 
 /**
  * Runs hook and deployer commands through the shared process runner (src/core/process.ts). The
@@ -13,11 +14,19 @@ import { DEFAULT_MAX_OUTPUT_BYTES, runProcess, shellArgv } from '../core/process
  *  - the environment is the runner's allowlist plus the command's `env` plus CERTPILOT_*;
  *  - each command runs in its own process group and a timeout kills the whole group, so a
  *    `sleep` or a hung `ssh` started by a hook does not outlive it;
- *  - output is captured, bounded, and written to the log; non-zero exit or timeout is a failure.
+ *  - output is captured, bounded, redacted as hostile text (redactOutput: registered secrets,
+ *    credential headers, `NAME=value` lines with a secret name) and written to the log; only a
+ *    short excerpt of it (EXCERPT_MAX_CHARS) reaches errors, alerts and state files;
+ *  - non-zero exit or timeout is a failure.
  */
 
 /** Per stream, the end of a command's output kept for the log. */
 export const MAX_OUTPUT_BYTES = DEFAULT_MAX_OUTPUT_BYTES;
+/**
+ * The end of a failed command's output quoted in its error, and so in alerts, the JSON report
+ * and deploy state: enough for the last error line or two, not a log dump in a Slack message.
+ */
+export const EXCERPT_MAX_CHARS = 400;
 
 export interface CommandResult {
   ok: boolean;
@@ -51,6 +60,9 @@ export function substitute(arg: string, placeholders: Readonly<Record<string, st
 
 /** Runs one command to completion or timeout. Never throws for the command's own failure. */
 export async function runCommand(spec: CommandSpec, opts: RunCommandOptions): Promise<CommandResult> {
+  // A hook's own credentials (`env: {API_TOKEN: ...}`) are secrets like any other: the hook may
+  // well print them (`curl -v`, `set -x`), and its output is logged.
+  for (const [k, v] of Object.entries(spec.env ?? {})) if (isSecretName(k)) registerSecret(v);
   const argv = spec.argv
     ? spec.argv.map((a) => substitute(a, opts.placeholders ?? {}))
     : shellArgv(spec.shell ?? 'false');
@@ -69,8 +81,8 @@ export async function runCommand(spec: CommandSpec, opts: RunCommandOptions): Pr
     signal: r.signal,
     // An abort stops the group the same way; callers report both as "did not finish".
     timedOut: r.timedOut || r.aborted,
-    stdout: r.stdout,
-    stderr: r.spawnError ? `${r.stderr}${r.spawnError.message}` : r.stderr,
+    stdout: redactOutput(r.stdout),
+    stderr: redactOutput(r.spawnError ? `${r.stderr}${r.spawnError.message}` : r.stderr),
     durationMs: r.durationMs,
   };
   const meta = {
@@ -96,8 +108,19 @@ export function describeFailure(label: string, spec: CommandSpec, r: CommandResu
       : r.signal
         ? `killed by ${r.signal}`
         : 'could not be started';
-  const said = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-3).join(' | ');
-  return `${label} ${why}${said ? `: ${said}` : ''}`;
+  return `${label} ${why}${excerptOf(r)}`;
+}
+
+/** `: <the last lines of stderr (or stdout)>`, at most EXCERPT_MAX_CHARS of them, or nothing. */
+function excerptOf(r: CommandResult): string {
+  const lines = (r.stderr.trim() || r.stdout.trim())
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  const said = lines.slice(-3).join(' | ');
+  if (said === '') return '';
+  // Output is already redacted, so cutting it cannot expose part of a secret.
+  return said.length > EXCERPT_MAX_CHARS ? `: ...${said.slice(-EXCERPT_MAX_CHARS)}` : `: ${said}`;
 }
 
 /** Runs a command and throws HOOK_FAILED unless it succeeded. */

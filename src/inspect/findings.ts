@@ -48,7 +48,9 @@ export type FindingCode =
   /** A managed certificate never installed, or a watch pattern that matches no file. */
   | 'missing'
   /** A file (certificate, key, CA bundle, stored version) that exists but cannot be used. */
-  | 'unreadable';
+  | 'unreadable'
+  /** No successful renewal run recorded for too long (src/inspect/liveness.ts). */
+  | 'renewer-silent';
 
 /** `info` never changes the status; it is reported so an operator sees it. */
 export type Severity = 'info' | 'warning' | 'critical';

@@ -114,6 +114,26 @@ export const DAEMON_LAST_CYCLE: MetricDefinition<never> = {
   labelNames: [],
 };
 
+/** What /healthz says, for alerting without probing it: 1 when it answers 200, else 0. */
+export const DAEMON_HEALTHY: MetricDefinition<never> = {
+  name: 'certpilot_daemon_healthy',
+  help: '1 when /healthz answers 200 (the loop runs and nothing fails), else 0.',
+  type: 'gauge',
+  labelNames: [],
+};
+
+/**
+ * The renewer's last successful run (`certpilot run` cycle or `certpilot renew`), from the
+ * daemon and from `certpilot check --prometheus` (read from the state directory): alert on
+ * `time() - ... > limit` to catch a dead timer or a hung daemon.
+ */
+export const LAST_SUCCESSFUL_RUN: MetricDefinition<never> = {
+  name: 'certpilot_last_successful_run_timestamp_seconds',
+  help: 'When the renewer (certpilot run or certpilot renew) last completed a run with nothing failing.',
+  type: 'gauge',
+  labelNames: [],
+};
+
 /** Every definition, for documentation and for tests that compare an exposition against them. */
 export const METRIC_DEFINITIONS: readonly MetricDefinition[] = [
   CERTIFICATE_NOT_AFTER,
@@ -128,6 +148,8 @@ export const METRIC_DEFINITIONS: readonly MetricDefinition[] = [
   DAEMON_CYCLES,
   DAEMON_CYCLE_FAILURES,
   DAEMON_LAST_CYCLE,
+  DAEMON_HEALTHY,
+  LAST_SUCCESSFUL_RUN,
 ];
 
 /** Seconds since the Unix epoch, the unit of every *_timestamp_seconds metric. */

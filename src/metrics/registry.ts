@@ -13,6 +13,7 @@ import {
   createGauge,
   ENDPOINT_PROBE_SUCCESS,
   ENDPOINT_SERVES_CURRENT,
+  LAST_SUCCESSFUL_RUN,
   toEpochSeconds,
 } from './definitions';
 
@@ -107,6 +108,8 @@ export interface RegistryOptions {
    * its values after the timer that writes it stops: alert on `time() - ... > interval`.
    */
   readonly checkedAt?: Date;
+  /** The renewer's last successful run, as recorded in the state directory. */
+  readonly lastSuccessfulRun?: Date;
 }
 
 /** A fresh Registry (not the global one, so repeated runs and tests never collide) holding the results. */
@@ -118,6 +121,9 @@ export async function buildMetricsRegistry(
   const registry = new prom.Registry();
   if (options.checkedAt) {
     createGauge(prom, registry, CHECK_TIMESTAMP).set(seconds(options.checkedAt));
+  }
+  if (options.lastSuccessfulRun) {
+    createGauge(prom, registry, LAST_SUCCESSFUL_RUN).set(seconds(options.lastSuccessfulRun));
   }
   const notAfter = createGauge(prom, registry, CERTIFICATE_NOT_AFTER);
   const notBefore = createGauge(prom, registry, CERTIFICATE_NOT_BEFORE);

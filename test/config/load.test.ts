@@ -49,7 +49,11 @@ describe('defaults', () => {
       renewal: { renewRatio: 1 / 3, shortLifetimeRatio: 1 / 2, shortLifetimeDays: 10, maxOrdersPerWeek: 3 },
       defaultKeyType: 'ec-p256',
       concurrency: 4,
-      daemon: { checkIntervalMs: 600_000, listen: { host: '127.0.0.1', port: 9612 } },
+      daemon: {
+        checkIntervalMs: 600_000,
+        listen: { host: '127.0.0.1', port: 9612 },
+        silentAfterMs: 36 * 3_600_000,
+      },
       dns: { resolvers: [], nameserverPort: 53, queryTimeoutMs: 5_000, providers: {} },
       certificates: [],
       hooks: EMPTY_HOOKS,
