@@ -1,7 +1,14 @@
 import type { CertificateSpec } from '../config/types';
-import { nextAction, type NextAction, type SchedulePolicy } from '../plan/schedule';
+import { nextAction, type NextAction, type NextActionOptions, type SchedulePolicy } from '../plan/schedule';
 import type { CertState } from '../state/store';
+import type { CertificateFiles } from '../store/cert-store';
 import type { CertInfo } from '../x509';
+
+/** A version issued earlier whose deploy was rolled back, fit to be deployed instead of an order. */
+export interface Kept {
+  files: CertificateFiles;
+  info: CertInfo;
+}
 
 /** What is known about one certificate before acting on it. */
 export interface Observation {
@@ -15,9 +22,15 @@ export interface Observation {
   deployPending: boolean;
   /** A killed run left challenge records for this certificate in the journal. */
   journalPending: boolean;
+  /** Of the settings a failure depends on (src/renew/fingerprint.ts). */
+  fingerprint?: string;
+  /** The version a rollback replaced, when it is still fit to serve (see src/state/kept.ts). */
+  kept?: Kept;
 }
 
 /**
+ * - `reinstate`: due, but a version issued earlier and rolled back is still fit: install and
+ *   deploy it again instead of ordering (no order, so the exact-set guard does not apply).
  * - `order`: renew now.
  * - `redeploy`: nothing to order, but finish the pending deploy of the installed version.
  * - `guarded`: due, but the exact-set guard refuses another order (a human must look).
@@ -25,7 +38,7 @@ export interface Observation {
  * - `hold`: due, but backoff or a rate limit from an earlier failure holds it back.
  * - `nothing-due`: in date, nothing to do.
  */
-export type ActionKind = 'order' | 'redeploy' | 'guarded' | 'poll-ari' | 'hold' | 'nothing-due';
+export type ActionKind = 'reinstate' | 'order' | 'redeploy' | 'guarded' | 'poll-ari' | 'hold' | 'nothing-due';
 
 export interface Action {
   kind: ActionKind;
@@ -50,18 +63,19 @@ export function needsLock(action: Action): boolean {
 }
 
 /**
- * Pure: the action for one observed certificate. The guard comes before everything (it is
- * never bypassed, not even to redeploy); an ARI poll that is due comes before holding back,
+ * Pure: the action for one observed certificate. A kept version comes first (it costs no order);
+ * then the guard (never bypassed, not even to redeploy); an ARI poll that is due comes before holding back,
  * because its answer can change the plan.
  */
 export function chooseAction(
   o: Observation,
   policy: SchedulePolicy,
-  options: { force: boolean },
+  options: NextActionOptions,
   now: Date,
 ): Action {
   const next = nextAction(o.spec, o.info, o.state, now, policy, { supported: o.ariSupported }, options);
   const recover = o.journalPending;
+  if (o.kept && (next.renewNow || next.reason === 'guarded')) return { kind: 'reinstate', next, recover };
   if (next.reason === 'guarded') return { kind: 'guarded', next, recover };
   if (next.renewNow) return { kind: 'order', next, recover };
   if (o.deployPending && o.info) return { kind: 'redeploy', next, recover };

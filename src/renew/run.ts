@@ -1,5 +1,6 @@
 import { mapLimit } from '../core/concurrency';
 import { describeError } from '../core/errors';
+import { certificateProblems } from '../config/problems';
 import type { AgentConfig } from '../config/types';
 import type { DeployAwareConfig } from '../config/types';
 import { createRenewContext, selectCertificates, type RenewContext } from './context';
@@ -36,8 +37,11 @@ export async function runRenew(
   const ctx = createRenewContext(config, options, deps, overrides);
   try {
     const pendingJournals = new Set(await ctx.journal.pending());
-    const planned = await Promise.all(specs.map((spec) => planCertificate(ctx, spec, pendingJournals)));
-    if (options.dryRun) return dryRunReport(planned);
+    const problems = certificateProblems(ctx.config);
+    const planned = await Promise.all(
+      specs.map((spec) => planCertificate(ctx, spec, pendingJournals, problems.get(spec.name))),
+    );
+    if (options.dryRun) return dryRunReport(planned, ctx.clock.now());
 
     await recoverOrphans(ctx, pendingJournals);
     const working = planned.filter(isWorking).map((p) => p.spec.name);
@@ -60,11 +64,10 @@ function isWorking(p: Planned): boolean {
   return 'action' in p && (p.action.kind === 'order' || p.action.kind === 'redeploy');
 }
 
-function dryRunReport(planned: readonly Planned[]): RenewReport {
-  return {
-    ok: planned.every((p) => !('outcome' in p)),
-    outcomes: planned.map((p) => ('outcome' in p ? p.outcome : plannedOutcome(p.observation, p.action))),
-  };
+/** The plan, with the exit status the real run would have (a held-back expired certificate fails it). */
+function dryRunReport(planned: readonly Planned[], now: Date): RenewReport {
+  const outcomes = planned.map((p) => ('outcome' in p ? p.outcome : plannedOutcome(p.observation, p.action)));
+  return { outcomes, ok: assembleReport(outcomes, [], undefined, now).ok };
 }
 
 /**

@@ -13,6 +13,11 @@ export interface RenewOptions {
   force?: boolean;
   /** Plan and print; contact nothing, write nothing. */
   dryRun?: boolean;
+  /**
+   * Order even when the exact-set guard holds the certificate back. Only for a person at a
+   * terminal (the CLI accepts `--override-guard` only when stdin is a TTY): a loop must not.
+   */
+  overrideGuard?: boolean;
 }
 
 /**
