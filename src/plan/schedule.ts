@@ -235,6 +235,14 @@ function settingsChanged(state: CertState, opts: NextActionOptions): boolean {
   return then !== undefined && opts.fingerprint !== undefined && then !== opts.fingerprint;
 }
 
+/** When the backoff of the last failure ends, if it still holds now (not forced, same settings). */
+export function backoffUntil(state: CertState, now: Date, opts: NextActionOptions = {}): Date | undefined {
+  const retryAt = state.failures.nextRetryAt;
+  if (opts.force || !retryAt || retryAt.getTime() <= now.getTime() || settingsChanged(state, opts))
+    return undefined;
+  return retryAt;
+}
+
 /** A held-back certificate's sentence: until when, after what, and how to retry now. */
 function heldBackDetail(spec: CertificateSpec, state: CertState, due: Due, retryAt: Date): string {
   const f = state.failures;
@@ -311,8 +319,8 @@ export function nextAction(
 
   // Step 5: backoff (skipped by --force: an operator asked for it now; void when the settings
   // the failure depended on have changed since: the error it waits out may be fixed).
-  const retryAt = state.failures.nextRetryAt;
-  if (!opts.force && retryAt && retryAt.getTime() > t && !settingsChanged(state, opts)) {
+  const retryAt = backoffUntil(state, now, opts);
+  if (retryAt) {
     return finish({
       renewNow: false,
       reason: state.failures.rateLimited ? 'rate-limited' : 'backoff',

@@ -1,5 +1,11 @@
 import type { CertificateSpec } from '../config/types';
-import { nextAction, type NextAction, type NextActionOptions, type SchedulePolicy } from '../plan/schedule';
+import {
+  backoffUntil,
+  nextAction,
+  type NextAction,
+  type NextActionOptions,
+  type SchedulePolicy,
+} from '../plan/schedule';
 import type { CertState } from '../state/store';
 import type { CertificateFiles } from '../store/cert-store';
 import type { CertInfo } from '../x509';
@@ -29,8 +35,9 @@ export interface Observation {
 }
 
 /**
- * - `reinstate`: due, but a version issued earlier and rolled back is still fit: install and
- *   deploy it again instead of ordering (no order, so the exact-set guard does not apply).
+ * - `reinstate`: a version issued earlier and rolled back is still fit, and the backoff of its
+ *   failed deploy is over: install and deploy it again instead of ordering (no order, so the
+ *   exact-set guard does not apply).
  * - `order`: renew now.
  * - `redeploy`: nothing to order, but finish the pending deploy of the installed version.
  * - `guarded`: due, but the exact-set guard refuses another order (a human must look).
@@ -62,9 +69,25 @@ export function needsLock(action: Action): boolean {
   return action.recover || (action.kind !== 'hold' && action.kind !== 'nothing-due');
 }
 
+/** A kept version waiting for the backoff of its failed deploy to end. */
+function keptHeld(o: Observation, kept: Kept, next: NextAction, until: Date): NextAction {
+  const at = until.toISOString().replace('.000Z', 'Z');
+  const last = o.state.failures.lastError ? ` (last error: ${o.state.failures.lastError})` : '';
+  return {
+    ...next,
+    renewNow: false,
+    reason: 'backoff',
+    at: until,
+    wakeAt: next.wakeAt.getTime() < until.getTime() ? next.wakeAt : until,
+    detail:
+      `new serial ${kept.info.serial} was rolled back${last}; deployed again without a new order after ` +
+      `${at}; to deploy it now: certpilot renew --force ${o.spec.name}`,
+  };
+}
+
 /**
- * Pure: the action for one observed certificate. A kept version comes first (it costs no order);
- * then the guard (never bypassed, not even to redeploy); an ARI poll that is due comes before holding back,
+ * Pure: the action for one observed certificate. A kept version comes first (deploying it costs
+ * no order, and waiting for it is the backoff of its deploy); then the guard (never bypassed, not even to redeploy); an ARI poll that is due comes before holding back,
  * because its answer can change the plan.
  */
 export function chooseAction(
@@ -75,7 +98,11 @@ export function chooseAction(
 ): Action {
   const next = nextAction(o.spec, o.info, o.state, now, policy, { supported: o.ariSupported }, options);
   const recover = o.journalPending;
-  if (o.kept && (next.renewNow || next.reason === 'guarded')) return { kind: 'reinstate', next, recover };
+  if (o.kept) {
+    const heldUntil = backoffUntil(o.state, now, options);
+    if (!heldUntil) return { kind: 'reinstate', next, recover };
+    return { kind: 'hold', next: keptHeld(o, o.kept, next, heldUntil), recover };
+  }
   if (next.reason === 'guarded') return { kind: 'guarded', next, recover };
   if (next.renewNow) return { kind: 'order', next, recover };
   if (o.deployPending && o.info) return { kind: 'redeploy', next, recover };
