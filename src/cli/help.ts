@@ -49,7 +49,8 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
       { flags: '--force', description: 'renew even when not due or held back by backoff' },
       {
         flags: '--override-guard',
-        description: 'order the NAMEs despite the exact-set guard (only at a terminal: stdin must be a TTY)',
+        description:
+          'order the NAMEs now despite the exact-set guard (implies --force; only at a terminal: stdin must be a TTY)',
       },
       { flags: '--dry-run', description: 'print the plan; contact nothing, write nothing' },
       { flags: '--json', description: 'one JSON document on stdout instead of status lines' },

@@ -18,7 +18,8 @@ export async function renewCommand(ctx: CommandContext): Promise<number> {
     config,
     {
       names: ctx.args,
-      force: ctx.flags.force === true,
+      // Overriding the guard is asking for an order now.
+      force: ctx.flags.force === true || overrideGuard,
       dryRun: ctx.flags['dry-run'] === true,
       overrideGuard,
     },
