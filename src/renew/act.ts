@@ -172,10 +172,13 @@ async function redeploy(w: Work): Promise<CertOutcome> {
     const result = await ctx.deploy.run(o.spec, log, {
       ...(previous ? { previousSerial: previous.serial, rollbackTo: previous.dir } : {}),
     });
-    return withDeploy(
+    const outcome = withDeploy(
       { ...outcomeFor(o, w.action.next, 'deployed'), durationMs: Math.round(performance.now() - w.started) },
       result,
     );
+    if (outcome.status === 'failed') recordDeployFailure(w, outcome);
+    else if (w.state.failures.count > 0) w.state = { ...w.state, failures: { count: 0 } };
+    return outcome;
   } catch (err) {
     return failed(w, err, 'deploy failed');
   }
