@@ -56,6 +56,7 @@ async function unrenewable(
   ctx: RenewContext,
   spec: CertificateSpec,
   problems: readonly string[],
+  alert: boolean,
 ): Promise<Planned> {
   const log = ctx.log.child({ cert: spec.name });
   const message = `configuration: ${problems.join('; ')}`;
@@ -71,7 +72,8 @@ async function unrenewable(
     log,
     performance.now(),
   );
-  await ctx.notifier.notify({ kind: 'renewal-failed', cert: spec.name, domains: spec.domains, message });
+  if (alert)
+    await ctx.notifier.notify({ kind: 'renewal-failed', cert: spec.name, domains: spec.domains, message });
   return {
     spec,
     outcome: { ...outcome, ...(info ? { serial: info.serial, notAfter: info.notAfter } : {}), durationMs: 0 },
@@ -83,9 +85,9 @@ export async function planCertificate(
   ctx: RenewContext,
   spec: CertificateSpec,
   pendingJournals: ReadonlySet<string>,
-  problems: readonly string[] = [],
+  preflight: { problems: readonly string[]; alert: boolean } = { problems: [], alert: true },
 ): Promise<Planned> {
-  if (problems.length > 0) return unrenewable(ctx, spec, problems);
+  if (preflight.problems.length > 0) return unrenewable(ctx, spec, preflight.problems, preflight.alert);
   const started = performance.now();
   try {
     const observation = await observeCertificate(ctx, spec, pendingJournals.has(spec.name));

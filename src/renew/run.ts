@@ -39,7 +39,13 @@ export async function runRenew(
     const pendingJournals = new Set(await ctx.journal.pending());
     const problems = certificateProblems(ctx.config);
     const planned = await Promise.all(
-      specs.map((spec) => planCertificate(ctx, spec, pendingJournals, problems.get(spec.name))),
+      specs.map((spec) =>
+        planCertificate(ctx, spec, pendingJournals, {
+          problems: problems.get(spec.name) ?? [],
+          // A dry run contacts nothing: no alert either.
+          alert: options.dryRun !== true,
+        }),
+      ),
     );
     if (options.dryRun) return dryRunReport(planned, ctx.clock.now());
 
@@ -61,7 +67,7 @@ export async function runRenew(
 }
 
 function isWorking(p: Planned): boolean {
-  return 'action' in p && (p.action.kind === 'order' || p.action.kind === 'redeploy');
+  return 'action' in p && ['order', 'redeploy', 'reinstate'].includes(p.action.kind);
 }
 
 /** The plan, with the exit status the real run would have (a held-back expired certificate fails it). */

@@ -58,10 +58,12 @@ describe('certificate problems (item 4)', () => {
       ['bravo', 'critical'],
     ]);
     expect(w.alerts[0]!.message).toBe(report.outcomes[1]!.error);
-    // The plan says the same, with the same exit status.
-    const dry = await new World().run(withProblem, { dryRun: true });
+    // The plan says the same, with the same exit status, and alerts nobody.
+    const planner = new World();
+    const dry = await planner.run(withProblem, { dryRun: true });
     expect(dry.outcomes.map((o) => o.status)).toEqual(['planned', 'failed', 'planned']);
     expect(dry.ok).toBe(false);
+    expect(planner.alerts).toEqual([]);
   });
 });
 
