@@ -2,6 +2,7 @@ import { systemClock } from '../core/clock';
 import { UsageError } from '../core/errors';
 import { describeRollback } from '../deploy/deploy';
 import { resolveConfigPath, loadConfig } from '../config/load';
+import { certificateProblems } from '../config/problems';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
 import { actAsStateOwner } from './privileges';
@@ -29,6 +30,7 @@ export async function renewCommand(ctx: CommandContext): Promise<number> {
       signal: ctx.signal,
       openAcme: () => openAcme(config, ctx),
       openSolver: () => openSolver(config, ctx),
+      certificateProblems: certificateProblems(config),
     },
   );
   ctx.stdout.write(

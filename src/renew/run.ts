@@ -1,6 +1,5 @@
 import { mapLimit } from '../core/concurrency';
 import { describeError } from '../core/errors';
-import { certificateProblems } from '../config/problems';
 import type { AgentConfig } from '../config/types';
 import type { DeployAwareConfig } from '../config/types';
 import { createRenewContext, selectCertificates, type RenewContext } from './context';
@@ -37,7 +36,7 @@ export async function runRenew(
   const ctx = createRenewContext(config, options, deps, overrides);
   try {
     const pendingJournals = new Set(await ctx.journal.pending());
-    const problems = certificateProblems(ctx.config);
+    const problems = deps.certificateProblems ?? new Map<string, readonly string[]>();
     const planned = await Promise.all(
       specs.map((spec) =>
         planCertificate(ctx, spec, pendingJournals, {

@@ -77,6 +77,12 @@ export interface RenewDeps {
   openSolver?: () => Dns01Solver;
   /** Default: built from `config.notify`. */
   notifier?: Notifier;
+  /**
+   * Problems that concern one certificate (certificateProblems in src/config/problems.ts, by
+   * certificate name): those certificates fail before anything is contacted, the others go on.
+   * Given by the caller, the layer that may read the configuration's rules.
+   */
+  certificateProblems?: ReadonlyMap<string, readonly string[]>;
   /** ARI lookahead (default RENEW_LOOKAHEAD_MS; the daemon passes 0). */
   lookaheadMs?: number;
   /** How long to wait for another process's lock (default LOCK_WAIT_MS; the daemon passes 0: skip). */

@@ -312,7 +312,17 @@ export class World {
     };
   }
 
-  run(cfg: AgentConfig, options: RenewOptions = {}, signal?: AbortSignal): Promise<RenewReport> {
-    return runRenew(cfg, options, { ...this.deps(), ...(signal ? { signal } : {}) }, this.overrides());
+  run(
+    cfg: AgentConfig,
+    options: RenewOptions = {},
+    signal?: AbortSignal,
+    certificateProblems?: RenewDeps['certificateProblems'],
+  ): Promise<RenewReport> {
+    const deps = {
+      ...this.deps(),
+      ...(signal ? { signal } : {}),
+      ...(certificateProblems ? { certificateProblems } : {}),
+    };
+    return runRenew(cfg, options, deps, this.overrides());
   }
 }

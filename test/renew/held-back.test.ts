@@ -1,5 +1,6 @@
 import { fixedClock } from '../../src/core/clock';
 import { formatReport } from '../../src/cli/renew';
+import { certificateProblems } from '../../src/config/problems';
 import type { AgentConfig } from '../../src/config/types';
 import { settingsFingerprint } from '../../src/renew/fingerprint';
 import { runRenew, type RenewReport } from '../../src/renew/run';
@@ -39,7 +40,7 @@ describe('certificate problems (item 4)', () => {
     const cfg = config(['alpha', 'bravo', 'charlie']);
     const bravo = { ...cfg.certificates[1]!, dnsProvider: undefined };
     const withProblem = { ...cfg, certificates: [cfg.certificates[0]!, bravo, cfg.certificates[2]!] };
-    const report = await w.run(withProblem);
+    const report = await w.run(withProblem, {}, undefined, certificateProblems(withProblem));
     expect(report.outcomes.map((o) => [o.name, o.status])).toEqual([
       ['alpha', 'renewed'],
       ['bravo', 'failed'],
@@ -60,7 +61,7 @@ describe('certificate problems (item 4)', () => {
     expect(w.alerts[0]!.message).toBe(report.outcomes[1]!.error);
     // The plan says the same, with the same exit status, and alerts nobody.
     const planner = new World();
-    const dry = await planner.run(withProblem, { dryRun: true });
+    const dry = await planner.run(withProblem, { dryRun: true }, undefined, certificateProblems(withProblem));
     expect(dry.outcomes.map((o) => o.status)).toEqual(['planned', 'failed', 'planned']);
     expect(dry.ok).toBe(false);
     expect(planner.alerts).toEqual([]);

@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AcmeService } from '../../src/acme/service';
 import { loadConfig } from '../../src/config/load';
+import { certificateProblems } from '../../src/config/problems';
 import type { AgentConfig } from '../../src/config/types';
 import { systemClock } from '../../src/core/clock';
 import { Dns01Solver } from '../../src/dns/solver';
@@ -105,6 +106,7 @@ test('a name outside every provider zone fails that certificate alone, before an
       clock: systemClock,
       openAcme: () => AcmeService.open(config.acme, stateDir, log),
       openSolver: () => new Dns01Solver({ dns: config.dns, log }),
+      certificateProblems: certificateProblems(config),
     },
   );
   expect(report.ok).toBe(false);
