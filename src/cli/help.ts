@@ -44,9 +44,14 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
   {
     name: 'renew',
     summary: 'Renew the certificates that are due (all, or the NAMEs given).',
-    synopsis: ['certpilot renew [NAME...] [--force] [--dry-run] [--json]'],
+    synopsis: ['certpilot renew [NAME...] [--force] [--dry-run] [--override-guard] [--json]'],
     options: [
-      { flags: '--force', description: 'renew even when not due' },
+      { flags: '--force', description: 'renew even when not due or held back by backoff' },
+      {
+        flags: '--override-guard',
+        description:
+          'order the NAMEs now despite the exact-set guard (implies --force; only at a terminal: stdin must be a TTY)',
+      },
       { flags: '--dry-run', description: 'print the plan; contact nothing, write nothing' },
       { flags: '--json', description: 'one JSON document on stdout instead of status lines' },
     ],

@@ -85,6 +85,7 @@ export const OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   version: { type: 'boolean', short: 'V' },
   force: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  'override-guard': { type: 'boolean' },
   // init
   ca: { type: 'string' },
   'ca-bundle': { type: 'string' },

@@ -1,5 +1,8 @@
 import { systemClock } from '../core/clock';
+import { UsageError } from '../core/errors';
+import { describeRollback } from '../deploy/deploy';
 import { resolveConfigPath, loadConfig } from '../config/load';
+import { certificateProblems } from '../config/problems';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
 import { recordSuccessfulRun } from '../daemon/last-run';
@@ -12,15 +15,24 @@ export async function renewCommand(ctx: CommandContext): Promise<number> {
   const loaded = await loadConfig({ path: configPath });
   const config = ctx.global.staging ? withStaging(loaded) : loaded;
   actAsStateOwner(config.storage.stateDir, ctx.log, configPath);
+  const overrideGuard = ctx.flags['override-guard'] === true;
+  if (overrideGuard) checkAtTerminal(ctx);
   const report = await runRenew(
     config,
-    { names: ctx.args, force: ctx.flags.force === true, dryRun: ctx.flags['dry-run'] === true },
+    {
+      names: ctx.args,
+      // Overriding the guard is asking for an order now.
+      force: ctx.flags.force === true || overrideGuard,
+      dryRun: ctx.flags['dry-run'] === true,
+      overrideGuard,
+    },
     {
       log: ctx.log,
       clock: systemClock,
       signal: ctx.signal,
       openAcme: () => openAcme(config, ctx),
       openSolver: () => openSolver(config, ctx),
+      certificateProblems: certificateProblems(config),
     },
   );
   // For `certpilot check`'s renewer-silent: a timer that stops firing leaves this file ageing.
@@ -35,6 +47,20 @@ export async function renewCommand(ctx: CommandContext): Promise<number> {
       : formatReport(report),
   );
   return report.ok ? EXIT_OK : EXIT_FAILED;
+}
+
+/**
+ * `--override-guard` orders past the exact-set guard, which exists to stop loops: a timer, a
+ * script or the daemon must never be able to pass it. Only a person at a terminal can: stdin
+ * must be a TTY, and the flag must name the certificates.
+ */
+function checkAtTerminal(ctx: CommandContext): void {
+  if (process.stdin.isTTY !== true)
+    throw new UsageError(
+      'certpilot renew: --override-guard is only accepted at a terminal (stdin is not a TTY)',
+    );
+  if (ctx.args.length === 0)
+    throw new UsageError('certpilot renew: --override-guard needs the names of the certificates to order');
 }
 
 async function openAcme(config: AgentConfig, ctx: CommandContext) {
@@ -81,9 +107,10 @@ export function formatReport(report: RenewReport): string {
 function formatLine(o: CertOutcome, width: number): string {
   const expiry = o.notAfter ? `expires ${o.notAfter.toISOString()}` : 'no certificate';
   const why = o.status === 'valid' ? o.decision.detail : `${o.decision.reason}: ${o.decision.detail}`;
-  const tail = o.error ? ` error: ${o.error}` : '';
+  // The guard's error is its decision's detail: said once.
+  const tail = o.error && o.error !== o.decision.detail ? ` error: ${o.error}` : '';
   const deploy = o.deploy
-    ? ` deploy: ${o.deploy.status}${o.deploy.rolledBack ? ` (serial ${o.deploy.rolledBack.from} replaced by ${o.deploy.rolledBack.to})` : ''}`
+    ? ` deploy: ${o.deploy.status}${o.deploy.rolledBack ? ` (${describeRollback(o.deploy.rolledBack)})` : ''}`
     : '';
   return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${deploy}${tail}`;
 }

@@ -300,12 +300,14 @@ export interface VerifySettings {
   readonly handshakeTimeoutMs: number;
 }
 
-export type AlertKind = 'renewal-failed' | 'deploy-failed' | 'verify-failed' | 'rollback' | 'critical';
+export type AlertKind =
+  'renewal-failed' | 'deploy-failed' | 'verify-failed' | 'rollback' | 'rollback-failed' | 'critical';
 export const ALERT_KINDS: readonly AlertKind[] = [
   'renewal-failed',
   'deploy-failed',
   'verify-failed',
   'rollback',
+  'rollback-failed',
   'critical',
 ];
 

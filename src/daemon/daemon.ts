@@ -21,6 +21,7 @@ import {
   RENEWALS,
   toEpochSeconds,
 } from '../metrics/definitions';
+import { certificateProblems } from '../config/problems';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
 import { sendHeartbeat } from './heartbeat';
 import { readLastRun, recordSuccessfulRun } from './last-run';
@@ -206,6 +207,7 @@ export class Daemon {
           openSolver: () => this.opts.openSolver(config),
           lookaheadMs: 0,
           lockWaitMs: 0,
+          certificateProblems: certificateProblems(config),
         },
       );
       this.record(report.outcomes);

@@ -14,6 +14,7 @@ import {
   type DeployStatus,
 } from '../state/deploy-state';
 import { endpointKey } from '../config/access';
+import { writeKept } from '../state/kept';
 import { verifyEndpoints } from './verify';
 
 /**
@@ -57,7 +58,16 @@ export interface DeployResult {
   serial: string;
   notAfter: Date;
   endpoints: DeployState['endpoints'];
-  rolledBack?: { from: string; to: string };
+  /** `from` (the new serial) failed at `step`; `to` (the previous one) is current again. */
+  rolledBack?: { from: string; to: string; step: RollbackCause };
+}
+
+/** What the new version failed: its deploy steps, or the verification of the endpoints. */
+export type RollbackCause = 'deploy' | 'verification';
+
+/** "new serial X failed verification; rolled back to Y": what happened, in the order it did. */
+export function describeRollback(r: NonNullable<DeployResult['rolledBack']>): string {
+  return `new serial ${r.from} failed ${r.step}; rolled back to ${r.to}`;
 }
 
 /** True when this certificate has anything to deploy or verify. */
@@ -258,9 +268,12 @@ async function rollback(
 ): Promise<DeployResult> {
   const { spec, log } = ctx;
   const failedSerial = failedCert.info.serial;
+  const step: RollbackCause = failed.status === 'deploy-failed' ? 'deploy' : 'verification';
   log.warn('rolling back', { failedSerial, to: archivedDir });
   let restored: StoredCertificate | null = null;
   try {
+    // Kept so that, once the deploy problem is fixed, the next run deploys it without an order.
+    await writeKept(ctx.stateDir, spec.name, { ...failedCert, serial: failedSerial });
     await ctx.store.activate(spec.name, archivedDir, spec.outputs);
     restored = await ctx.store.read(spec.name);
     if (!restored) throw new CertpilotError('STORE_IO', `store: ${spec.name}: nothing current after restore`);
@@ -283,7 +296,8 @@ async function rollback(
       error: failed.error,
       updatedAt: new Date().toISOString(),
     });
-    const message = `serial ${failedSerial} failed (${failed.error}); restored serial ${restored.info.serial}, which is served again`;
+    const rolledBack = { from: failedSerial, to: restored.info.serial, step };
+    const message = `${describeRollback(rolledBack)}, which is served again (${failed.error})`;
     log.warn('rolled back', { failedSerial, serial: restored.info.serial });
     await ctx.notifier.notify({
       kind: 'rollback',
@@ -300,10 +314,12 @@ async function rollback(
       serial: restored.info.serial,
       notAfter: restored.info.notAfter,
       endpoints: state.endpoints,
-      rolledBack: { from: failedSerial, to: restored.info.serial },
+      rolledBack,
     };
   } catch (err) {
-    const message = `rollback of ${spec.name} failed: ${describeError(err)} (after: ${failed.error})`;
+    const message =
+      `new serial ${failedSerial} failed ${step} (${failed.error}); rolling back failed too: ` +
+      `${describeError(err)}`;
     log.error('rollback failed', { error: describeError(err) });
     const current = restored ?? failedCert;
     await writeDeployState(ctx.stateDir, spec.name, {
@@ -316,12 +332,14 @@ async function rollback(
       attempts: 1,
       error: message,
     }).catch(() => undefined);
+    // A failure, not a rollback: what is served now is unknown and needs a person.
     await ctx.notifier.notify({
-      kind: 'rollback',
+      kind: 'rollback-failed',
       cert: spec.name,
       domains: spec.domains,
       serial: current.info.serial,
       failedSerial,
+      notAfter: current.info.notAfter,
       message,
     });
     return {

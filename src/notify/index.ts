@@ -38,6 +38,8 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning'> = {
   'deploy-failed': 'error',
   'verify-failed': 'error',
   rollback: 'warning',
+  // Neither the new nor the old version is known to be served.
+  'rollback-failed': 'critical',
   critical: 'critical',
 };
 

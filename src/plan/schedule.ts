@@ -114,6 +114,15 @@ export interface NextAction {
 export interface NextActionOptions {
   /** `certpilot renew --force`: renew now, ignoring timing and backoff (not the guard). */
   force?: boolean;
+  /** `certpilot renew --override-guard` (a person at a terminal): order despite the exact-set guard. */
+  overrideGuard?: boolean;
+  /** The CA's directory URL: the guard counts only this CA's orders (each CA has its own limits). */
+  ca?: string;
+  /**
+   * Fingerprint of the settings a failure depends on, as they are now. A failure recorded with
+   * another fingerprint was made with settings the operator has since changed: no backoff.
+   */
+  fingerprint?: string;
 }
 
 function iso(d: Date): string {
@@ -148,12 +157,20 @@ export function guardLimit(
   return Math.max(policy.maxOrdersPerWeek, Math.ceil((GUARD_LIFETIME_FACTOR * WEEK) / interval));
 }
 
-/** Issuances of `names` in the guard window, oldest first. */
-function recentOrders(state: CertState, names: readonly string[], now: Date): Date[] {
+/** Issuances of `names` by `ca` (all CAs when unknown) in the guard window, oldest first. */
+function recentOrders(state: CertState, names: readonly string[], now: Date, ca: string | undefined): Date[] {
   const key = exactSetKey(names);
   const since = now.getTime() - GUARD_WINDOW_MS;
+  // A record without a CA predates the field: counted against every CA (the safe side).
+  const sameCa = (o: { ca?: string }): boolean => ca === undefined || o.ca === undefined || o.ca === ca;
   return state.orders
-    .filter((o) => o.at.getTime() > since && o.at.getTime() <= now.getTime() && exactSetKey(o.names) === key)
+    .filter(
+      (o) =>
+        o.at.getTime() > since &&
+        o.at.getTime() <= now.getTime() &&
+        exactSetKey(o.names) === key &&
+        sameCa(o),
+    )
     .map((o) => o.at)
     .sort((a, b) => a.getTime() - b.getTime());
 }
@@ -212,6 +229,51 @@ function whenDue(
   }
 }
 
+/** True when the last failure was recorded under other settings than the current ones. */
+function settingsChanged(state: CertState, opts: NextActionOptions): boolean {
+  const then = state.failures.fingerprint;
+  return then !== undefined && opts.fingerprint !== undefined && then !== opts.fingerprint;
+}
+
+/** When the backoff of the last failure ends, if it still holds now (not forced, same settings). */
+export function backoffUntil(state: CertState, now: Date, opts: NextActionOptions = {}): Date | undefined {
+  const retryAt = state.failures.nextRetryAt;
+  if (opts.force || !retryAt || retryAt.getTime() <= now.getTime() || settingsChanged(state, opts))
+    return undefined;
+  return retryAt;
+}
+
+/** A held-back certificate's sentence: until when, after what, and how to retry now. */
+function heldBackDetail(spec: CertificateSpec, state: CertState, due: Due, retryAt: Date): string {
+  const f = state.failures;
+  const why = f.rateLimited ? "the CA's rate limit" : `${f.count} failed attempt(s)`;
+  const last = f.lastError ? ` (last error: ${f.lastError})` : '';
+  return (
+    `${due.reason} (${due.detail}); held back until ${iso(retryAt)} after ${why}${last}; ` +
+    `to retry now: certpilot renew --force ${spec.name}`
+  );
+}
+
+function guardDetail(
+  spec: CertificateSpec,
+  policy: SchedulePolicy,
+  due: Due,
+  issued: number,
+  limit: number,
+  until: Date,
+): string {
+  const setting = `defaults.renewal.maxOrdersPerWeek is ${policy.maxOrdersPerWeek}`;
+  const allowed =
+    limit > policy.maxOrdersPerWeek ? `${setting}, raised to ${limit} for this lifetime` : setting;
+  return (
+    `${due.reason} (${due.detail}), but ${issued} certificates were already issued for exactly ` +
+    `${exactSetKey(spec.domains)} by this CA in the last 7 days (${allowed}); no order before ` +
+    `${iso(until)}. Look for a renewal loop first (a deploy or install failing after issuance, two ` +
+    `hosts managing the same names); then wait, raise defaults.renewal.maxOrdersPerWeek, or order ` +
+    `once from a terminal: certpilot renew --override-guard ${spec.name}`
+  );
+}
+
 /**
  * The decision for one certificate. Callers: when `pollAriAt <= now`, fetch renewalInfo first
  * (fold it in with `withRenewalInfo`) and ask again; act on `renewNow` under the certificate's
@@ -255,34 +317,29 @@ export function nextAction(
   if (due.at.getTime() > t)
     return finish({ renewNow: false, reason: due.reason, at: due.at, detail: due.detail });
 
-  // Step 5: backoff (skipped by --force: an operator asked for it now).
-  const retryAt = state.failures.nextRetryAt;
-  if (!opts.force && retryAt && retryAt.getTime() > t) {
-    const why = state.failures.rateLimited ? 'rate-limited' : 'backoff';
-    const last = state.failures.lastError ? `: ${state.failures.lastError}` : '';
+  // Step 5: backoff (skipped by --force: an operator asked for it now; void when the settings
+  // the failure depended on have changed since: the error it waits out may be fixed).
+  const retryAt = backoffUntil(state, now, opts);
+  if (retryAt) {
     return finish({
       renewNow: false,
-      reason: why,
+      reason: state.failures.rateLimited ? 'rate-limited' : 'backoff',
       at: retryAt,
-      detail: `${due.reason} (${due.detail}); ${state.failures.count} failed attempt(s), next attempt ${iso(retryAt)}${last}`,
+      detail: heldBackDetail(spec, state, due, retryAt),
     });
   }
 
   // Step 6: the exact-set guard.
   const limit = guardLimit(policy, info);
-  const recent = recentOrders(state, spec.domains, now);
-  if (recent.length >= limit) {
+  const recent = recentOrders(state, spec.domains, now, opts.ca);
+  if (recent.length >= limit && !opts.overrideGuard) {
     const until = new Date(recent[recent.length - limit]!.getTime() + GUARD_WINDOW_MS);
     return finish({
       renewNow: false,
       reason: 'guarded',
       at: until,
       critical: true,
-      detail:
-        `${due.reason} (${due.detail}), but ${recent.length} certificates were already issued for ` +
-        `exactly ${exactSetKey(spec.domains)} in the last 7 days (limit ${limit}); not ordering before ` +
-        `${iso(until)}. Look for a renewal loop (a deploy or install failing after issuance, two ` +
-        `hosts managing the same names) before the CA's own limit is hit`,
+      detail: guardDetail(spec, policy, due, recent.length, limit, until),
     });
   }
 
@@ -292,8 +349,9 @@ export function nextAction(
 // ---- state transitions (pure: return a new state) ----
 
 /** Call as soon as the CA issued a certificate (before installing it): the CA has counted it. */
-export function withOrder(state: CertState, names: readonly string[], now: Date): CertState {
-  return { ...state, orders: [...state.orders, { at: new Date(now), names: exactSetKey(names).split(',') }] };
+export function withOrder(state: CertState, names: readonly string[], now: Date, ca?: string): CertState {
+  const record = { at: new Date(now), names: exactSetKey(names).split(','), ...(ca ? { ca } : {}) };
+  return { ...state, orders: [...state.orders, record] };
 }
 
 /** After the new certificate is installed: failures reset, ARI restarts for the new certificate. */
@@ -315,6 +373,8 @@ export interface FailureInfo {
   code?: string;
   /** Retry-After of a rateLimited problem; replaces the backoff step. */
   rateLimitRetryAfterMs?: number;
+  /** Of the settings the attempt used (see NextActionOptions.fingerprint). */
+  fingerprint?: string;
 }
 
 /** Extracts what the schedule needs from any thrown value (rateLimited Retry-After included). */
@@ -352,6 +412,7 @@ export function afterFailure(
       lastError: failure.message,
       ...(failure.code ? { lastErrorCode: failure.code } : {}),
       ...(rateLimited ? { rateLimited: true } : {}),
+      ...(failure.fingerprint ? { fingerprint: failure.fingerprint } : {}),
     },
   };
 }

@@ -2,7 +2,14 @@ import { withDeadline } from '../core/abort';
 import { CertpilotError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { CertificateSpec } from '../config/types';
-import { afterFailure, afterSuccess, failureFromError, nextAction, withOrder } from '../plan/schedule';
+import {
+  afterFailure,
+  afterSuccess,
+  failureFromError,
+  nextAction,
+  withOrder,
+  type FailureInfo,
+} from '../plan/schedule';
 import type { CertState } from '../state/store';
 import type { StoredCertificate } from '../store/cert-store';
 import { generatePrivateKey, keyTypeOfKey, type CertInfo } from '../x509';
@@ -52,16 +59,8 @@ function failed(w: Work, err: unknown, what: string): CertOutcome {
 async function dispatch(w: Work, preFailed: boolean): Promise<CertOutcome> {
   const { ctx, o, action, log } = w;
   const { spec } = o;
-  if (action.kind === 'guarded') {
-    const message = `renew: ${action.next.detail}`;
-    log.error('exact-set guard: not ordering again', { detail: action.next.detail });
-    await ctx.notifier.notify({ kind: 'renewal-failed', cert: spec.name, domains: spec.domains, message });
-    return {
-      ...failed(w, new CertpilotError('ACME_RATE_LIMITED', message), 'renewal held back'),
-      errorCode: 'GUARDED',
-    };
-  }
-  if (action.kind !== 'order' && action.kind !== 'redeploy') {
+  if (action.kind === 'guarded') return guarded(w);
+  if (action.kind !== 'order' && action.kind !== 'redeploy' && action.kind !== 'reinstate') {
     const waiting = isHeldBack(action.next);
     if (waiting)
       log.info('renewal due but held back', { reason: action.next.reason, detail: action.next.detail });
@@ -70,7 +69,96 @@ async function dispatch(w: Work, preFailed: boolean): Promise<CertOutcome> {
   if (preFailed) return failed(w, new Error('skipped: a pre hook failed'), 'not renewed');
   const preErrors = await runCertHooks(ctx, spec, 'pre', {});
   if (preErrors.length > 0) return failed(w, new Error(preErrors.join('; ')), 'pre hook failed');
+  if (action.kind === 'reinstate') return reinstate(w);
   return action.kind === 'redeploy' ? redeploy(w) : order(w);
+}
+
+/**
+ * The exact-set guard holds the certificate back: a failure a human must look at, alerted once
+ * per guarded period (the end of the period is persisted, so a daemon's cycles and restarts do
+ * not repeat it). The detail names the setting, the date and the way out.
+ */
+async function guarded(w: Work): Promise<CertOutcome> {
+  const { ctx, o, log } = w;
+  const { detail, at: until } = w.action.next;
+  const alerted = w.state.guard?.alertedUntil;
+  if (alerted === undefined || alerted.getTime() < until.getTime()) {
+    await ctx.notifier.notify({
+      kind: 'renewal-failed',
+      cert: o.spec.name,
+      domains: o.spec.domains,
+      serial: o.info?.serial,
+      notAfter: o.info?.notAfter,
+      message: `renewal held back by the exact-set guard: ${detail}`,
+    });
+    w.state = { ...w.state, guard: { alertedUntil: until } };
+  }
+  log.error('exact-set guard: not ordering again', { until });
+  return {
+    ...outcomeFor(o, w.action.next, 'failed'),
+    error: detail,
+    errorCode: 'GUARDED',
+    durationMs: Math.round(performance.now() - w.started),
+  };
+}
+
+/** After a failure of this run: backoff, with the fingerprint of the settings it ran with. */
+function recordFailure(w: Work, failure: FailureInfo): void {
+  const withPrint = { ...failure, ...(w.o.fingerprint ? { fingerprint: w.o.fingerprint } : {}) };
+  w.state = afterFailure(w.state, withPrint, w.ctx.clock.now());
+}
+
+/**
+ * A deploy that did not end verified (rolled back, or failed): the certificate enters backoff
+ * like a failed order, so a due certificate is not ordered again at once. Issuance itself
+ * worked, so the count starts again at one.
+ */
+function recordDeployFailure(w: Work, outcome: CertOutcome): void {
+  w.state = { ...w.state, failures: { count: 0 } };
+  const message = outcome.error ?? 'deploy failed';
+  recordFailure(w, { message, ...(outcome.errorCode ? { code: outcome.errorCode } : {}) });
+}
+
+/** The scheduler's view after a new version is current: when it is due. */
+async function decisionAfter(w: Work, info: CertInfo): Promise<CertOutcome['decision']> {
+  const { ctx, o } = w;
+  const after = nextAction(o.spec, info, w.state, ctx.clock.now(), ctx.policy, {
+    supported: await ariSupportedFor(ctx, info),
+  });
+  return { ...toDecision(o.spec.name, w.action.next, o.info), renewAt: after.at, wakeAt: after.wakeAt };
+}
+
+/**
+ * Installs and deploys the version a rollback replaced, instead of ordering a new one: the CA
+ * already issued it, and the problem was the deploy (fixed since, or the backoff ran out).
+ */
+async function reinstate(w: Work): Promise<CertOutcome> {
+  const { ctx, o, log } = w;
+  const { spec } = o;
+  const kept = o.kept!;
+  log.info('deploying the version kept after a rollback; no new order', { serial: kept.info.serial });
+  try {
+    const installed = await ctx.store.install(spec.name, kept.files, spec.outputs);
+    w.state = afterSuccess(w.state, installed.info, ctx.clock.now());
+    const files: StoredCertificate = {
+      name: spec.name,
+      info: installed.info,
+      dir: ctx.store.paths(spec.name).dir,
+      ...kept.files,
+    };
+    const base: CertOutcome = {
+      name: spec.name,
+      status: 'deployed',
+      decision: await decisionAfter(w, installed.info),
+      serial: installed.info.serial,
+      notAfter: installed.info.notAfter,
+      durationMs: Math.round(performance.now() - w.started),
+    };
+    return await deployRenewed(w, base, files, installed.archived);
+  } catch (err) {
+    recordFailure(w, failureFromError(err));
+    return failed(w, err, 'kept version not deployed');
+  }
 }
 
 /** A version from an earlier run that was never verified: deploy it again, no new order. */
@@ -84,10 +172,13 @@ async function redeploy(w: Work): Promise<CertOutcome> {
     const result = await ctx.deploy.run(o.spec, log, {
       ...(previous ? { previousSerial: previous.serial, rollbackTo: previous.dir } : {}),
     });
-    return withDeploy(
+    const outcome = withDeploy(
       { ...outcomeFor(o, w.action.next, 'deployed'), durationMs: Math.round(performance.now() - w.started) },
       result,
     );
+    if (outcome.status === 'failed') recordDeployFailure(w, outcome);
+    else if (w.state.failures.count > 0) w.state = { ...w.state, failures: { count: 0 } };
+    return outcome;
   } catch (err) {
     return failed(w, err, 'deploy failed');
   }
@@ -113,18 +204,15 @@ async function order(w: Work): Promise<CertOutcome> {
       ...(spec.profile ? { profile: spec.profile } : {}),
     });
     // Counted at once: the CA has issued, whatever happens to the files next.
-    w.state = withOrder(w.state, spec.domains, ctx.clock.now());
+    w.state = withOrder(w.state, spec.domains, ctx.clock.now(), ctx.config.acme.directoryUrl);
     const installed = await ctx.store.install(spec.name, issued, spec.outputs);
     w.state = afterSuccess(w.state, installed.info, ctx.clock.now());
     await ctx.faults?.afterInstall?.(spec.name, ctx.store.paths(spec.name));
-    const after = nextAction(spec, installed.info, w.state, ctx.clock.now(), ctx.policy, {
-      supported: await ariSupportedFor(ctx, installed.info),
-    });
     const renewed: CertOutcome = {
       name: spec.name,
       status: 'renewed',
       // The scheduler's view after this renewal: when the new certificate is due.
-      decision: { ...toDecision(spec.name, next, info), renewAt: after.at, wakeAt: after.wakeAt },
+      decision: await decisionAfter(w, installed.info),
       serial: installed.info.serial,
       notAfter: installed.info.notAfter,
       durationMs: Math.round(performance.now() - w.started),
@@ -137,7 +225,7 @@ async function order(w: Work): Promise<CertOutcome> {
     };
     return await deployRenewed(w, renewed, files, installed.archived);
   } catch (err) {
-    w.state = afterFailure(w.state, failureFromError(err), ctx.clock.now());
+    recordFailure(w, failureFromError(err));
     const outcome = failed(w, err, 'renewal failed');
     outcome.decision = { ...outcome.decision, wakeAt: w.state.failures.nextRetryAt };
     await ctx.notifier.notify({
@@ -165,7 +253,13 @@ async function deployRenewed(
       ...(previousSerial ? { previousSerial } : {}),
       ...(archived ? { rollbackTo: archived } : {}),
     });
-    return withDeploy(renewed, result);
+    const outcome = withDeploy(renewed, result);
+    if (outcome.status === 'failed') recordDeployFailure(w, outcome);
+    else
+      await w.ctx.deploy
+        .dropKept(w.o.spec.name)
+        .catch((err: unknown) => w.log.warn('kept version not removed', { error: describeError(err) }));
+    return outcome;
   } catch (err) {
     // Deploy machinery itself failed (state not writable...): the new version stays
     // installed and its deploy state says pending, so the next run retries.

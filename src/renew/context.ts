@@ -9,6 +9,7 @@ import type { DeployAwareConfig, DeploySettings } from '../config/types';
 import { deployCertificate, findPrevious, hasDeployWork, type DeployResult } from '../deploy/deploy';
 import { runHookList } from '../deploy/hooks';
 import { deployPending, readDeployState } from '../state/deploy-state';
+import { dropKept, readKept, type KeptVersion } from '../state/kept';
 import type { Dns01Solver } from '../dns/solver';
 import { createNotifier, type Notifier } from '../notify';
 import { DEFAULT_EMERGENCY_RATIO, type SchedulePolicy } from '../plan/schedule';
@@ -61,6 +62,10 @@ export interface DeployRunner {
     log: Logger,
     req: { installed?: StoredCertificate; previousSerial?: string; rollbackTo?: string },
   ): Promise<DeployResult | undefined>;
+  /** The version a rollback replaced (src/state/kept.ts), or null. */
+  kept(name: string): Promise<KeptVersion | null>;
+  /** Forgets it: a newer version was deployed and verified. */
+  dropKept(name: string): Promise<void>;
 }
 
 /** Everything a renewal run works with, built once per run. Every collaborator can be replaced. */
@@ -69,6 +74,8 @@ export interface RenewContext {
   settings: DeploySettings;
   policy: SchedulePolicy;
   force: boolean;
+  /** See RenewOptions.overrideGuard. */
+  overrideGuard: boolean;
   log: Logger;
   clock: Clock;
   signal?: AbortSignal;
@@ -163,6 +170,8 @@ function createDeployRunner(
     hasWork: (spec) => hasDeployWork(certDeployOf(spec), settings),
     pending: async (name, serial) =>
       deployPending(await readDeployState(stateDir, name).catch(() => null), serial),
+    kept: (name) => readKept(stateDir, name),
+    dropKept: (name) => dropKept(stateDir, name),
     previous: async (name, serial) => {
       const p = await findPrevious(store, name, serial);
       return p ? { serial: p.info.serial, dir: p.dir } : null;
@@ -192,7 +201,7 @@ function createDeployRunner(
 /** The real collaborators, from the configuration; `overrides` replaces any of them (tests). */
 export function createRenewContext(
   config: AgentConfig | DeployAwareConfig,
-  options: { force?: boolean; dryRun?: boolean },
+  options: { force?: boolean; dryRun?: boolean; overrideGuard?: boolean },
   deps: RenewDeps,
   overrides: Partial<RenewContext> = {},
 ): RenewContext {
@@ -223,6 +232,7 @@ export function createRenewContext(
     settings,
     policy: schedulePolicy(cfg, deps.lookaheadMs ?? RENEW_LOOKAHEAD_MS),
     force: options.force === true,
+    overrideGuard: options.overrideGuard === true,
     log,
     clock,
     ...(signal ? { signal } : {}),

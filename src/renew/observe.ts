@@ -2,9 +2,11 @@ import { tryAriCertId } from '../acme/ari';
 import { describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { CertificateSpec } from '../config/types';
-import { withAriError, withRenewalInfo } from '../plan/schedule';
-import type { CertInfo } from '../x509';
-import type { Observation } from './choose';
+import { renewalTime } from '../plan/index';
+import { exactSetKey, withAriError, withRenewalInfo } from '../plan/schedule';
+import { parseCertificate, type CertInfo } from '../x509';
+import type { Kept, Observation } from './choose';
+import { settingsFingerprint } from './fingerprint';
 import type { RenewContext } from './context';
 
 /** Only certificates that exist can have ARI; the directory is looked up only for them. */
@@ -38,7 +40,50 @@ export async function observeCertificate(
   const ariSupported = await ariSupportedFor(ctx, info);
   const deployPending =
     info !== null && ctx.deploy.hasWork(spec) && (await ctx.deploy.pending(spec.name, info.serial));
-  return { spec, info, state, ariSupported, deployPending, journalPending };
+  const kept = await keptVersion(ctx, spec, info, log);
+  const fingerprint = settingsFingerprint(ctx.config, spec);
+  return {
+    spec,
+    info,
+    state,
+    ariSupported,
+    deployPending,
+    journalPending,
+    fingerprint,
+    ...(kept ? { kept } : {}),
+  };
+}
+
+/**
+ * The version a rollback replaced, when deploying it again is better than a new order: the
+ * same names and key type as configured, another serial than the installed one, and not due
+ * itself. Anything else (unreadable, changed configuration) is ignored: a new order follows.
+ */
+async function keptVersion(
+  ctx: RenewContext,
+  spec: CertificateSpec,
+  current: CertInfo | null,
+  log: Logger,
+): Promise<Kept | undefined> {
+  const kept = await ctx.deploy.kept(spec.name).catch((err: unknown) => {
+    log.warn('kept version unreadable; ignored', { cert: spec.name, error: describeError(err) });
+    return null;
+  });
+  if (!kept) return undefined;
+  let info: CertInfo;
+  try {
+    info = parseCertificate(kept.cert);
+  } catch {
+    return undefined;
+  }
+  const now = ctx.clock.now();
+  const fits =
+    info.serial !== current?.serial &&
+    exactSetKey(info.names) === exactSetKey(spec.domains) &&
+    info.keyType === spec.keyType &&
+    renewalTime(info, ctx.policy).getTime() > now.getTime();
+  const { cert, chain, fullchain, key } = kept;
+  return fits ? { files: { cert, chain, fullchain, key }, info } : undefined;
 }
 
 /** Fetches renewalInfo and folds the answer (or the error) into the state. */

@@ -17,7 +17,13 @@ export type Planned =
   | { spec: CertificateSpec; outcome: CertOutcome };
 
 export function choose(ctx: RenewContext, o: Observation): Action {
-  return chooseAction(o, ctx.policy, { force: ctx.force }, ctx.clock.now());
+  const options = {
+    force: ctx.force,
+    overrideGuard: ctx.overrideGuard,
+    ca: ctx.config.acme.directoryUrl,
+    fingerprint: o.fingerprint,
+  };
+  return chooseAction(o, ctx.policy, options, ctx.clock.now());
 }
 
 /** The message for an error nobody planned for: for a file, which one and how to fix it. */
@@ -42,12 +48,46 @@ async function unexpectedFailure(
   return { ...outcome, errorCode: code };
 }
 
+/**
+ * A certificate the configuration cannot renew (a name without a DNS provider, outside its
+ * provider's zones): failed before anything is contacted, alone; the others go on.
+ */
+async function unrenewable(
+  ctx: RenewContext,
+  spec: CertificateSpec,
+  problems: readonly string[],
+  alert: boolean,
+): Promise<Planned> {
+  const log = ctx.log.child({ cert: spec.name });
+  const message = `configuration: ${problems.join('; ')}`;
+  const base: CertOutcome = {
+    ...unobservedOutcome(spec),
+    decision: { name: spec.name, renew: false, reason: 'missing', detail: 'not planned: see the error' },
+  };
+  const info = await ctx.store.readInfo(spec.name).catch(() => null);
+  const outcome = failedOutcome(
+    base,
+    new CertpilotError('CONFIG_INVALID', message),
+    'certificate not renewable',
+    log,
+    performance.now(),
+  );
+  if (alert)
+    await ctx.notifier.notify({ kind: 'renewal-failed', cert: spec.name, domains: spec.domains, message });
+  return {
+    spec,
+    outcome: { ...outcome, ...(info ? { serial: info.serial, notAfter: info.notAfter } : {}), durationMs: 0 },
+  };
+}
+
 /** Observes one certificate for planning; an error fails that certificate alone. */
 export async function planCertificate(
   ctx: RenewContext,
   spec: CertificateSpec,
   pendingJournals: ReadonlySet<string>,
+  preflight: { problems: readonly string[]; alert: boolean } = { problems: [], alert: true },
 ): Promise<Planned> {
+  if (preflight.problems.length > 0) return unrenewable(ctx, spec, preflight.problems, preflight.alert);
   const started = performance.now();
   try {
     const observation = await observeCertificate(ctx, spec, pendingJournals.has(spec.name));

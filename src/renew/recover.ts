@@ -24,7 +24,8 @@ export async function recoverInterrupted(
     await journal.clear(cert);
     return 0;
   }
-  log.warn('removing challenge records left by an interrupted run', {
+  // Left by a run that was killed, or whose own cleanup failed (the DNS server refused it).
+  log.warn('removing challenge records an earlier run left behind', {
     cert,
     names: [...new Set(records.map((r) => r.fqdn))],
   });

@@ -86,7 +86,10 @@ export function withDeploy(outcome: CertOutcome, result: DeployResult | undefine
 
 /** `--dry-run`: what would happen, from the first observation alone. */
 export function plannedOutcome(o: Observation, action: Action): CertOutcome {
-  const works = action.kind === 'order' || action.kind === 'redeploy';
+  // The guard fails the real run (a human must look): so does its plan.
+  if (action.kind === 'guarded')
+    return { ...outcomeFor(o, action.next, 'failed'), error: action.next.detail, errorCode: 'GUARDED' };
+  const works = action.kind === 'order' || action.kind === 'redeploy' || action.kind === 'reinstate';
   return outcomeFor(o, action.next, works ? 'planned' : isHeldBack(action.next) ? 'waiting' : 'valid');
 }
 
@@ -98,7 +101,8 @@ export async function notifyCritical(
 ): Promise<void> {
   const nowMs = ctx.clock.now().getTime();
   for (const o of outcomes) {
-    if (o.status !== 'failed') continue;
+    // The guard's own alert (once per guarded period) carries the expiry already.
+    if (o.status !== 'failed' || o.errorCode === 'GUARDED') continue;
     const left = o.notAfter ? o.notAfter.getTime() - nowMs : 0;
     if (left >= ctx.settings.notify.criticalDays * DAY_MS) continue;
     await ctx.notifier.notify({

@@ -36,8 +36,17 @@ export async function runRenew(
   const ctx = createRenewContext(config, options, deps, overrides);
   try {
     const pendingJournals = new Set(await ctx.journal.pending());
-    const planned = await Promise.all(specs.map((spec) => planCertificate(ctx, spec, pendingJournals)));
-    if (options.dryRun) return dryRunReport(planned);
+    const problems = deps.certificateProblems ?? new Map<string, readonly string[]>();
+    const planned = await Promise.all(
+      specs.map((spec) =>
+        planCertificate(ctx, spec, pendingJournals, {
+          problems: problems.get(spec.name) ?? [],
+          // A dry run contacts nothing: no alert either.
+          alert: options.dryRun !== true,
+        }),
+      ),
+    );
+    if (options.dryRun) return dryRunReport(planned, ctx.clock.now());
 
     await recoverOrphans(ctx, pendingJournals);
     const working = planned.filter(isWorking).map((p) => p.spec.name);
@@ -57,14 +66,13 @@ export async function runRenew(
 }
 
 function isWorking(p: Planned): boolean {
-  return 'action' in p && (p.action.kind === 'order' || p.action.kind === 'redeploy');
+  return 'action' in p && ['order', 'redeploy', 'reinstate'].includes(p.action.kind);
 }
 
-function dryRunReport(planned: readonly Planned[]): RenewReport {
-  return {
-    ok: planned.every((p) => !('outcome' in p)),
-    outcomes: planned.map((p) => ('outcome' in p ? p.outcome : plannedOutcome(p.observation, p.action))),
-  };
+/** The plan, with the exit status the real run would have (a held-back expired certificate fails it). */
+function dryRunReport(planned: readonly Planned[], now: Date): RenewReport {
+  const outcomes = planned.map((p) => ('outcome' in p ? p.outcome : plannedOutcome(p.observation, p.action)));
+  return { outcomes, ok: assembleReport(outcomes, [], undefined, now).ok };
 }
 
 /**

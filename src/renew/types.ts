@@ -13,6 +13,11 @@ export interface RenewOptions {
   force?: boolean;
   /** Plan and print; contact nothing, write nothing. */
   dryRun?: boolean;
+  /**
+   * Order even when the exact-set guard holds the certificate back. Only for a person at a
+   * terminal (the CLI accepts `--override-guard` only when stdin is a TTY): a loop must not.
+   */
+  overrideGuard?: boolean;
 }
 
 /**
@@ -72,6 +77,12 @@ export interface RenewDeps {
   openSolver?: () => Dns01Solver;
   /** Default: built from `config.notify`. */
   notifier?: Notifier;
+  /**
+   * Problems that concern one certificate (certificateProblems in src/config/problems.ts, by
+   * certificate name): those certificates fail before anything is contacted, the others go on.
+   * Given by the caller, the layer that may read the configuration's rules.
+   */
+  certificateProblems?: ReadonlyMap<string, readonly string[]>;
   /** ARI lookahead (default RENEW_LOOKAHEAD_MS; the daemon passes 0). */
   lookaheadMs?: number;
   /** How long to wait for another process's lock (default LOCK_WAIT_MS; the daemon passes 0: skip). */

@@ -47,6 +47,12 @@ export interface FailureState {
   lastErrorCode?: string;
   /** True when nextRetryAt came from the CA's Retry-After on a rateLimited problem. */
   rateLimited?: boolean;
+  /**
+   * SHA-256 of the settings the failure depended on (names, provider and its options, CA,
+   * account; secrets enter only through the hash). A different value now means the operator
+   * changed something since: the backoff no longer applies (src/renew/fingerprint.ts).
+   */
+  fingerprint?: string;
 }
 
 export interface OrderRecord {
@@ -54,6 +60,17 @@ export interface OrderRecord {
   at: Date;
   /** The names ordered, lower-case, sorted: the "exact set". */
   names: string[];
+  /**
+   * The CA's directory URL: each CA has its own limits, so a loopback or staging CA's orders
+   * never count against a production CA. Absent in records written before it existed (they
+   * count against every CA, the safe side).
+   */
+  ca?: string;
+}
+
+export interface GuardState {
+  /** End of the guarded period an alert was sent for: one alert per period, across restarts. */
+  alertedUntil: Date;
 }
 
 export interface SuccessRecord {
@@ -69,6 +86,7 @@ export interface CertState {
   /** Issuances in the guard window (older ones are pruned on write). */
   orders: OrderRecord[];
   lastSuccess?: SuccessRecord;
+  guard?: GuardState;
 }
 
 export function emptyState(name: string): CertState {
@@ -128,6 +146,7 @@ function decodeFailures(v: unknown): FailureState {
     lastError: str(o.lastError),
     lastErrorCode: str(o.lastErrorCode),
     rateLimited: o.rateLimited === true ? true : undefined,
+    fingerprint: str(o.fingerprint),
   });
 }
 
@@ -138,7 +157,7 @@ function decodeOrders(v: unknown): OrderRecord[] {
     const o = (item ?? {}) as Json;
     const at = date(o.at);
     if (at && Array.isArray(o.names) && o.names.every((n) => typeof n === 'string')) {
-      out.push({ at, names: o.names as string[] });
+      out.push(defined({ at, names: o.names as string[], ca: str(o.ca) }));
     }
   }
   return out;
@@ -152,6 +171,11 @@ function decodeSuccess(v: unknown): SuccessRecord | undefined {
   return at && notAfter && serial ? { at, serial, notAfter } : undefined;
 }
 
+function decodeGuard(v: unknown): GuardState | undefined {
+  const alertedUntil = date((v as Json | null | undefined)?.alertedUntil);
+  return alertedUntil ? { alertedUntil } : undefined;
+}
+
 /** Parses a state file's JSON. Exported for tests. Throws on a wrong version or non-object. */
 export function decodeState(name: string, json: unknown): CertState {
   if (typeof json !== 'object' || json === null) throw new Error('not a JSON object');
@@ -163,6 +187,7 @@ export function decodeState(name: string, json: unknown): CertState {
     failures: decodeFailures(o.failures),
     orders: decodeOrders(o.orders),
     lastSuccess: decodeSuccess(o.lastSuccess),
+    guard: decodeGuard(o.guard),
   });
 }
 

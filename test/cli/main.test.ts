@@ -39,6 +39,8 @@ describe('certpilot CLI', () => {
   test('renew --help shows the command usage', async () => {
     const res = await runCli(['renew', '--help']);
     expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/certpilot renew \[NAME\.\.\.\] \[--force\] \[--dry-run\] \[--json\]/);
+    expect(res.stdout).toMatch(
+      /certpilot renew \[NAME\.\.\.\] \[--force\] \[--dry-run\] \[--override-guard\] \[--json\]/,
+    );
   });
 });

@@ -192,7 +192,9 @@ test('/healthz: 503 with the reasons while a renewal fails, 200 again once it re
     const waiting = await health();
     expect(waiting.code).toBe(503);
     expect(waiting.body.reasons).toEqual([
-      expect.stringMatching(/^sick: renewal due but held back: .*1 failed attempt\(s\), next attempt /),
+      expect.stringMatching(
+        /^sick: renewal due but held back: .*held back until .* after 1 failed attempt\(s\)/,
+      ),
     ]);
 
     // The operator fixes DNS and forces a renewal; the daemon's next cycle finds all well.

@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentConfig } from '../../src/config/types';
 import { signBody } from '../../src/core/http';
+import { formatReport } from '../../src/cli/renew';
 import { readDeployState } from '../../src/state/deploy-state';
+import { readKept } from '../../src/state/kept';
 import { startMailServer, type MailServer } from '../helpers/mail-server';
 import { startNginx, type Nginx } from '../helpers/nginx';
 import { startTestbed, type Testbed } from '../helpers/testbed';
@@ -220,10 +222,51 @@ test('broken deploy: nginx -t rejects the new pair, the previous one is restored
     to: ['ops@example.test'],
     user: 'certpilot',
   });
-  expect(mailed.raw).toContain(`failed serial: ${broken}`);
+  // Quoted-printable: soft line breaks ("=" at the end of a line) are not part of the text.
+  expect(mailed.raw.replace(/=\r?\n/g, '')).toContain(`failed serial: ${broken}`);
+
+  // The status line and the alert say what happened in the order it happened.
+  expect(formatReport(report)).toContain(
+    `deploy: rolled-back (new serial ${broken} failed deploy; rolled back to ${previous})`,
+  );
+  expect((rollback.json as { message: string }).message).toMatch(
+    new RegExp(`^new serial ${broken} failed deploy; rolled back to ${previous}, which is served again \\(`),
+  );
 
   const logged = JSON.stringify(log.records);
   expect(logged).not.toContain(HMAC_SECRET);
   expect(logged).not.toContain(SMTP_PASSWORD);
   expect(logged).not.toMatch(/BEGIN [A-Z ]*PRIVATE KEY/);
+});
+
+test('after the rollback: the next run waits out the backoff without an order, then deploys the kept version without one', async () => {
+  // Where the previous test left off: `broken` was rolled back to `previous`, and kept.
+  const previous = await storedSerial();
+  const kept = await readKept(stateDir, NAME);
+  expect(kept).not.toBeNull();
+  expect(kept!.serial).not.toBe(previous);
+  const config = withDeploy(base, {
+    verify: fastVerify,
+    certificates: [{ name: NAME, endpoints: [endpoint()], deploy: [nginxStep()] }],
+  });
+
+  const held = await renew(config);
+  expect(held.orders).toBe(0);
+  expect(held.report.outcomes[0]).toMatchObject({ status: 'waiting', decision: { reason: 'backoff' } });
+  expect(held.report.outcomes[0]!.decision.detail).toContain(`new serial ${kept!.serial} was rolled back`);
+  expect(held.report.outcomes[0]!.decision.detail).toContain(`certpilot renew --force ${NAME}`);
+
+  // The operator fixed what broke the deploy and does not wait: the kept version, no new order.
+  const now = await renew(config, { force: true });
+  expect(now.orders).toBe(0);
+  expect(now.report.acmeRequests).toBeUndefined();
+  expect(now.report.outcomes[0]).toMatchObject({
+    status: 'deployed',
+    serial: kept!.serial,
+    deploy: { status: 'verified' },
+  });
+  expect(await storedSerial()).toBe(kept!.serial);
+  await nginx.settled();
+  expect(await servedSerial(nginx.ports[0]!, HOST)).toBe(kept!.serial);
+  expect(await readKept(stateDir, NAME)).toBeNull();
 });

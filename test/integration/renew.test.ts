@@ -208,7 +208,7 @@ describe('certpilot renew against Pebble + BIND', () => {
       errorCode: 'GUARDED',
     });
     expect(report.certificates[0]!.error).toMatch(
-      /1 certificates? (was|were) already issued for exactly g\.example\.test in the last 7 days \(limit 1\)/,
+      /1 certificates? (was|were) already issued for exactly g\.example\.test by this CA in the last 7 days \(defaults\.renewal\.maxOrdersPerWeek is 1\)/,
     );
     const messages = jsonLogs(again.stderr).map((l) => l.message);
     expect(messages).toContain('exact-set guard: not ordering again');

@@ -12,6 +12,7 @@ import type { Dns01Solver } from '../../src/dns/solver';
 import type { AlertEvent, Notifier } from '../../src/notify';
 import type { DeployRunner, HookRunner, LockAcquirer, RenewContext } from '../../src/renew/context';
 import { runRenew, type RenewDeps, type RenewOptions, type RenewReport } from '../../src/renew/run';
+import type { KeptVersion } from '../../src/state/kept';
 import { emptyState, type CertState } from '../../src/state/store';
 import type { CertificateFiles, CertPaths, StoredCertificate } from '../../src/store/cert-store';
 import type { Lock } from '../../src/store/lock';
@@ -215,6 +216,17 @@ export class FakeDeploy implements DeployRunner {
     return this.pendingFor.has(name);
   }
 
+  /** Versions a rollback replaced, by certificate name (see src/state/kept.ts). */
+  readonly keptVersions = new Map<string, KeptVersion>();
+
+  async kept(name: string): Promise<KeptVersion | null> {
+    return this.keptVersions.get(name) ?? null;
+  }
+
+  async dropKept(name: string): Promise<void> {
+    this.keptVersions.delete(name);
+  }
+
   async previous(name: string): Promise<{ serial: string; dir: string } | null> {
     return { serial: 'PREV', dir: `/fake/archive/${name}/PREV` };
   }
@@ -300,7 +312,17 @@ export class World {
     };
   }
 
-  run(cfg: AgentConfig, options: RenewOptions = {}, signal?: AbortSignal): Promise<RenewReport> {
-    return runRenew(cfg, options, { ...this.deps(), ...(signal ? { signal } : {}) }, this.overrides());
+  run(
+    cfg: AgentConfig,
+    options: RenewOptions = {},
+    signal?: AbortSignal,
+    certificateProblems?: RenewDeps['certificateProblems'],
+  ): Promise<RenewReport> {
+    const deps = {
+      ...this.deps(),
+      ...(signal ? { signal } : {}),
+      ...(certificateProblems ? { certificateProblems } : {}),
+    };
+    return runRenew(cfg, options, deps, this.overrides());
   }
 }

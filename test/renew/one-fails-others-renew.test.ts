@@ -1,11 +1,20 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { AcmeService } from '../../src/acme/service';
+import { loadConfig } from '../../src/config/load';
+import { certificateProblems } from '../../src/config/problems';
+import type { AgentConfig } from '../../src/config/types';
+import { systemClock } from '../../src/core/clock';
+import { Dns01Solver } from '../../src/dns/solver';
+import { runRenew } from '../../src/renew/run';
+import { memoryLogger } from '../helpers/memory-logger';
 import { runCli, startTestbed, type Testbed } from '../helpers/testbed';
 
 /**
- * One certificate whose state file cannot be read must fail alone, with a message that names
- * the file and the fix, while the other certificates of the same run renew.
+ * One certificate whose state file cannot be read, or whose configuration cannot be renewed
+ * (a name outside its DNS provider's zones), must fail alone, with a message that names the
+ * problem and the fix, while the other certificates of the same run renew.
  *
  * How the state file is made unreadable: tests run as root here, and root ignores permission
  * bits (chmod 000 would still be readable), so the file is replaced by a directory of the same
@@ -70,4 +79,47 @@ test('an unreadable state file fails that certificate alone; the others renew; e
     'renewed',
     'valid',
   ]);
+}, 120_000);
+
+test('a name outside every provider zone fails that certificate alone, before any order; the others renew', async () => {
+  const stateDir = path.join(tb.dir, 'state-zones');
+  const loaded = await loadConfig({
+    path: await tb.writeConfig(CERTS, { storage: { stateDir } }),
+    env: {},
+  });
+  // The provider may write example.test only; bravo's name is elsewhere. (Built from a loaded
+  // configuration: whether the loader itself still refuses such a file is the loader's matter.)
+  const bind = loaded.dns.providers.bind!;
+  const config: AgentConfig = {
+    ...loaded,
+    dns: { ...loaded.dns, providers: { bind: { ...bind, zones: ['example.test'] } } },
+    certificates: loaded.certificates.map((c) =>
+      c.name === 'bravo' ? { ...c, domains: ['bravo.elsewhere.test'] } : c,
+    ),
+  };
+  const log = memoryLogger();
+  const report = await runRenew(
+    config,
+    {},
+    {
+      log,
+      clock: systemClock,
+      openAcme: () => AcmeService.open(config.acme, stateDir, log),
+      openSolver: () => new Dns01Solver({ dns: config.dns, log }),
+      certificateProblems: certificateProblems(config),
+    },
+  );
+  expect(report.ok).toBe(false);
+  expect(report.outcomes.map((o) => [o.name, o.status])).toEqual([
+    ['alpha', 'renewed'],
+    ['bravo', 'failed'],
+    ['charlie', 'renewed'],
+  ]);
+  expect(report.outcomes[1]).toMatchObject({
+    errorCode: 'CONFIG_INVALID',
+    error:
+      'configuration: "bravo.elsewhere.test" is outside the zones of provider instance "bind" (example.test)',
+  });
+  const orders = log.records.filter((r) => r.message === 'order created').map((r) => r.meta.cert);
+  expect(orders.sort()).toEqual(['alpha', 'charlie']);
 }, 120_000);

@@ -21,6 +21,7 @@ import {
   type NextAction,
   type SchedulePolicy,
 } from '../../src/plan/schedule';
+import type { NextActionOptions } from '../../src/plan/schedule';
 import { StateStore, emptyState, type CertState } from '../../src/state/store';
 import type { CertInfo } from '../../src/x509';
 
@@ -88,6 +89,8 @@ interface Row {
   ari?: AriInput;
   policy?: Partial<SchedulePolicy>;
   force?: boolean;
+  /** The rest of nextAction's options (overrideGuard, ca, fingerprint). */
+  options?: NextActionOptions;
   spec?: Partial<CertificateSpec>;
   expect: Partial<Omit<NextAction, 'at' | 'wakeAt' | 'pollAriAt' | 'detail'>> & {
     at?: string;
@@ -235,8 +238,34 @@ const ROWS: Row[] = [
       renewNow: false,
       reason: 'backoff',
       at: '2026-11-01T00:09:00Z',
-      detail: /in-window .*2 failed attempt\(s\), next attempt 2026-11-01T00:09:00Z: boom/,
+      detail:
+        /in-window .*held back until 2026-11-01T00:09:00Z after 2 failed attempt\(s\) \(last error: boom\); to retry now: certpilot renew --force www$/,
     },
+  },
+  {
+    name: 'backoff recorded under other settings (the operator fixed them since): renew now',
+    now: '2026-11-01T00:00:00Z',
+    options: { fingerprint: 'after-the-fix' },
+    state: {
+      ...emptyState('www'),
+      failures: {
+        count: 2,
+        nextRetryAt: at('2026-11-01T00:09:00Z'),
+        lastError: 'boom',
+        fingerprint: 'before',
+      },
+    },
+    expect: { renewNow: true, reason: 'in-window' },
+  },
+  {
+    name: 'backoff recorded under the same settings: still held back',
+    now: '2026-11-01T00:00:00Z',
+    options: { fingerprint: 'same' },
+    state: {
+      ...emptyState('www'),
+      failures: { count: 2, nextRetryAt: at('2026-11-01T00:09:00Z'), lastError: 'boom', fingerprint: 'same' },
+    },
+    expect: { renewNow: false, reason: 'backoff', at: '2026-11-01T00:09:00Z' },
   },
   {
     name: 'rate limited: the Retry-After time is reported as rate-limited',
@@ -279,7 +308,7 @@ const ROWS: Row[] = [
       critical: true,
       at: '2026-11-02T00:00:00Z',
       detail:
-        /3 certificates were already issued for exactly example\.test,www\.example\.test in the last 7 days \(limit 3\)/,
+        /3 certificates were already issued for exactly example\.test,www\.example\.test by this CA in the last 7 days \(defaults\.renewal\.maxOrdersPerWeek is 3\); no order before 2026-11-02T00:00:00Z\..*certpilot renew --override-guard www$/,
     },
   },
   {
@@ -291,6 +320,45 @@ const ROWS: Row[] = [
       orders: orders('2026-10-26T00:00:00Z', '2026-10-28T00:00:00Z', '2026-10-31T00:00:00Z'),
     },
     expect: { renewNow: false, reason: 'guarded', critical: true, at: '2026-11-02T00:00:00Z' },
+  },
+  {
+    name: '--override-guard (a person at a terminal) orders despite the guard',
+    now: '2026-11-01T00:00:00Z',
+    options: { overrideGuard: true },
+    state: {
+      ...emptyState('www'),
+      orders: orders('2026-10-26T00:00:00Z', '2026-10-28T00:00:00Z', '2026-10-31T00:00:00Z'),
+    },
+    expect: { renewNow: true, reason: 'in-window' },
+  },
+  {
+    name: 'guard counts each CA apart: orders from a loopback test CA do not hold back production',
+    now: '2026-11-01T00:00:00Z',
+    options: { ca: 'https://acme-v02.api.letsencrypt.org/directory' },
+    state: {
+      ...emptyState('www'),
+      orders: orders('2026-10-26T00:00:00Z', '2026-10-28T00:00:00Z', '2026-10-31T00:00:00Z').map((o) => ({
+        ...o,
+        ca: 'https://127.0.0.1:14000/dir',
+      })),
+    },
+    expect: { renewNow: true, reason: 'in-window' },
+  },
+  {
+    name: 'guard: the same CA, or records from before the CA was recorded, count',
+    now: '2026-11-01T00:00:00Z',
+    options: { ca: 'https://127.0.0.1:14000/dir' },
+    state: {
+      ...emptyState('www'),
+      orders: [
+        ...orders('2026-10-26T00:00:00Z', '2026-10-28T00:00:00Z').map((o) => ({
+          ...o,
+          ca: 'https://127.0.0.1:14000/dir',
+        })),
+        ...orders('2026-10-31T00:00:00Z'),
+      ],
+    },
+    expect: { renewNow: false, reason: 'guarded', at: '2026-11-02T00:00:00Z' },
   },
   {
     name: 'guard counts only the last 7 days and only the exact set',
@@ -331,7 +399,7 @@ describe('nextAction', () => {
       at(row.now),
       { ...P, ...row.policy },
       row.ari,
-      { force: row.force },
+      { force: row.force, ...row.options },
     );
     const { at: wantAt, wakeAt, pollAriAt, detail, ...rest } = row.expect;
     expect(got).toMatchObject(Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)));

@@ -36,8 +36,17 @@ const FULL: CertState = {
     lastFailureAt: new Date('2026-11-20T12:00:00Z'),
     lastError: 'rfc2136: REFUSED',
     lastErrorCode: 'DNS_UPDATE_FAILED',
+    fingerprint: 'c0ffee',
   },
-  orders: [{ at: new Date('2026-11-19T00:00:00Z'), names: ['a.example.test', 'b.example.test'] }],
+  orders: [
+    { at: new Date('2026-11-19T00:00:00Z'), names: ['a.example.test', 'b.example.test'] },
+    {
+      at: new Date('2026-11-19T06:00:00Z'),
+      names: ['a.example.test', 'b.example.test'],
+      ca: 'https://127.0.0.1:14000/dir',
+    },
+  ],
+  guard: { alertedUntil: new Date('2026-11-26T00:00:00Z') },
   lastSuccess: {
     at: new Date('2026-11-19T00:00:01Z'),
     serial: '0A1B',

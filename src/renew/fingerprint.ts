@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+import { certDeployOf } from '../config/access';
+import type { AgentConfig, CertificateSpec } from '../config/types';
+
+/**
+ * What a certificate's renewal depends on, as one SHA-256: its names, key and profile, the DNS
+ * provider instance of each name with its options, the CA and the account settings, and its
+ * deploy steps. Stored with a failure; when the operator fixes the configuration (a missing
+ * `termsAgreed`, a wrong TSIG secret) the value changes and the backoff of the old failure no
+ * longer holds the certificate back.
+ *
+ * Secrets (provider options, the EAB key) enter only through the hash and are never stored.
+ * The value is a digest of the whole document, so it cannot be reversed to one option.
+ */
+export function settingsFingerprint(config: AgentConfig, spec: CertificateSpec): string {
+  const providers = Object.fromEntries(
+    spec.domains.map((d) => {
+      const name = spec.domainProviders[d] ?? spec.dnsProvider;
+      const instance = name !== undefined ? config.dns.providers[name] : undefined;
+      return [d, { name: name ?? null, instance: instance ?? null }];
+    }),
+  );
+  const { requestTimeoutMs: _timeout, ...acme } = config.acme;
+  const doc = {
+    names: [...spec.domains].map((d) => d.toLowerCase()).sort(),
+    keyType: spec.keyType,
+    profile: spec.profile ?? null,
+    providers,
+    acme,
+    deploy: certDeployOf(spec),
+  };
+  return createHash('sha256').update(canonicalJson(doc)).digest('hex');
+}
+
+/** JSON with object keys sorted at every level, so equal settings always hash the same. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
