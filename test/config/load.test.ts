@@ -50,7 +50,13 @@ describe('defaults', () => {
       defaultKeyType: 'ec-p256',
       concurrency: 4,
       daemon: { checkIntervalMs: 600_000, listen: { host: '127.0.0.1', port: 9612 } },
-      dns: { resolvers: [], nameserverPort: 53, queryTimeoutMs: 5_000, providers: {} },
+      dns: {
+        resolvers: [],
+        nameserverPort: 53,
+        queryTimeoutMs: 5_000,
+        propagation: { mode: 'authoritative', unreachable: 'fail', ipv6: 'on', waitMs: 60_000 },
+        providers: {},
+      },
       certificates: [],
       hooks: EMPTY_HOOKS,
       notify: DEFAULT_NOTIFY,
@@ -187,6 +193,7 @@ describe('YAML and JSON', () => {
       resolvers: ['192.0.2.1', '192.0.2.2:5353', '[2001:db8::1]:53', '2001:db8::2'],
       nameserverPort: 5300,
       queryTimeoutMs: 2500,
+      propagation: { mode: 'authoritative', unreachable: 'fail', ipv6: 'on', waitMs: 60_000 },
     },
     certificate: {
       name: 'site.example-1',
