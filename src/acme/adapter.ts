@@ -299,7 +299,7 @@ export class AcmeAdapter {
         signal,
         log: this.opts.log,
         maxAttempts: maxAttempts ?? this.opts.maxAttempts,
-        classify: (err) => classifyAcmeError(op, err, attempt.problem),
+        classify: (err) => classifyAcmeError(op, err, attempt.problem, this.opts.directoryUrl),
       },
       () => {
         attempt = { signal };

@@ -3,7 +3,8 @@ import https from 'node:https';
 import { withDeadline } from '../core/abort';
 import { CertpilotError, abortError } from '../core/errors';
 import type { CertInfo } from '../x509';
-import { parseRetryAfter } from './errors';
+import { isTlsTrustCode, parseRetryAfter, tlsTrustHint } from './errors';
+import { secureContextTrusting } from './trust';
 
 /**
  * ACME Renewal Information (ARI, RFC 9773). The CA tells each certificate when to renew
@@ -47,7 +48,7 @@ export interface AriRequestOptions {
   signal?: AbortSignal;
   /** Deadline of the request (default 30 s). */
   timeoutMs?: number;
-  /** Extra trusted CA certificates (PEM), as for `acme.caBundle`. */
+  /** CA certificates (PEM) trusted besides the default roots, as for `acme.caBundle`. */
   ca?: string | readonly string[];
   /** Reuse a keep-alive agent (its own `ca` applies). */
   agent?: http.Agent;
@@ -109,7 +110,7 @@ function httpGet(url: string, opts: AriRequestOptions, component: string): Promi
   const signal = withDeadline(opts.signal, opts.timeoutMs ?? ARI_DEFAULT_TIMEOUT_MS);
   const u = new URL(url);
   const mod = u.protocol === 'http:' ? http : https;
-  const ca = opts.ca === undefined ? undefined : typeof opts.ca === 'string' ? [opts.ca] : [...opts.ca];
+  const ca = opts.ca === undefined ? undefined : typeof opts.ca === 'string' ? opts.ca : opts.ca.join('\n');
   return new Promise<RawResponse>((resolve, reject) => {
     if (signal.aborted) return reject(abortError(component, signal));
     const req = mod.request(
@@ -119,7 +120,8 @@ function httpGet(url: string, opts: AriRequestOptions, component: string): Promi
         headers: { accept: 'application/json', 'user-agent': 'certpilot' },
         signal,
         ...(opts.agent ? { agent: opts.agent } : {}),
-        ...(ca && u.protocol === 'https:' && !opts.agent ? { ca } : {}),
+        // Added to the default roots, as acme.caBundle is (src/acme/trust.ts).
+        ...(ca && u.protocol === 'https:' && !opts.agent ? { secureContext: secureContextTrusting(ca) } : {}),
       },
       (res) => {
         let size = 0;
@@ -294,6 +296,14 @@ export async function fetchDirectoryInfo(
     res = await httpGet(directoryUrl, opts, 'acme directory');
   } catch (err) {
     if (err instanceof CertpilotError) throw err;
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && isTlsTrustCode(code)) {
+      throw new CertpilotError(
+        'ACME_NETWORK',
+        `acme: directory ${directoryUrl}: TLS error: ${code}: ${(err as Error).message}; ${tlsTrustHint(code, directoryUrl)}`,
+        { cause: err, retryable: false },
+      );
+    }
     throw new CertpilotError('ACME_NETWORK', `acme: directory ${directoryUrl}: ${(err as Error).message}`, {
       cause: err,
       retryable: true,

@@ -52,6 +52,31 @@ const RETRYABLE_NETWORK = new Set([
   'ERR_SOCKET_CONNECTION_TIMEOUT',
 ]);
 
+/** Node/OpenSSL codes of a certificate the client refused (chain, expiry, name). */
+export function isTlsTrustCode(code: string): boolean {
+  return (
+    code.includes('CERT') ||
+    code.startsWith('ERR_TLS') ||
+    code.includes('SELF_SIGNED') ||
+    // UNABLE_TO_VERIFY_LEAF_SIGNATURE: the server's chain does not lead to a trusted CA.
+    code.startsWith('UNABLE_TO_VERIFY')
+  );
+}
+
+/**
+ * What to do about a refused CA certificate. A chain to an unknown root is what a private CA
+ * (an internal one, Pebble) gives: acme.caBundle is the fix. A name mismatch or an expired
+ * certificate is not fixed by trusting more roots, so it is not suggested there.
+ */
+export function tlsTrustHint(code: string, directoryUrl: string | undefined): string {
+  const ca = directoryUrl ? `the CA at ${directoryUrl}` : 'the CA';
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `the TLS certificate of ${ca} does not name its host (check the directory URL)`;
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
+    return `the TLS certificate of ${ca} is not valid now (check this host's clock)`;
+  return `the TLS certificate of ${ca} is not trusted by this host; if that CA uses a private root, set acme.caBundle to its PEM file (added to the system roots)`;
+}
+
 const PROBLEM_PREFIX = 'urn:ietf:params:acme:error:';
 
 /** Turns whatever acme-client or the transport threw into a typed error that keeps the real cause. */
@@ -59,6 +84,8 @@ export function classifyAcmeError(
   op: string,
   err: unknown,
   problem: AcmeProblem | undefined,
+  /** The CA named in a TLS trust error (the operator knows it by its directory URL). */
+  directoryUrl?: string,
 ): CertpilotError {
   if (err instanceof CertpilotError) return err;
   const code = (err as { code?: unknown })?.code;
@@ -96,17 +123,10 @@ export function classifyAcmeError(
       retryable: true,
     });
   }
-  if (
-    typeof code === 'string' &&
-    (code.includes('CERT') ||
-      code.startsWith('ERR_TLS') ||
-      code.includes('SELF_SIGNED') ||
-      // UNABLE_TO_VERIFY_LEAF_SIGNATURE: the server's chain does not lead to a trusted CA.
-      code.startsWith('UNABLE_TO_VERIFY'))
-  ) {
+  if (typeof code === 'string' && isTlsTrustCode(code)) {
     return new CertpilotError(
       'ACME_NETWORK',
-      `acme: ${op}: TLS error: ${code}: ${message} (is the CA's certificate trusted? see acme.caBundle)`,
+      `acme: ${op}: TLS error: ${code}: ${message}; ${tlsTrustHint(code, directoryUrl)}`,
       { cause: err, retryable: false },
     );
   }

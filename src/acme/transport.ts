@@ -2,11 +2,11 @@ import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { CertpilotError } from '../core/errors';
 import type { AcmeSettings } from '../config/types';
-import { splitPemChain } from '../x509';
+import { secureContextTrusting } from './trust';
 
 /**
- * The HTTPS client of one ACME adapter: its own keep-alive agent (trusting the system roots,
- * or only `acme.caBundle` when set, read once), a deadline on every request and the caller's AbortSignal.
+ * The HTTPS client of one ACME adapter: its own keep-alive agent (trusting the default roots
+ * plus `acme.caBundle` when set, read once), a deadline on every request and the caller's AbortSignal.
  * Nothing here is shared with another instance or with acme-client's process-wide axios.
  */
 
@@ -116,7 +116,7 @@ export class AcmeTransport {
   }
 }
 
-/** A keep-alive agent trusting the system roots, or only `caBundle` when set (read now, once). */
+/** A keep-alive agent trusting the default roots, plus `caBundle` when set (read now, once). */
 export async function createAcmeAgent(settings: Pick<AcmeSettings, 'caBundle'>): Promise<https.Agent> {
   if (!settings.caBundle) return new https.Agent({ keepAlive: true });
   let pem: string;
@@ -127,10 +127,10 @@ export async function createAcmeAgent(settings: Pick<AcmeSettings, 'caBundle'>):
       cause: err,
     });
   }
-  // Node's `ca` replaces the default roots: with a bundle, only the bundle is trusted for the CA
-  // (as before the adapter). Adding tls.rootCertificates cost ~20 MB of peak RSS per process
-  // in bench/renew-bench.ts (111 vs 90 MB), for a CA that is private in practice.
-  return new https.Agent({ ca: splitPemChain(pem), keepAlive: true });
+  // The bundle adds to the default roots (as documented): a CA behind a private root and a
+  // redirect or proxy with a public certificate both work. One shared secure context, so the
+  // roots are parsed once per process, not per connection.
+  return new https.Agent({ secureContext: secureContextTrusting(pem), keepAlive: true });
 }
 
 function flattenHeaders(

@@ -1,14 +1,14 @@
 import path from 'node:path';
 import { systemClock } from '../core/clock';
+import { createLogger } from '../core/logger';
 import { CertpilotError, ConfigError, UsageError, describeError, isUserError } from '../core/errors';
 import { loadConfig, resolveConfigPath } from '../config/load';
-import { coerceDuration, parseDuration, parseInteger } from '../config/formats';
+import { MAX_DURATION_MS, parseInteger } from '../config/formats';
 import { MAX_CHECK_CONCURRENCY } from '../config/check';
 import type { AgentConfig } from '../config/types';
 import {
   EXIT_CODE_OF_STATUS,
   runCheck,
-  worstStatus,
   type CheckOptions,
   type CheckReport,
   type CheckResult,
@@ -37,7 +37,13 @@ const STATUS_WORD: Readonly<Record<CheckStatus, string>> = {
   unknown: 'UNKNOWN',
 };
 
-const SEVERITY_RANK: Readonly<Record<Finding['severity'], number>> = { info: 0, warning: 1, critical: 2 };
+/** The order of the status precedence (CRITICAL > WARNING > UNKNOWN > OK). */
+const SEVERITY_RANK: Readonly<Record<Finding['severity'], number>> = {
+  info: 0,
+  unknown: 1,
+  warning: 2,
+  critical: 3,
+};
 
 interface ParsedFlags {
   options: CheckOptions;
@@ -50,16 +56,44 @@ function flagString(ctx: CommandContext, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+const CLI_DURATION_UNIT_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+const CLI_DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
+
+/**
+ * A duration on the command line: "500ms", "30s", "5m", "1h30m", "14d", or a bare number of
+ * seconds (what monitoring plugins take: check_http -t 10). Configuration files read a bare
+ * number as milliseconds; a plugin's command line follows plugin conventions instead.
+ */
+export function parseCliDuration(text: string): number {
+  const t = text.trim();
+  let ms: number;
+  if (/^\d+(?:\.\d+)?$/.test(t)) ms = Number(t) * 1_000;
+  else if (CLI_DURATION.test(t)) {
+    ms = 0;
+    for (const m of t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g))
+      ms += Number(m[1]) * CLI_DURATION_UNIT_MS[m[2] as string]!;
+  } else
+    throw new Error(`must be a duration like 500ms, 30s, 5m or 14d, or a number of seconds (got "${t}")`);
+  ms = Math.round(ms);
+  if (ms <= 0) throw new Error('must be greater than 0');
+  if (ms > MAX_DURATION_MS) throw new Error('must be at most 24 days (timers cannot wait longer)');
+  return ms;
+}
+
 function parseFlags(ctx: CommandContext): ParsedFlags {
   const duration = (name: string): number | undefined => {
     const v = flagString(ctx, name);
     if (v === undefined) return undefined;
     try {
-      const ms = parseDuration(coerceDuration(v));
-      if (ms <= 0) throw new Error('must be greater than 0');
-      return ms;
+      return parseCliDuration(v);
     } catch (e) {
-      throw new UsageError(`check: --${name} ${(e as Error).message} (e.g. 500ms, 5s)`);
+      throw new UsageError(`check: --${name} ${(e as Error).message}`);
     }
   };
   const concurrencyText = flagString(ctx, 'concurrency');
@@ -122,8 +156,10 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
     } catch (err) {
       metricsError = `check: cannot write metrics to ${flags.prometheus}: ${describeError(err)}`;
       ctx.log.error(metricsError);
-      // The certificates were checked; what failed is the plugin's own output.
-      status = worstStatus([status, 'unknown']);
+      // The plugin's own output failed: UNKNOWN (3) whatever the rows say, as README states, so a
+      // broken metrics pipeline is not mistaken for (or hidden behind) a certificate's state.
+      // The rows' own status stays in the status line, the table and the JSON summary.
+      status = 'unknown';
     }
   }
 
@@ -202,6 +238,30 @@ function unknownExit(ctx: CommandContext, err: unknown): number {
     ctx.stdout.write(`CERTPILOT UNKNOWN - ${first}\n${rest.map((l) => `${l}\n`).join('')}`);
   }
   return EXIT_CODE_OF_STATUS.unknown;
+}
+
+/**
+ * The command line itself was refused (an unknown flag, a bad --log-level) before `check` ran:
+ * the same UNKNOWN status line (or JSON document, when --json is on the line) and exit 3.
+ */
+export function checkCommandLineExit(
+  err: unknown,
+  argv: readonly string[],
+  stdout: NodeJS.WritableStream,
+  stderr: NodeJS.WritableStream,
+): number {
+  const json = argv.includes('--json');
+  return unknownExit(
+    {
+      args: [],
+      flags: {},
+      global: { logLevel: 'error', logFormat: 'text', json, staging: false },
+      log: createLogger({ level: 'error', format: 'text', stream: stderr }),
+      stdout,
+      signal: new AbortController().signal,
+    },
+    err,
+  );
 }
 
 // ---- output ----------------------------------------------------------------------------------

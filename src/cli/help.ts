@@ -91,7 +91,8 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
       },
     ],
     notes: [
-      'Exit status (Nagios plugin codes): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The worst row decides, in the order CRITICAL > WARNING > UNKNOWN > OK. Configuration errors, unknown NAMEs and bad option values exit 3 (UNKNOWN), not 2.',
+      'Exit status (Nagios plugin codes): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The worst row decides, in the order CRITICAL > WARNING > UNKNOWN > OK. Configuration errors, unknown NAMEs, unknown flags and bad option values exit 3 (UNKNOWN), not 2.',
+      'Durations: 500ms, 30s, 5m, 14d; a bare number is seconds.',
     ],
   },
   {

@@ -137,6 +137,16 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
   return { command, positionals, values: parsed.values as ParsedArgs['values'] };
 }
 
+/** The command word of a line the strict parser rejected (unknown options read as switches). */
+function commandOf(argv: readonly string[]): string | undefined {
+  try {
+    return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false })
+      .positionals[0];
+  } catch {
+    return undefined;
+  }
+}
+
 function globalOptions(values: ParsedArgs['values']): GlobalOptions {
   const level = (values['log-level'] as string | undefined) ?? 'info';
   if (!LOG_LEVELS.includes(level as LogLevel)) {
@@ -197,6 +207,9 @@ export async function run(argv: readonly string[], io: RunIo = {}): Promise<numb
     });
   } catch (err) {
     if (isUserError(err)) {
+      // `check` is a monitoring plugin: a command line it cannot use is UNKNOWN (3), never 2.
+      if (commandOf(argv) === 'check')
+        return (await import('./check')).checkCommandLineExit(err, argv, stdout, stderr);
       stderr.write(`${(err as Error).message}\n`);
       return EXIT_USAGE;
     }

@@ -35,7 +35,7 @@ import {
   parseResolverList,
 } from './formats';
 import { isPlainObject, describeType, type IssueList } from './issues';
-import type { KeyType } from './types';
+import type { KeyType, PropagationPolicy } from './types';
 
 /**
  * The convict schema owns the fixed, scalar part of the file (acme, storage, defaults, daemon,
@@ -86,8 +86,15 @@ function parseHmacKey(value: unknown): string {
   return value.trim();
 }
 
-/** Schema keys our formats read besides `format`: bounds of integers and durations. */
-type SchemaItem = { min?: number; max?: number; minMs?: number };
+/** Schema keys our formats read besides `format`: bounds of integers and durations, choices. */
+type SchemaItem = { min?: number; max?: number; minMs?: number; choices?: readonly string[] };
+
+function parseChoice(value: unknown, item: SchemaItem): string {
+  const choices = item.choices ?? [];
+  if (typeof value !== 'string' || !choices.includes(value))
+    throw new Error(`must be one of ${choices.join(', ')}, not ${describeType(value)}`);
+  return value;
+}
 
 function parseBoundedDuration(value: unknown, item: SchemaItem): number {
   const ms = parseDuration(value);
@@ -128,6 +135,7 @@ export const FORMATS: Readonly<Record<string, LeafFormat>> = {
   'certpilot-resolvers': { parse: parseResolverList, coerce: coerceList },
   'certpilot-listen': { parse: parseListen },
   'certpilot-credential-url': { parse: parseCredentialUrl },
+  'certpilot-choice': { parse: parseChoice },
   'certpilot-list': {
     parse: (v) => {
       if (!Array.isArray(v)) throw new Error(`must be a list, not ${describeType(v)}`);
@@ -348,6 +356,32 @@ const SCHEMA = {
       minMs: MIN_QUERY_TIMEOUT_MS,
       default: DEFAULT_QUERY_TIMEOUT,
     },
+    // The propagation policy; trade-offs in docs/configuration.md ("Propagation policy").
+    propagation: {
+      mode: {
+        doc: '"authoritative": ask every address of every authoritative nameserver until all serve the records; "wait": check nothing, wait dns.propagation.wait (hosts without DNS egress; a slow provider then fails validation).',
+        format: 'certpilot-choice',
+        choices: ['authoritative', 'wait'],
+        default: 'authoritative',
+      },
+      unreachable: {
+        doc: 'A nameserver address this host cannot reach (timeout, refused, no route): "fail" keeps waiting until the propagation timeout; "skip" ignores it with a warning once another address confirmed every record (a secondary there may still lag).',
+        format: 'certpilot-choice',
+        choices: ['fail', 'skip'],
+        default: 'fail',
+      },
+      ipv6: {
+        doc: 'Ask nameservers over IPv6: "on" always; "off" never (a nameserver with only IPv6 addresses goes unchecked); "auto" only when this host has a global IPv6 address.',
+        format: 'certpilot-choice',
+        choices: ['on', 'off', 'auto'],
+        default: 'on',
+      },
+      wait: {
+        doc: 'The fixed wait of mode "wait", after the records are written.',
+        format: 'certpilot-duration',
+        default: '60s',
+      },
+    },
     providers: {
       doc: 'DNS provider instances by name: { <name>: { type, zones, ttl, ..., provider options } }.',
       // `Object` (not a named format) so convict assigns each instance whole instead of
@@ -462,6 +496,10 @@ export interface LeafTypes {
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;
+  'dns.propagation.mode': PropagationPolicy['mode'];
+  'dns.propagation.unreachable': PropagationPolicy['unreachable'];
+  'dns.propagation.ipv6': PropagationPolicy['ipv6'];
+  'dns.propagation.wait': number;
   'dns.providers': Record<string, unknown>;
   certificates: unknown[];
 }

@@ -112,7 +112,20 @@ export interface DnsSettings {
   readonly nameserverPort: number;
   /** Timeout of one DNS query. */
   readonly queryTimeoutMs: number;
+  /** How propagation is confirmed (dns.propagation); absent = every address, IPv6 included. */
+  readonly propagation?: PropagationPolicy;
   readonly providers: Readonly<Record<string, DnsProviderInstance>>;
+}
+
+/** dns.propagation: what to do with nameservers this host cannot ask (docs/configuration.md). */
+export interface PropagationPolicy {
+  /** Ask the authoritative nameservers, or only wait `waitMs` (no DNS egress). */
+  readonly mode: 'authoritative' | 'wait';
+  /** An address that does not answer: keep waiting for it, or skip it once others confirm. */
+  readonly unreachable: 'fail' | 'skip';
+  /** IPv6 addresses of nameservers: always, never, or when this host has a global IPv6 address. */
+  readonly ipv6: 'on' | 'off' | 'auto';
+  readonly waitMs: number;
 }
 
 export interface FileOutput {

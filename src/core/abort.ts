@@ -5,10 +5,21 @@ import { abortError } from './errors';
  * caller's signal with a deadline and turn an abort into a typed error.
  */
 
+/**
+ * The timeout signal of each combined deadline. Node 20 holds the sources of AbortSignal.any
+ * weakly and clears AbortSignal.timeout's timer once that signal is collected, so after a GC
+ * the deadline would never fire (seen: a 2.5 s propagation wait ending only at the caller's
+ * 20 s limit). Held here for as long as the combined signal lives.
+ */
+const deadlineTimeouts = new WeakMap<AbortSignal, AbortSignal>();
+
 /** A signal that aborts when `parent` aborts or after `ms` milliseconds, whichever is first. */
 export function withDeadline(parent: AbortSignal | undefined, ms: number): AbortSignal {
   const timeout = AbortSignal.timeout(ms);
-  return parent ? AbortSignal.any([parent, timeout]) : timeout;
+  if (!parent) return timeout;
+  const combined = AbortSignal.any([parent, timeout]);
+  deadlineTimeouts.set(combined, timeout);
+  return combined;
 }
 
 /** Throws a typed ABORTED/TIMEOUT error when the signal has fired. */

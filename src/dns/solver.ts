@@ -160,6 +160,7 @@ export class Dns01Solver {
             intervalMs: Math.min(...gs.map((g) => g.instance.propagationIntervalMs)),
             signal,
             log: this.log,
+            ...(this.dns.propagation ? { policy: this.dns.propagation } : {}),
           });
         }),
       );

@@ -15,6 +15,7 @@ import { deployPending, readDeployState } from '../state/deploy-state';
 import { CertStore, type StoredCertificate } from '../store/cert-store';
 import { splitPemChain, type CertInfo } from '../x509';
 import { assessCertificate, statusOf, type CheckStatus, type Finding, type FindingCode } from './findings';
+import { isDynamicPattern } from 'tinyglobby';
 import { DEFAULT_FILE_CONCURRENCY, expandWatchPaths, inspectFiles, type FileInspection } from './local';
 import { assessProbe, probeMany, type ProbeOptions, type ProbeResult, type ServedComparison } from './remote';
 
@@ -140,13 +141,13 @@ function problem(code: FindingCode, message: string): Finding {
   return { code, severity: 'critical', message };
 }
 
-/** A row for something that could not be looked at. */
+/** A row for something that could not be looked at: its finding's severity is its status. */
 function unknownRow(
   base: Omit<CheckResult, 'status' | 'findings'>,
   code: FindingCode,
   message: string,
 ): CheckResult {
-  return { ...base, status: 'unknown', findings: [problem(code, message)] };
+  return { ...base, status: 'unknown', findings: [{ code, severity: 'unknown', message }] };
 }
 
 /** Reads each CA bundle once, however many endpoints name it. */
@@ -176,10 +177,8 @@ function fileRow(name: string, managed: boolean, inspection: FileInspection): Ch
   const base = { name, managed, source: 'file' as const, target: inspection.path };
   if (inspection.error !== undefined || !inspection.certificate) {
     return {
-      ...base,
+      ...unknownRow(base, 'unreadable', inspection.error ?? 'inspect: no certificate read'),
       ...(inspection.certificate ? { certificate: inspection.certificate } : {}),
-      status: 'unknown',
-      findings: [problem('unreadable', inspection.error ?? 'inspect: no certificate read')],
     };
   }
   return {
@@ -398,7 +397,20 @@ async function checkWatchedFiles(
         },
         DEFAULT_FILE_CONCURRENCY,
       );
-      return inspections.map((ins) => fileRow(entry.name ?? ins.path, false, ins));
+      // A glob over a directory of certificates also matches their keys: a file holding only a
+      // key is not a certificate to report on. A literal path names what it means to check.
+      const glob = isDynamicPattern(entry.path);
+      const kept = glob ? inspections.filter((ins) => ins.keyOnly !== true) : inspections;
+      if (kept.length === 0) {
+        return [
+          unknownRow(
+            { name: entry.name ?? entry.path, managed: false, source: 'file', target: entry.path },
+            'missing',
+            `inspect: no certificate file matches ${entry.path} (${inspections.length} file(s) hold only a private key)`,
+          ),
+        ];
+      }
+      return kept.map((ins) => fileRow(entry.name ?? ins.path, false, ins));
     }),
   );
   return perEntry.flat();

@@ -52,8 +52,12 @@ export type FindingCode =
   /** No successful renewal run recorded for too long (src/inspect/liveness.ts). */
   | 'renewer-silent';
 
-/** `info` never changes the status; it is reported so an operator sees it. */
-export type Severity = 'info' | 'warning' | 'critical';
+/**
+ * `info` never changes the status; it is reported so an operator sees it. `unknown` is the
+ * finding of a row that could not be assessed (unreachable, unreadable): its severity is its
+ * row's status, so a consumer sorting findings by severity agrees with the status column.
+ */
+export type Severity = 'info' | 'unknown' | 'warning' | 'critical';
 
 export interface Finding {
   readonly code: FindingCode;
@@ -90,7 +94,11 @@ export interface Assessment {
   readonly findings: Finding[];
 }
 
-const SEVERITY_RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
+/**
+ * `unknown` findings are made with their row's status (never assessed here), so they do not
+ * count towards an assessed status.
+ */
+const SEVERITY_RANK: Record<Severity, number> = { info: 0, unknown: 0, warning: 1, critical: 2 };
 
 /** The status implied by a list of findings: the worst severity, `info` counting as ok. */
 export function statusOf(findings: readonly Finding[]): AssessedStatus {

@@ -50,6 +50,11 @@ export interface FileInspection {
   readonly daysLeft?: number;
   readonly lifetimeLeftRatio?: number;
   readonly findings: Finding[];
+  /**
+   * The file holds a private key and no certificate (a `privkey.pem` next to the chain). A glob
+   * that matches it is not reporting a broken certificate file; a literal path still is.
+   */
+  readonly keyOnly?: boolean;
 }
 
 const PRIVATE_KEY_BLOCK = /-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----[\s\S]*?-----END \1-----/;
@@ -93,7 +98,13 @@ export async function inspectFile(file: string, ctx: FileInspectContext): Promis
   let chain: CertInfo[];
   try {
     pems = splitPemChain(text);
-    if (pems.length === 0) return failed(file, `inspect: ${file} holds no certificate`);
+    if (pems.length === 0) {
+      const keyOnly = PRIVATE_KEY_BLOCK.test(text);
+      return {
+        ...failed(file, `inspect: ${file} holds no certificate${keyOnly ? ', only a private key' : ''}`),
+        ...(keyOnly ? { keyOnly } : {}),
+      };
+    }
     [leaf, ...chain] = pems.map((p) => parseCertificateCached(p)) as [CertInfo, ...CertInfo[]];
   } catch (err) {
     return failed(file, `inspect: cannot parse ${file}: ${describeError(err)}`);

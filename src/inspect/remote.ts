@@ -507,7 +507,7 @@ export function assessProbe(probe: ProbeResult, ctx: EndpointContext): EndpointA
     const error = probe.error ?? { code: 'not-tls' as const, message: 'probe: no certificate was read' };
     // A connect timeout and a refusal both mean "nothing answered" to an operator.
     const code: FindingCode = error.code === 'connect-timeout' ? 'unreachable' : error.code;
-    return { status: 'unknown', findings: [{ code, severity: 'critical', message: error.message }] };
+    return { status: 'unknown', findings: [{ code, severity: 'unknown', message: error.message }] };
   }
   const a = assessCertificate(leaf, { ...ctx, chainPems: rest.map((c) => c.pem) });
   const findings = [...a.findings];

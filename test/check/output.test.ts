@@ -118,7 +118,7 @@ const PROBE: Record<string, Check> = {
 };
 const FINDING: Record<string, Check> = {
   code: str,
-  severity: oneOf('info', 'warning', 'critical'),
+  severity: oneOf('info', 'unknown', 'warning', 'critical'),
   message: str,
 };
 
@@ -278,11 +278,17 @@ describe('--prometheus FILE', () => {
     expect(text).toContain('# TYPE certpilot_certificate_not_after_timestamp_seconds gauge');
   });
 
-  test('a metrics file that cannot be written makes the result UNKNOWN unless it is already worse', async () => {
+  test('a metrics file that cannot be written makes the result UNKNOWN (3), as README says, even with a CRITICAL row', async () => {
     const unwritable = path.join(ws.dir, 'no-such-dir', 'certpilot.prom');
+    expect((await check(config)).code).toBe(2);
     const worse = await check(config, '--prometheus', unwritable);
-    expect(worse.code).toBe(2);
-    expect(worse.stdout.split('\n')[0]).toContain('cannot write metrics');
+    expect(worse.code).toBe(3);
+    // The rows' own state is still on the status line.
+    expect(worse.stdout.split('\n')[0]).toMatch(/^CERTPILOT UNKNOWN - .*1 critical.*cannot write metrics/);
+    const json = await checkJson(config, '--prometheus', unwritable);
+    expect([json.code, json.report.status, json.report.exitCode]).toEqual([3, 'unknown', 3]);
+    expect(json.report.summary).toMatchObject({ critical: 1 });
+    expect(json.report.error?.message).toContain('cannot write metrics');
     const okOnly = ws.config({
       watch: { files: [ws.write('ok.pem', pki.valid.certPem + pki.intermediate.certPem)] },
     });

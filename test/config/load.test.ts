@@ -54,7 +54,13 @@ describe('defaults', () => {
         listen: { host: '127.0.0.1', port: 9612 },
         silentAfterMs: 36 * 3_600_000,
       },
-      dns: { resolvers: [], nameserverPort: 53, queryTimeoutMs: 5_000, providers: {} },
+      dns: {
+        resolvers: [],
+        nameserverPort: 53,
+        queryTimeoutMs: 5_000,
+        propagation: { mode: 'authoritative', unreachable: 'fail', ipv6: 'on', waitMs: 60_000 },
+        providers: {},
+      },
       certificates: [],
       hooks: EMPTY_HOOKS,
       notify: DEFAULT_NOTIFY,
@@ -191,6 +197,7 @@ describe('YAML and JSON', () => {
       resolvers: ['192.0.2.1', '192.0.2.2:5353', '[2001:db8::1]:53', '2001:db8::2'],
       nameserverPort: 5300,
       queryTimeoutMs: 2500,
+      propagation: { mode: 'authoritative', unreachable: 'fail', ipv6: 'on', waitMs: 60_000 },
     },
     certificate: {
       name: 'site.example-1',

@@ -31,6 +31,10 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'dns.resolvers': true,
   'dns.nameserverPort': true,
   'dns.queryTimeout': true,
+  'dns.propagation.mode': true,
+  'dns.propagation.unreachable': true,
+  'dns.propagation.ipv6': true,
+  'dns.propagation.wait': true,
   'dns.providers': true,
   certificates: true,
 };

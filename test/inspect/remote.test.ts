@@ -219,7 +219,7 @@ describe('probe failures', () => {
     };
     expect(assessProbe(probe, { now: new Date(), thresholds: THRESHOLDS })).toEqual({
       status: 'unknown',
-      findings: [{ code: 'unreachable', severity: 'critical', message: 'probe: no TCP connection' }],
+      findings: [{ code: 'unreachable', severity: 'unknown', message: 'probe: no TCP connection' }],
     });
   });
 
