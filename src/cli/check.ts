@@ -9,6 +9,7 @@ import type { AgentConfig } from '../config/types';
 import {
   EXIT_CODE_OF_STATUS,
   runCheck,
+  worstStatus,
   type CheckOptions,
   type CheckReport,
   type CheckResult,
