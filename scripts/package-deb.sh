@@ -85,7 +85,8 @@ install -m 0644 config/certpilot.yaml "$PKG/etc/certpilot/certpilot.yaml"
 
 # Docs: the units' Documentation= points at systemd.md here, so docs/*.md stay uncompressed.
 install -m 0644 README.md docs/*.md config/certpilot.example.yaml "$DOC/"
-install -d "$DOC/providers"
+install -d "$DOC/providers" "$DOC/examples"
+install -m 0644 config/prometheus/certpilot.rules.yml config/grafana/certpilot-dashboard.json "$DOC/examples/"
 install -m 0644 docs/providers/*.md "$DOC/providers/"
 sed "s/@VERSION@/$VERSION/" packaging/debian/copyright >"$DOC/copyright"
 chmod 0644 "$DOC/copyright"
