@@ -1,5 +1,6 @@
 import { systemClock } from '../core/clock';
 import { resolveConfigPath, loadConfig } from '../config/load';
+import { assertReadyToRenew } from '../config/problems';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
 import { actAsStateOwner } from './privileges';
@@ -10,6 +11,8 @@ export async function renewCommand(ctx: CommandContext): Promise<number> {
   const loaded = await loadConfig({ path: resolveConfigPath(ctx.global.config) });
   const config = ctx.global.staging ? withStaging(loaded) : loaded;
   actAsStateOwner(config.storage.stateDir, ctx.log);
+  // Statically checkable problems end the run before an account, a journal or an order exists.
+  await assertReadyToRenew(config);
   const report = await runRenew(
     config,
     { names: ctx.args, force: ctx.flags.force === true, dryRun: ctx.flags['dry-run'] === true },

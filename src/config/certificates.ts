@@ -91,11 +91,6 @@ function instanceName(ctx: CertificateContext): ValueParser<string> {
   };
 }
 
-function inZone(domain: string, zone: string): boolean {
-  const base = domain.startsWith('*.') ? domain.slice(2) : domain;
-  return base === zone || base.endsWith(`.${zone}`);
-}
-
 function parseDomains(raw: unknown, base: string, issues: IssueList): string[] {
   const p = childPath(base, 'domains');
   if (!isSet(raw)) {
@@ -194,39 +189,20 @@ function parseCertDns(
   return { ...(provider !== undefined ? { provider } : {}), domains: byDomain };
 }
 
-/** Every name needs a provider, and a provider limited to zones must cover the names sent to it. */
-function checkProviderCoverage(
+/**
+ * The certificate's default provider instance: `dns.provider`, or the only instance when
+ * exactly one is configured. A name left without a provider, or outside its instance's zones,
+ * concerns this certificate alone: it is not a load problem but a certificate problem
+ * (problems.ts), so renew fails this certificate and renews the others.
+ */
+function defaultProvider(
   raw: Record<string, unknown>,
-  domains: readonly string[],
   dns: CertDns,
-  base: string,
   ctx: CertificateContext,
-  issues: IssueList,
 ): string | undefined {
   // With exactly one instance configured there is nothing to choose: use it.
   const fallback = ctx.providerNames.length === 1 ? ctx.providerNames[0] : undefined;
-  const dnsProvider =
-    dns.provider ?? (isPlainObject(raw.dns) && isSet(raw.dns.provider) ? undefined : fallback);
-  const providerPath = childPath(childPath(base, 'dns'), 'provider');
-  const uncovered = domains.filter((d) => dns.domains[d] === undefined && dnsProvider === undefined);
-  if (uncovered.length && !issues.hasAt(providerPath)) {
-    issues.add(
-      providerPath,
-      `no DNS provider for ${uncovered.join(', ')}: set dns.provider or dns.domains on this certificate` +
-        (ctx.providerNames.length === 0 ? ', and configure an instance under dns.providers' : ''),
-    );
-  }
-  domains.forEach((d, i) => {
-    const name = dns.domains[d] ?? dnsProvider;
-    const instance = name !== undefined ? ctx.providers[name] : undefined;
-    if (instance && instance.zones.length > 0 && !instance.zones.some((z) => inZone(d, z))) {
-      issues.add(
-        childPath(childPath(base, 'domains'), i),
-        `${JSON.stringify(d)} is outside the zones of provider instance ${JSON.stringify(instance.name)} (${instance.zones.join(', ')})`,
-      );
-    }
-  });
-  return dnsProvider;
+  return dns.provider ?? (isPlainObject(raw.dns) && isSet(raw.dns.provider) ? undefined : fallback);
 }
 
 function parseCertificate(
@@ -262,7 +238,7 @@ function parseCertificate(
     'a list of outputs',
   );
   const thresholds = parseCertificateCheck(m.check, base, ctx.thresholds ?? DEFAULT_THRESHOLDS, issues);
-  const dnsProvider = checkProviderCoverage(m, domains, dns, base, ctx, issues);
+  const dnsProvider = defaultProvider(m, dns, ctx);
   const deploy = certificateDeploy(m, base, issues);
   if (name === undefined || issues.hasAt(base)) return undefined;
   return {

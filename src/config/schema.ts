@@ -21,6 +21,7 @@ import {
   coerceInteger,
   coerceList,
   coerceNumber,
+  ListProblems,
   parseAbsolutePath,
   parseAcmeDirectory,
   parseBoolean,
@@ -33,7 +34,7 @@ import {
   parseRatio,
   parseResolverList,
 } from './formats';
-import { isPlainObject, describeType, type IssueList } from './issues';
+import { childPath, isPlainObject, describeType, type IssueList } from './issues';
 import type { KeyType } from './types';
 
 /**
@@ -451,7 +452,9 @@ export function readLeaves(
       values.set(leaf.path, leaf.parse(raw));
     } catch (e) {
       const fromEnv = leaf.env !== undefined && env[leaf.env] !== undefined ? ` (from $${leaf.env})` : '';
-      issues.add(leaf.path, `${(e as Error).message}${fromEnv}`);
+      if (e instanceof ListProblems)
+        for (const p of e.problems) issues.add(childPath(leaf.path, p.index), `${p.message}${fromEnv}`);
+      else issues.add(leaf.path, `${(e as Error).message}${fromEnv}`);
     }
   }
   return values as LeafValues;
