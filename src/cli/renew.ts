@@ -1,8 +1,8 @@
 import { systemClock } from '../core/clock';
 import { resolveConfigPath, loadConfig } from '../config/load';
-import { assertReadyToRenew } from '../config/problems';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
+import { assertReadyToRenew } from './account-preflight';
 import { actAsStateOwner } from './privileges';
 import { withStaging } from './staging';
 import { EXIT_FAILED, EXIT_OK, type CommandContext } from './context';

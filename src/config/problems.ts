@@ -1,19 +1,13 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { accountDir } from '../acme/account';
-import { ConfigError, type ConfigIssue } from '../core/errors';
+import type { ConfigIssue } from '../core/errors';
 import { childPath } from './issues';
 import type { AgentConfig, CertificateSpec } from './types';
 
 /**
- * Problems a loaded configuration still has that are not load errors:
- *
- * - certificate problems concern one certificate (a name with no DNS provider, a name outside
- *   its provider's zones). `renew` fails that certificate and renews the others; `config
- *   check` reports them (exit 2).
- * - account problems need the state directory: with no ACME account for the CA stored there,
- *   one must be registered, which the CA refuses unless its terms are agreed to. `config
- *   check` and the start of `renew` report it before anything is contacted or written.
+ * Certificate problems: a loaded configuration can still have problems that concern one
+ * certificate (a name with no DNS provider, a name outside its provider's zones). They are
+ * not load errors: `renew` fails that certificate and renews the others (exit 1); `config
+ * check` reports them with their paths (exit 2). Problems that need the state directory (an
+ * ACME account that cannot be registered) are src/cli/account-preflight.ts's.
  */
 
 /** One certificate problem, with the path of the key to fix. */
@@ -74,44 +68,4 @@ export function certificateProblems(config: AgentConfig): Map<string, string[]> 
     out.set(issue.certificate, list);
   }
   return out;
-}
-
-/**
- * True when an ACME account for the configured CA is registered in the state directory (its
- * account.json holds the account URL). Reads only; a state directory that cannot be read
- * (another user's, 0700) counts as "cannot tell" and returns undefined.
- */
-export async function hasStoredAccount(config: AgentConfig): Promise<boolean | undefined> {
-  const file = path.join(accountDir(config.storage.stateDir, config.acme.directoryUrl), 'account.json');
-  try {
-    const meta = JSON.parse(await readFile(file, 'utf8')) as { url?: unknown };
-    return typeof meta.url === 'string' && meta.url !== '';
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || e instanceof SyntaxError) return false;
-    return undefined;
-  }
-}
-
-/** Problems that need the state directory: registering an account the CA would refuse. */
-export async function accountIssues(config: AgentConfig): Promise<ConfigIssue[]> {
-  if (config.acme.termsAgreed || config.certificates.length === 0) return [];
-  if ((await hasStoredAccount(config)) !== false) return [];
-  return [
-    {
-      path: 'acme.termsAgreed',
-      message:
-        `must be true: no ACME account for ${config.acme.directoryUrl} is stored in ` +
-        `${config.storage.stateDir}, and the CA registers one only when its terms of service are agreed to`,
-    },
-  ];
-}
-
-/**
- * The start of `renew`: problems that would only show after an account was registered, a
- * journal written or an order placed. Throws a ConfigError (exit 2) before anything happens.
- */
-export async function assertReadyToRenew(config: AgentConfig): Promise<void> {
-  const issues = await accountIssues(config);
-  if (issues.length > 0) throw new ConfigError(issues, config.source);
 }

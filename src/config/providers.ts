@@ -16,7 +16,7 @@ import {
 import { FILE_SUFFIX, integer, isSet, listOfValues, mapping, optional, required } from './combinators';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
 import { readSecretFileAt } from './secrets';
-import type { DnsProviderInstance } from './types';
+import type { DnsProviderInstance, SecretOrigin } from './types';
 
 /**
  * Validation of `dns.providers`: an open map of named instances, each typed by a provider
@@ -88,6 +88,8 @@ function coerceFromEnv(spec: ProviderOptionSpec, value: string): unknown {
 interface OptionSource {
   readonly value: unknown;
   readonly origin: string;
+  /** For secrets: the file or variable it came from. */
+  readonly from?: SecretOrigin;
 }
 
 /**
@@ -118,10 +120,12 @@ async function findOption(
       return undefined;
     }
     const value = await readSecretFileAt(file, fp, issues);
-    return value === undefined ? undefined : { value, origin: ` (read from ${name}${FILE_SUFFIX})` };
+    return value === undefined
+      ? undefined
+      : { value, origin: ` (read from ${name}${FILE_SUFFIX})`, from: { file } };
   }
   if (fromEnv !== undefined && fromEnv !== '')
-    return { value: coerceFromEnv(spec, fromEnv), origin: ` (from ${spec.env})` };
+    return { value: coerceFromEnv(spec, fromEnv), origin: ` (from ${spec.env})`, from: { env: spec.env! } };
   if (spec.default !== undefined) return { value: spec.default, origin: '' };
   if (spec.required) {
     const alternatives = [spec.sensitive ? `${name}${FILE_SUFFIX}` : '', spec.env ? `$${spec.env}` : '']
@@ -168,21 +172,23 @@ async function validateOptions(
   base: string,
   env: NodeJS.ProcessEnv,
   issues: IssueList,
-): Promise<Record<string, unknown>> {
+): Promise<{ options: Record<string, unknown>; secretOrigins: Record<string, SecretOrigin> }> {
   const options: Record<string, unknown> = {};
+  const secretOrigins: Record<string, SecretOrigin> = {};
   for (const [name, spec] of Object.entries(def.options)) {
     const found = await findOption(def, name, raw, base, env, issues);
     if (!found) continue;
     try {
       options[name] = parseOption(spec, found.value);
       if (spec.sensitive) registerSecret(options[name]);
+      if (spec.sensitive && found.from) secretOrigins[name] = found.from;
     } catch (e) {
       const message = (e as Error).message + found.origin;
       issues.add(childPath(base, name), spec.sensitive ? scrub(message, found.value) : message);
     }
   }
   checkOptionKeys(def, raw, base, issues);
-  return options;
+  return { options, secretOrigins };
 }
 
 const knownTypes = (): string =>
@@ -235,13 +241,22 @@ async function validateInstance(
   }
   if (!def) return undefined;
   const before = issues.size;
-  const options = await validateOptions(def, m, base, env, issues);
+  const { options, secretOrigins } = await validateOptions(def, m, base, env, issues);
   // Cross-option checks only make sense once every option is individually valid.
   if (issues.size === before && def.validate) {
     for (const [opt, message] of def.validate(options)) issues.add(childPath(base, opt), message);
   }
   if (issues.hasAt(base)) return undefined;
-  return { name, type: def.code, options, zones, ttl, propagationTimeoutMs, propagationIntervalMs };
+  return {
+    name,
+    type: def.code,
+    options,
+    ...(Object.keys(secretOrigins).length > 0 ? { secretOrigins } : {}),
+    zones,
+    ttl,
+    propagationTimeoutMs,
+    propagationIntervalMs,
+  };
 }
 
 export async function validateProviders(

@@ -532,8 +532,10 @@ describe('secrets never leak', () => {
     expect(text).not.toContain(TSIG_SECRET);
     expect(text).not.toContain(EAB_HMAC);
     const view = describeConfig(config) as any;
-    expect(view.dns.providers.bind.options.tsigSecret).toBe('[redacted]');
-    expect(view.dns.providers.bind.options.tsigKeyName).toBe('certpilot');
+    // Given as a file: printed as the file's path, never as the value.
+    expect(view.dns.providers.bind.tsigSecret_file).toBe(c.dns.providers.bind.tsigSecret_file);
+    expect(view.dns.providers.bind).not.toHaveProperty('tsigSecret');
+    expect(view.dns.providers.bind.tsigKeyName).toBe('certpilot');
     expect(view.acme.eab).toEqual({ keyId: 'kid-1', hmacKey: '[redacted]' });
   });
 });

@@ -3,12 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { accountDir } from '../../src/acme/account';
 import { ConfigError } from '../../src/core/errors';
-import {
-  accountIssues,
-  assertReadyToRenew,
-  certificateIssues,
-  certificateProblems,
-} from '../../src/config/problems';
+import { accountIssues, assertReadyToRenew } from '../../src/cli/account-preflight';
+import { certificateIssues, certificateProblems } from '../../src/config/problems';
 import { baseConfig, load, makeTempDir, removeDir, writeConfig } from './helpers';
 
 /**
