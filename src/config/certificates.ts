@@ -23,6 +23,7 @@ import {
   parseOwner,
 } from './formats';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
+import type { KeyDocs } from './key-docs';
 import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, ThresholdSettings } from './types';
 
 /**
@@ -31,7 +32,7 @@ import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, Thresho
  * parsed by deploy.ts, `check` by check.ts, into the same CertificateSpec.
  */
 
-const CERTIFICATE_KEYS = [
+export const CERTIFICATE_KEYS = [
   'name',
   'domains',
   'keyType',
@@ -42,9 +43,59 @@ const CERTIFICATE_KEYS = [
   'check',
   ...DEPLOY_CERTIFICATE_KEYS,
 ];
-const CERT_DNS_KEYS = ['provider', 'domains'];
+export const CERT_DNS_KEYS = ['provider', 'domains'];
 const OUTPUT_FILE_KEYS = ['cert', 'chain', 'fullchain', 'key'] as const;
-const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];
+export const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];
+
+/** The keys of a `certificates[]` entry (endpoints, hooks, deploy, rollback: deploy.ts). */
+export const CERTIFICATE_KEY_DOCS: KeyDocs = {
+  name: {
+    type: 'string',
+    default: 'required',
+    doc: 'Unique; names the directory under `stateDir`: `[a-z0-9][a-z0-9._-]{0,63}`, no `..`.',
+  },
+  domains: {
+    type: 'list of DNS names',
+    default: 'required',
+    doc: 'The first is the common name; `*.example.com` wildcards; at most 100; no IP addresses.',
+  },
+  keyType: { type: 'key type', default: '`defaults.keyType`', doc: 'As for `defaults.keyType`.' },
+  reuseKey: { type: 'boolean', default: '`false`', doc: 'Keep the private key across renewals.' },
+  profile: {
+    type: 'string',
+    doc: 'ACME profile to order (`classic`, `tlsserver`, `shortlived`); must be offered by the CA.',
+  },
+  dns: { type: 'mapping', doc: 'Which provider instance writes the challenge records (below).' },
+  outputs: { type: 'list of outputs', default: '`[]`', doc: 'Where to install the certificate (below).' },
+  check: {
+    type: 'thresholds',
+    doc: '`warningDays`, `criticalDays`, `warningRatio`, `criticalRatio` for `certpilot check`.',
+  },
+};
+
+export const CERT_DNS_KEY_DOCS: KeyDocs = {
+  provider: {
+    type: 'instance name',
+    default: 'the only instance',
+    doc: 'Provider instance for the names; when exactly one instance is configured, that one.',
+  },
+  domains: {
+    type: 'mapping name -> instance',
+    default: '`{}`',
+    doc: 'Per-name instance, overriding `provider`; each key is one of `domains`.',
+  },
+};
+
+export const OUTPUT_KEY_DOCS: KeyDocs = {
+  cert: { type: 'absolute path', doc: 'The leaf certificate (PEM).' },
+  chain: { type: 'absolute path', doc: 'The intermediates (PEM).' },
+  fullchain: { type: 'absolute path', doc: 'Leaf and intermediates.' },
+  key: { type: 'absolute path', doc: 'The private key. At least one of the four file keys is required.' },
+  owner: { type: 'user name or uid', doc: 'Owner of the files, applied when running as root.' },
+  group: { type: 'group name or gid', doc: 'Group of the files, applied when running as root.' },
+  mode: { type: 'octal mode', default: '`0644`', doc: 'Mode of `cert`, `chain` and `fullchain`.' },
+  keyMode: { type: 'octal mode', default: '`0600`', doc: 'Mode of `key`.' },
+};
 /** RFC 8555 profile names are short tokens (Let's Encrypt: classic, tlsserver, shortlived). */
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 

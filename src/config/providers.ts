@@ -16,6 +16,7 @@ import {
 import { FILE_SUFFIX, integer, isSet, listOfValues, mapping, optional, required } from './combinators';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
 import { readSecretFileAt } from './secrets';
+import type { KeyDocs } from './key-docs';
 import type { DnsProviderInstance, SecretOrigin } from './types';
 
 /**
@@ -26,6 +27,33 @@ import type { DnsProviderInstance, SecretOrigin } from './types';
 
 /** Keys every instance accepts, whatever its provider. */
 export const INSTANCE_KEYS = ['type', 'zones', 'ttl', 'propagationTimeout', 'propagationInterval'] as const;
+export const INSTANCE_KEY_DOCS: KeyDocs = {
+  type: {
+    type: 'provider code or alias',
+    default: 'required',
+    doc: 'Which provider (`certpilot providers` lists them).',
+  },
+  zones: {
+    type: 'list of zone names',
+    default: '`[]` (any)',
+    doc: 'Zones this instance may write; a certificate name outside them fails that certificate.',
+  },
+  ttl: {
+    type: 'integer 1..86400',
+    default: 'provider default',
+    doc: 'TTL of challenge records, in seconds.',
+  },
+  propagationTimeout: {
+    type: 'duration',
+    default: 'provider default',
+    doc: 'How long to wait for a record to reach every authoritative nameserver.',
+  },
+  propagationInterval: {
+    type: 'duration',
+    default: 'provider default',
+    doc: 'How often to look; not longer than the timeout.',
+  },
+};
 /** Instance names appear in paths, logs and metrics labels: keep them plain. */
 const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** A challenge record lives minutes; a day-long TTL would only make failed attempts linger in caches. */

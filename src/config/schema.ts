@@ -346,6 +346,10 @@ export interface SchemaLeaf {
   readonly nullable: boolean;
   /** Validates and normalises the merged value (FORMATS, or a mapping for `format: Object`). */
   readonly parse: (value: unknown) => unknown;
+  /** The FORMATS name, or "mapping" for `format: Object` (the reference names the type from it). */
+  readonly format: string;
+  /** Bounds the format checks (integers: min/max; durations: minMs). */
+  readonly bounds: SchemaItem;
 }
 
 function leafParser(node: Record<string, unknown>): (value: unknown) => unknown {
@@ -374,6 +378,8 @@ export function schemaLeaves(schema: object = buildSchema()): readonly SchemaLea
           sensitive: child.sensitive === true,
           nullable: child.nullable === true,
           parse: leafParser(child),
+          format: typeof child.format === 'string' ? child.format : 'mapping',
+          bounds: { min: child.min as number, max: child.max as number, minMs: child.minMs as number },
         });
       } else if (isPlainObject(child)) {
         walk(child, p);
