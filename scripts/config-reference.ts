@@ -203,8 +203,8 @@ function certificateSections(): string[] {
   return [
     section(
       2,
-      '`certificates[]`',
-      "Each entry: one certificate to keep renewed. A name with no provider instance, or outside its instance's zones, fails that certificate (`renew` goes on with the others; `config check` reports it).",
+      '`certificates`',
+      "A list (empty is valid); each entry is one certificate to keep renewed. A name with no provider instance, or outside its instance's zones, fails that certificate (`renew` goes on with the others; `config check` reports it).",
       keyTable(CERTIFICATE_KEYS, { ...CERTIFICATE_KEY_DOCS, ...DEPLOY_CERTIFICATE_KEY_DOCS }),
     ),
     section(3, '`certificates[].dns`', '', keyTable(CERT_DNS_KEYS, CERT_DNS_KEY_DOCS)),
