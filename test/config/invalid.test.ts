@@ -442,6 +442,13 @@ const cases: Case[] = [
     paths: ['storage.stateDir'],
   },
   {
+    name: 'env resolver list: the element at its index',
+    mutate: () => undefined,
+    env: { CERTPILOT_DNS_RESOLVERS: '192.0.2.1, dns.google' },
+    paths: ['dns.resolvers[1]'],
+    message: /"dns.google" must be an IP address.*\(from \$CERTPILOT_DNS_RESOLVERS\)$/,
+  },
+  {
     name: 'env boolean word',
     mutate: () => undefined,
     env: { CERTPILOT_ACME_TERMS_AGREED: 'sure' },
