@@ -6,6 +6,7 @@ import { certificateProblems } from '../config/problems';
 import type { AgentConfig } from '../config/types';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
 import { recordSuccessfulRun } from '../daemon/last-run';
+import { assertReadyToRenew } from './account-preflight';
 import { actAsStateOwner } from './privileges';
 import { withStaging } from './staging';
 import { EXIT_FAILED, EXIT_OK, type CommandContext } from './context';
@@ -15,6 +16,8 @@ export async function renewCommand(ctx: CommandContext): Promise<number> {
   const loaded = await loadConfig({ path: configPath });
   const config = ctx.global.staging ? withStaging(loaded) : loaded;
   actAsStateOwner(config.storage.stateDir, ctx.log, configPath);
+  // Statically checkable problems end the run before an account, a journal or an order exists.
+  await assertReadyToRenew(config);
   const overrideGuard = ctx.flags['override-guard'] === true;
   if (overrideGuard) checkAtTerminal(ctx);
   const report = await runRenew(

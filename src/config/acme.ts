@@ -4,7 +4,7 @@ import { ACME_DIRECTORY_PRESETS, EAB_REQUIRED_PRESETS } from './formats';
 import { isPlainObject, type IssueList } from './issues';
 import { ENV, HMAC_KEY, type LeafValues } from './schema';
 import { readSecretFileAt } from './secrets';
-import type { AcmeSettings, EabSettings } from './types';
+import type { AcmeSettings, EabSettings, SecretOrigin } from './types';
 
 /**
  * The `acme:` section. Its leaves are schema leaves (validated by readLeaves); what is checked
@@ -27,24 +27,33 @@ async function checkCaBundle(file: string, issues: IssueList): Promise<void> {
   }
 }
 
+interface FoundKey {
+  readonly key: string;
+  readonly origin?: SecretOrigin;
+}
+
 /** The HMAC key from the environment, the file or the document, in that order; undefined = none or a problem. */
 async function findHmacKey(
   values: LeafValues,
   rawEab: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
   issues: IssueList,
-): Promise<string | undefined> {
+): Promise<FoundKey | undefined> {
   const envKey = env[ENV.eabHmacKey];
   // The environment wins over the file, as for every convict-managed setting.
-  if (envKey !== undefined && envKey !== '') return envKey.trim();
+  if (envKey !== undefined && envKey !== '') return { key: envKey.trim(), origin: { env: ENV.eabHmacKey } };
   const keyFile = values.get('acme.eab.hmacKey_file');
-  if (keyFile === undefined) return values.get('acme.eab.hmacKey');
+  if (keyFile === undefined) {
+    const inline = values.get('acme.eab.hmacKey');
+    return inline === undefined ? undefined : { key: inline };
+  }
   if (rawEab.hmacKey !== undefined && rawEab.hmacKey !== null) {
     issues.add('acme.eab.hmacKey_file', 'give either hmacKey or hmacKey_file, not both');
     return undefined;
   }
   const secret = await readSecretFileAt(keyFile, 'acme.eab.hmacKey_file', issues);
-  if (secret === undefined || HMAC_KEY.test(secret)) return secret;
+  if (secret === undefined) return undefined;
+  if (HMAC_KEY.test(secret)) return { key: secret, origin: { file: keyFile } };
   issues.add('acme.eab.hmacKey_file', `${keyFile} does not hold a base64url HMAC key`);
   return undefined;
 }
@@ -59,7 +68,8 @@ async function parseEab(
   const rawEab = isPlainObject(raw.acme) && isPlainObject(raw.acme.eab) ? raw.acme.eab : {};
   const keyId = values.get('acme.eab.keyId');
   const before = issues.size;
-  const hmacKey = await findHmacKey(values, rawEab, env, issues);
+  const found = await findHmacKey(values, rawEab, env, issues);
+  const hmacKey = found?.key;
   registerSecret(hmacKey);
   if (issues.size > before) return undefined;
   if (keyId !== undefined && hmacKey === undefined) {
@@ -73,7 +83,8 @@ async function parseEab(
     issues.add('acme.eab.keyId', 'required when an EAB HMAC key is given');
     return undefined;
   }
-  return keyId !== undefined && hmacKey !== undefined ? { keyId, hmacKey } : undefined;
+  if (keyId === undefined || hmacKey === undefined) return undefined;
+  return { keyId, hmacKey, ...(found?.origin ? { hmacKeyOrigin: found.origin } : {}) };
 }
 
 export async function parseAcme(

@@ -23,6 +23,7 @@ import {
   parseOwner,
 } from './formats';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
+import type { KeyDocs } from './key-docs';
 import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, ThresholdSettings } from './types';
 
 /**
@@ -31,7 +32,7 @@ import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, Thresho
  * parsed by deploy.ts, `check` by check.ts, into the same CertificateSpec.
  */
 
-const CERTIFICATE_KEYS = [
+export const CERTIFICATE_KEYS = [
   'name',
   'domains',
   'keyType',
@@ -42,9 +43,59 @@ const CERTIFICATE_KEYS = [
   'check',
   ...DEPLOY_CERTIFICATE_KEYS,
 ];
-const CERT_DNS_KEYS = ['provider', 'domains'];
+export const CERT_DNS_KEYS = ['provider', 'domains'];
 const OUTPUT_FILE_KEYS = ['cert', 'chain', 'fullchain', 'key'] as const;
-const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];
+export const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];
+
+/** The keys of a `certificates[]` entry (endpoints, hooks, deploy, rollback: deploy.ts). */
+export const CERTIFICATE_KEY_DOCS: KeyDocs = {
+  name: {
+    type: 'string',
+    default: 'required',
+    doc: 'Unique; names the directory under `stateDir`: `[a-z0-9][a-z0-9._-]{0,63}`, no `..`.',
+  },
+  domains: {
+    type: 'list of DNS names',
+    default: 'required',
+    doc: 'The first is the common name; `*.example.com` wildcards; at most 100; no IP addresses.',
+  },
+  keyType: { type: 'key type', default: '`defaults.keyType`', doc: 'As for `defaults.keyType`.' },
+  reuseKey: { type: 'boolean', default: '`false`', doc: 'Keep the private key across renewals.' },
+  profile: {
+    type: 'string',
+    doc: 'ACME profile to order (`classic`, `tlsserver`, `shortlived`); must be offered by the CA.',
+  },
+  dns: { type: 'mapping', doc: 'Which provider instance writes the challenge records (below).' },
+  outputs: { type: 'list of outputs', default: '`[]`', doc: 'Where to install the certificate (below).' },
+  check: {
+    type: 'thresholds',
+    doc: '`warningDays`, `criticalDays`, `warningRatio`, `criticalRatio` for `certpilot check`.',
+  },
+};
+
+export const CERT_DNS_KEY_DOCS: KeyDocs = {
+  provider: {
+    type: 'instance name',
+    default: 'the only instance',
+    doc: 'Provider instance for the names; when exactly one instance is configured, that one.',
+  },
+  domains: {
+    type: 'mapping name -> instance',
+    default: '`{}`',
+    doc: 'Per-name instance, overriding `provider`; each key is one of `domains`.',
+  },
+};
+
+export const OUTPUT_KEY_DOCS: KeyDocs = {
+  cert: { type: 'absolute path', doc: 'The leaf certificate (PEM).' },
+  chain: { type: 'absolute path', doc: 'The intermediates (PEM).' },
+  fullchain: { type: 'absolute path', doc: 'Leaf and intermediates.' },
+  key: { type: 'absolute path', doc: 'The private key. At least one of the four file keys is required.' },
+  owner: { type: 'user name or uid', doc: 'Owner of the files, applied when running as root.' },
+  group: { type: 'group name or gid', doc: 'Group of the files, applied when running as root.' },
+  mode: { type: 'octal mode', default: '`0644`', doc: 'Mode of `cert`, `chain` and `fullchain`.' },
+  keyMode: { type: 'octal mode', default: '`0600`', doc: 'Mode of `key`.' },
+};
 /** RFC 8555 profile names are short tokens (Let's Encrypt: classic, tlsserver, shortlived). */
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 
@@ -89,11 +140,6 @@ function instanceName(ctx: CertificateContext): ValueParser<string> {
     if (!ctx.providerNames.includes(v)) throw new Error(unknownInstance(v, ctx));
     return v;
   };
-}
-
-function inZone(domain: string, zone: string): boolean {
-  const base = domain.startsWith('*.') ? domain.slice(2) : domain;
-  return base === zone || base.endsWith(`.${zone}`);
 }
 
 function parseDomains(raw: unknown, base: string, issues: IssueList): string[] {
@@ -194,39 +240,20 @@ function parseCertDns(
   return { ...(provider !== undefined ? { provider } : {}), domains: byDomain };
 }
 
-/** Every name needs a provider, and a provider limited to zones must cover the names sent to it. */
-function checkProviderCoverage(
+/**
+ * The certificate's default provider instance: `dns.provider`, or the only instance when
+ * exactly one is configured. A name left without a provider, or outside its instance's zones,
+ * concerns this certificate alone: it is not a load problem but a certificate problem
+ * (problems.ts), so renew fails this certificate and renews the others.
+ */
+function defaultProvider(
   raw: Record<string, unknown>,
-  domains: readonly string[],
   dns: CertDns,
-  base: string,
   ctx: CertificateContext,
-  issues: IssueList,
 ): string | undefined {
   // With exactly one instance configured there is nothing to choose: use it.
   const fallback = ctx.providerNames.length === 1 ? ctx.providerNames[0] : undefined;
-  const dnsProvider =
-    dns.provider ?? (isPlainObject(raw.dns) && isSet(raw.dns.provider) ? undefined : fallback);
-  const providerPath = childPath(childPath(base, 'dns'), 'provider');
-  const uncovered = domains.filter((d) => dns.domains[d] === undefined && dnsProvider === undefined);
-  if (uncovered.length && !issues.hasAt(providerPath)) {
-    issues.add(
-      providerPath,
-      `no DNS provider for ${uncovered.join(', ')}: set dns.provider or dns.domains on this certificate` +
-        (ctx.providerNames.length === 0 ? ', and configure an instance under dns.providers' : ''),
-    );
-  }
-  domains.forEach((d, i) => {
-    const name = dns.domains[d] ?? dnsProvider;
-    const instance = name !== undefined ? ctx.providers[name] : undefined;
-    if (instance && instance.zones.length > 0 && !instance.zones.some((z) => inZone(d, z))) {
-      issues.add(
-        childPath(childPath(base, 'domains'), i),
-        `${JSON.stringify(d)} is outside the zones of provider instance ${JSON.stringify(instance.name)} (${instance.zones.join(', ')})`,
-      );
-    }
-  });
-  return dnsProvider;
+  return dns.provider ?? (isPlainObject(raw.dns) && isSet(raw.dns.provider) ? undefined : fallback);
 }
 
 function parseCertificate(
@@ -262,7 +289,7 @@ function parseCertificate(
     'a list of outputs',
   );
   const thresholds = parseCertificateCheck(m.check, base, ctx.thresholds ?? DEFAULT_THRESHOLDS, issues);
-  const dnsProvider = checkProviderCoverage(m, domains, dns, base, ctx, issues);
+  const dnsProvider = defaultProvider(m, dns, ctx);
   const deploy = certificateDeploy(m, base, issues);
   if (name === undefined || issues.hasAt(base)) return undefined;
   return {

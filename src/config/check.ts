@@ -1,6 +1,7 @@
 import { duration, integer, mapping, optional, type ValueParser } from './combinators';
 import { DEFAULT_CHECK, resolveThresholds } from './access';
 import { describeType, childPath, type IssueList } from './issues';
+import type { KeyDocs } from './key-docs';
 import type { CheckSettings, ThresholdOverrides, ThresholdSettings } from './types';
 
 /**
@@ -10,7 +11,42 @@ import type { CheckSettings, ThresholdOverrides, ThresholdSettings } from './typ
  */
 
 export const THRESHOLD_KEYS = ['warningDays', 'criticalDays', 'warningRatio', 'criticalRatio'] as const;
-const CHECK_KEYS = [...THRESHOLD_KEYS, 'connectTimeout', 'handshakeTimeout', 'concurrency'];
+export const CHECK_KEYS = [...THRESHOLD_KEYS, 'connectTimeout', 'handshakeTimeout', 'concurrency'];
+
+/** Each threshold is the smaller of the day count and the fraction of the lifetime. */
+export const THRESHOLD_KEY_DOCS: KeyDocs = {
+  warningDays: { type: 'days (> 0)', default: '`21`', doc: 'WARNING below this many days left.' },
+  criticalDays: {
+    type: 'days (> 0)',
+    default: '`7`',
+    doc: 'CRITICAL below this many days left; not more than `warningDays`.',
+  },
+  warningRatio: {
+    type: 'fraction (0, 1]',
+    default: '`0.25`',
+    doc: '... or below this share of the lifetime, whichever is smaller; `1` turns it off.',
+  },
+  criticalRatio: { type: 'fraction (0, 1]', default: '`0.1`', doc: 'The same for CRITICAL.' },
+};
+
+export const CHECK_KEY_DOCS: KeyDocs = {
+  ...THRESHOLD_KEY_DOCS,
+  connectTimeout: {
+    type: 'duration',
+    default: '`5s`',
+    doc: 'TCP connect timeout per endpoint (`--connect-timeout`).',
+  },
+  handshakeTimeout: {
+    type: 'duration',
+    default: '`10s`',
+    doc: 'TLS handshake, and the SMTP dialogue before STARTTLS (`--handshake-timeout`).',
+  },
+  concurrency: {
+    type: 'integer 1..512',
+    default: '`64`',
+    doc: 'Endpoints probed at once (`--concurrency`).',
+  },
+};
 
 /** Ten years: longer than any certificate a public CA issues; more is a typo. */
 const MAX_THRESHOLD_DAYS = 3650;

@@ -22,7 +22,8 @@ import {
 } from './defaults';
 import { parseEndpoint } from './endpoints';
 import { parseCredentialUrl } from './formats';
-import { COMMAND_KEYS, parseCommand, parseCommands, parseHooks, stringMap } from './hooks';
+import type { KeyDocs } from './key-docs';
+import { COMMAND_KEY_DOCS, COMMAND_KEYS, parseCommand, parseCommands, parseHooks, stringMap } from './hooks';
 import { childPath, isPlainObject, IssueList } from './issues';
 import { parseNotify, parseRetries, parseSignatureHeader } from './notify';
 import { readSecretFileAt } from './secrets';
@@ -52,7 +53,7 @@ import { parseVerify } from './verify';
 export const DEPLOY_ROOT_KEYS = ['hooks', 'notify', 'verify'] as const;
 export const DEPLOY_CERTIFICATE_KEYS = ['endpoints', 'hooks', 'deploy', 'rollback'] as const;
 
-const STEP_KEYS: Record<DeployStep['type'], readonly string[]> = {
+export const STEP_KEYS: Record<DeployStep['type'], readonly string[]> = {
   nginx: ['type', 'name', 'push', 'test', 'reload', 'timeout'],
   systemd: ['type', 'name', 'unit', 'action', 'systemctl', 'timeout'],
   webhook: [
@@ -69,6 +70,75 @@ const STEP_KEYS: Record<DeployStep['type'], readonly string[]> = {
   ],
   command: ['type', 'name', ...COMMAND_KEYS],
 };
+export const DEPLOY_CERTIFICATE_KEY_DOCS: KeyDocs = {
+  endpoints: {
+    type: 'list of endpoints',
+    default: '`[]`',
+    doc: 'TLS endpoints that serve this certificate: verified after deploy, probed by `check`.',
+  },
+  hooks: { type: 'hooks', default: 'none', doc: "This certificate's `pre`, `deploy` and `post` commands." },
+  deploy: { type: 'list of steps', default: '`[]`', doc: 'Deploy steps, in order (below).' },
+  rollback: {
+    type: 'boolean',
+    default: '`true` with endpoints',
+    doc: 'Restore the previous certificate when deploy or verification fails; needs endpoints.',
+  },
+};
+
+/** Keys of every deploy step, whatever its type; the type's own keys are STEP_TYPE_KEY_DOCS. */
+export const STEP_COMMON_KEY_DOCS: KeyDocs = {
+  type: {
+    type: '`nginx` \\| `systemd` \\| `webhook` \\| `command`',
+    default: 'required',
+    doc: 'What the step does.',
+  },
+  name: { type: 'string', doc: 'Name in logs and reports.' },
+  timeout: {
+    type: 'duration',
+    default: '`1m` (webhook `10s`)',
+    doc: 'Timeout of the step (default of its commands).',
+  },
+};
+
+export const STEP_TYPE_KEY_DOCS: Readonly<Record<DeployStep['type'], KeyDocs>> = {
+  nginx: {
+    push: {
+      type: 'list of commands',
+      default: '`[]`',
+      doc: 'Run before the test: e.g. copy files to another host.',
+    },
+    test: {
+      type: 'command',
+      default: 'the reload unit',
+      doc: 'Configuration test; default: the root-run certpilot-reload-nginx.path tests and reloads.',
+    },
+    reload: { type: 'command', default: 'the reload unit', doc: 'Reload nginx.' },
+  },
+  systemd: {
+    unit: { type: 'unit name', default: 'required', doc: 'The unit to reload or restart.' },
+    action: { type: '`reload` \\| `restart`', default: '`reload`', doc: 'What to do with it.' },
+    systemctl: { type: 'program', default: '`systemctl`', doc: 'The systemctl to run (found in PATH).' },
+  },
+  webhook: {
+    url: { type: 'https URL', default: 'required', doc: 'Receiver; `http://` only to this host.' },
+    secret: { type: 'string, **secret**', doc: 'HMAC-SHA256 key signing the body; or `secret_file`.' },
+    secret_file: { type: 'absolute path', doc: 'File holding `secret` (mode 0600).' },
+    signatureHeader: {
+      type: 'header name',
+      default: '`X-Certpilot-Signature`',
+      doc: 'Header carrying the HMAC.',
+    },
+    headers: { type: 'mapping', default: '`{}`', doc: 'Extra HTTP headers.' },
+    retries: { type: 'integer 0..10', default: '`2`', doc: 'Retries after a failed delivery.' },
+    includeCertificate: {
+      type: 'boolean',
+      default: '`false`',
+      doc: 'Send the PEM certificate chain in the body (never the key).',
+    },
+  },
+  command: { ...COMMAND_KEY_DOCS },
+};
+
 const STEP_TYPES = Object.keys(STEP_KEYS) as DeployStep['type'][];
 const parseStepType = oneOf(STEP_TYPES, `must be one of ${STEP_TYPES.join(', ')}`);
 const parseAction = oneOf(['reload', 'restart'] as const, 'must be reload or restart');

@@ -9,6 +9,7 @@ import {
 } from './combinators';
 import { parsePort } from './formats';
 import { childPath, type IssueList } from './issues';
+import type { KeyDocs } from './key-docs';
 import type { Endpoint } from './types';
 
 /**
@@ -20,6 +21,22 @@ import type { Endpoint } from './types';
  */
 
 export const ENDPOINT_KEYS = ['host', 'port', 'servername', 'connectAddress', 'caBundle', 'starttls'];
+
+export const ENDPOINT_KEY_DOCS: KeyDocs = {
+  host: {
+    type: 'host name or IP',
+    default: 'required',
+    doc: 'Name the endpoint is known by: SNI and name checks.',
+  },
+  port: { type: 'port', default: '`443` (`25` with starttls)', doc: 'TCP port.' },
+  servername: { type: 'host name', default: '`host`', doc: 'SNI name when it differs from `host`.' },
+  connectAddress: {
+    type: 'host or IP',
+    doc: 'Connect here instead of resolving `host` (one node behind a balancer or CDN).',
+  },
+  caBundle: { type: 'absolute path', default: 'system CAs', doc: 'PEM CA certificates to judge trust with.' },
+  starttls: { type: '`smtp`', doc: 'Speak SMTP up to STARTTLS (RFC 3207) before the handshake.' },
+};
 /** HTTPS unless the endpoint says otherwise. */
 const DEFAULT_TLS_PORT = 443;
 /** SMTP's STARTTLS port (submission servers on 587 must set it). */

@@ -1,7 +1,8 @@
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { isPair, isScalar, LineCounter, parseDocument, visit } from 'yaml';
-import { ConfigError } from '../core/errors';
+import { ConfigError, type ConfigIssue } from '../core/errors';
+import { redactText } from '../core/redact';
 
 /**
  * Reading the configuration file: YAML (1.2, unique keys, bounded aliases, octal file modes)
@@ -14,6 +15,20 @@ const FILE_PATH = '(file)';
 export const ROOT_PATH = '(root)';
 /** Guards against "billion laughs" alias expansion in hostile or broken YAML. */
 const MAX_YAML_ALIASES = 100;
+/**
+ * No configuration nests deeper than about 8 levels; 64 leaves room for any layout and keeps
+ * every recursive walk far from the stack limit ("Maximum call stack size exceeded" says
+ * nothing to a user).
+ */
+export const MAX_NESTING = 64;
+/** Syntax problems listed; a file of garbage has thousands, and the first few say it all. */
+const MAX_SYNTAX_ISSUES = 5;
+/**
+ * What a syntax message may quote of the file. Parsers put source text into messages (the
+ * token that failed, a tag, an alias); a short bound keeps a long secret value out of logs.
+ */
+const MAX_MESSAGE_CHARS = 80;
+
 /** Keys whose YAML integers are file modes: read as octal, the way chmod reads them. */
 const MODE_KEYS = ['mode', 'keyMode'];
 
@@ -37,29 +52,85 @@ function keepModesOctal(doc: ReturnType<typeof parseDocument>): void {
   });
 }
 
+/** One parser message, made safe to print: one line, short, registered secrets masked. */
+function boundMessage(message: string): string {
+  // Masked before it is cut: a cut secret would no longer match.
+  const line = redactText(message.split('\n')[0].trim());
+  return line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS - 3)}...` : line;
+}
+
+function isStackOverflow(message: string): boolean {
+  return /call stack|too much recursion/i.test(message);
+}
+
+function nestingIssue(where: string): ConfigIssue {
+  return { path: where, message: `nested deeper than ${MAX_NESTING} levels` };
+}
+
+/** The first few syntax problems, each bounded; a count of the rest. */
+function syntaxIssues(where: string, problems: readonly { at: string; message: string }[]): ConfigIssue[] {
+  if (problems.some((p) => isStackOverflow(p.message))) return [nestingIssue(where)];
+  const shown = problems
+    .slice(0, MAX_SYNTAX_ISSUES)
+    .map((p) => ({ path: where, message: `${p.at}${boundMessage(p.message)}` }));
+  const more = problems.length - shown.length;
+  if (more > 0) shown.push({ path: where, message: `... and ${more} more syntax problems` });
+  return shown;
+}
+
+/** Depth of the deepest list or mapping, walked without recursion; stops past MAX_NESTING. */
+export function nestingDepth(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > MAX_NESTING) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+function checkNesting(value: unknown, file: string, where: string): unknown {
+  if (nestingDepth(value) > MAX_NESTING) throw new ConfigError([nestingIssue(where)], file);
+  return value;
+}
+
 function parseYaml(text: string, file: string): unknown {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, lineCounter, uniqueKeys: true });
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    doc = parseDocument(text, { prettyErrors: false, lineCounter, uniqueKeys: true });
+  } catch (e) {
+    if (e instanceof RangeError) throw new ConfigError([nestingIssue('(yaml)')], file);
+    throw e;
+  }
   if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => {
-        const { line, col } = lineCounter.linePos(e.pos[0]);
-        return { path: '(yaml)', message: `line ${line}, column ${col}: ${e.message.split('\n')[0]}` };
-      }),
-      file,
-    );
+    const problems = doc.errors.map((e) => {
+      const { line, col } = lineCounter.linePos(e.pos[0]);
+      return { at: `line ${line}, column ${col}: `, message: e.message };
+    });
+    throw new ConfigError(syntaxIssues('(yaml)', problems), file);
   }
   keepModesOctal(doc);
   try {
-    return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+    return checkNesting(doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }), file, '(yaml)');
   } catch (e) {
-    throw fileError(file, `YAML cannot be expanded: ${(e as Error).message}`, '(yaml)');
+    if (e instanceof ConfigError) throw e;
+    if (e instanceof RangeError) throw new ConfigError([nestingIssue('(yaml)')], file);
+    throw fileError(file, `YAML cannot be expanded: ${boundMessage((e as Error).message)}`, '(yaml)');
   }
 }
 
+/**
+ * V8's JSON messages quote the text around the error (`Unexpected token 'x', "...secret..." is
+ * not valid JSON`); only the position is kept, with the message's own words minus the quote.
+ */
 function parseJson(text: string, file: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (e) {
     const message = (e as Error).message;
     const pos = /position (\d+)/.exec(message);
@@ -70,8 +141,33 @@ function parseJson(text: string, file: string): unknown {
       const col = Number(pos[1]) - before.lastIndexOf('\n');
       where = `line ${line}, column ${col}: `;
     }
-    throw fileError(file, `${where}${message}`, '(json)');
+    // Everything from the first double quote on is quoted file text (V8 20: `..., "{"a": ..."`).
+    const words = message
+      .split('"')[0]
+      .replace(/,\s*$/, '')
+      .replace(/\s*\(line \d+ column \d+\)/, '');
+    throw fileError(file, `${where}${boundMessage(words)}`, '(json)');
   }
+  return checkNesting(value, file, '(json)');
+}
+
+/**
+ * Where the annotated example configuration is: next to the package (npm install, a checkout:
+ * dist/config/ or src/config/ is two levels below it) or in the Debian package's documentation.
+ */
+export function findExampleConfig(): string {
+  const candidates = [
+    path.join(__dirname, '..', '..', 'config', 'certpilot.example.yaml'),
+    '/usr/share/doc/certpilot/certpilot.example.yaml',
+  ];
+  return candidates.find((f) => existsSync(f)) ?? candidates[0];
+}
+
+function missingFileMessage(file: string): string {
+  return (
+    `${file} does not exist: create it with \`certpilot init\`, or start from the annotated ` +
+    `example ${findExampleConfig()} (another file: --config or $CERTPILOT_CONFIG)`
+  );
 }
 
 /** Reads and parses the file; a missing file, unknown extension or syntax error is a ConfigError. */
@@ -88,12 +184,8 @@ export async function readConfigFile(file: string): Promise<unknown> {
     text = await fs.readFile(file, 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const why =
-      err.code === 'ENOENT'
-        ? 'does not exist'
-        : err.code === 'EACCES'
-          ? 'is not readable'
-          : `cannot be read (${err.code ?? err.message})`;
+    if (err.code === 'ENOENT') throw fileError(file, missingFileMessage(file));
+    const why = err.code === 'EACCES' ? 'is not readable' : `cannot be read (${err.code ?? err.message})`;
     throw fileError(file, `${file} ${why}`);
   }
   return ext === '.json' ? parseJson(text, file) : parseYaml(text, file);

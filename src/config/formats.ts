@@ -257,18 +257,28 @@ export function parseResolver(value: unknown): string {
   return s;
 }
 
+/**
+ * Problems with elements of a list leaf, by index: the loader reports each at its own path
+ * (`dns.resolvers[1]: ...`), the notation of every other key.
+ */
+export class ListProblems extends FormatError {
+  constructor(readonly problems: readonly { index: number; message: string }[]) {
+    super(problems.map((p) => `[${p.index}] ${p.message}`).join('; '));
+  }
+}
+
 export function parseResolverList(value: unknown): string[] {
   if (!Array.isArray(value)) fail(`must be a list of resolver addresses, not ${describeType(value)}`);
-  const problems: string[] = [];
+  const problems: { index: number; message: string }[] = [];
   const out: string[] = [];
-  value.forEach((v, i) => {
+  value.forEach((v, index) => {
     try {
       out.push(parseResolver(v));
     } catch (e) {
-      problems.push(`[${i}] ${(e as Error).message}`);
+      problems.push({ index, message: (e as Error).message });
     }
   });
-  if (problems.length) fail(problems.join('; '));
+  if (problems.length) throw new ListProblems(problems);
   return out;
 }
 

@@ -10,6 +10,7 @@ import {
   optional,
 } from './combinators';
 import { childPath, describeType, type IssueList } from './issues';
+import type { KeyDocs } from './key-docs';
 import type { CommandSpec, HookSet } from './types';
 
 /**
@@ -20,7 +21,29 @@ import type { CommandSpec, HookSet } from './types';
  */
 
 export const COMMAND_KEYS = ['command', 'shell', 'timeout', 'cwd', 'env'];
-const HOOK_KEYS = ['pre', 'deploy', 'post'];
+export const HOOK_KEYS = ['pre', 'deploy', 'post'];
+
+export const COMMAND_KEY_DOCS: KeyDocs = {
+  command: {
+    type: 'argv list (string with `shell`)',
+    default: 'required',
+    doc: 'The program and its arguments; no shell sees them unless `shell: true`.',
+  },
+  shell: { type: 'boolean', default: '`false`', doc: 'Run `command`, one string, with `/bin/sh -c`.' },
+  timeout: { type: 'duration', default: '`1m`', doc: 'The command is killed after this long.' },
+  cwd: { type: 'absolute path', doc: 'Working directory.' },
+  env: {
+    type: 'mapping',
+    default: '`{}`',
+    doc: 'Extra environment variables (not `CERTPILOT_*`, which certpilot sets).',
+  },
+};
+
+export const HOOK_KEY_DOCS: KeyDocs = {
+  pre: { type: 'list of commands', default: '`[]`', doc: 'Before the run (global) or before the order.' },
+  deploy: { type: 'list of commands', default: '`[]`', doc: 'After a new certificate is installed.' },
+  post: { type: 'list of commands', default: '`[]`', doc: 'After the run (global) or after the deploy.' },
+};
 
 /** HTTP header names are RFC 9110 tokens; anything else would let a value smuggle a header. */
 export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

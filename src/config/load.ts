@@ -40,7 +40,7 @@ export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = proces
 /** Keys that could reach Object.prototype when copied (prototype pollution). */
 const FORBIDDEN_KEYS = ['__proto__', 'constructor', 'prototype'];
 /** Root sections parsed by section parsers alone; everything else at the root is the schema's. */
-const OWN_ROOT_KEYS: readonly string[] = [...DEPLOY_ROOT_KEYS, 'check', 'watch'];
+export const OWN_ROOT_KEYS: readonly string[] = [...DEPLOY_ROOT_KEYS, 'check', 'watch'];
 /** Schema leaves that hold a mapping (`format: Object`). */
 const MAPPING_LEAVES = ['dns.providers', 'storage.etcd'];
 

@@ -23,6 +23,7 @@ import { isLoopbackHost, parseCredentialUrl, parseEmail, parsePort } from './for
 import { HEADER_NAME, stringMap } from './hooks';
 import { parseEndpointHost } from './endpoints';
 import { childPath, type IssueList } from './issues';
+import type { KeyDocs } from './key-docs';
 import {
   ALERT_KINDS,
   type AlertKind,
@@ -33,8 +34,8 @@ import {
 
 /** `notify:`: which events alert, and through which webhooks and mail server. */
 
-const NOTIFY_KEYS = ['on', 'criticalDays', 'webhooks', 'email'];
-const WEBHOOK_KEYS = [
+export const NOTIFY_KEYS = ['on', 'criticalDays', 'webhooks', 'email'];
+export const WEBHOOK_KEYS = [
   'url',
   'format',
   'secret',
@@ -44,7 +45,7 @@ const WEBHOOK_KEYS = [
   'retries',
   'timeout',
 ];
-const EMAIL_KEYS = [
+export const EMAIL_KEYS = [
   'host',
   'port',
   'tls',
@@ -56,6 +57,63 @@ const EMAIL_KEYS = [
   'timeout',
   'caBundle',
 ];
+export const NOTIFY_KEY_DOCS: KeyDocs = {
+  on: {
+    type: 'list of alert kinds',
+    default: 'all',
+    doc: `Which events alert: ${ALERT_KINDS.map((k) => `\`${k}\``).join(', ')}.`,
+  },
+  criticalDays: {
+    type: 'days (> 0)',
+    default: '`7`',
+    doc: 'A `critical` alert when a certificate has less than this left.',
+  },
+  webhooks: { type: 'list', default: '`[]`', doc: 'HTTP receivers of alerts (below).' },
+  email: { type: 'mapping', doc: 'An SMTP server to send alerts through (below).' },
+};
+
+const SECRET_DOC = { type: 'string, **secret**', doc: 'HMAC-SHA256 key signing the body; or `secret_file`.' };
+
+export const WEBHOOK_KEY_DOCS: KeyDocs = {
+  url: { type: 'https URL', default: 'required', doc: 'Receiver; `http://` only to this host.' },
+  format: { type: '`json` \\| `slack`', default: '`json`', doc: 'Body format.' },
+  secret: SECRET_DOC,
+  secret_file: { type: 'absolute path', doc: 'File holding `secret` (mode 0600).' },
+  signatureHeader: {
+    type: 'header name',
+    default: '`X-Certpilot-Signature`',
+    doc: 'Header carrying the HMAC.',
+  },
+  headers: { type: 'mapping', default: '`{}`', doc: 'Extra HTTP headers.' },
+  retries: { type: 'integer 0..10', default: '`2`', doc: 'Retries after a failed delivery.' },
+  timeout: { type: 'duration', default: '`10s`', doc: 'Timeout of one delivery.' },
+};
+
+export const EMAIL_KEY_DOCS: KeyDocs = {
+  host: { type: 'host name or IP', default: 'required', doc: 'SMTP server.' },
+  port: { type: 'port', default: '`587` (`465` with implicit)', doc: 'SMTP port.' },
+  tls: {
+    type: '`starttls` \\| `implicit` \\| `none`',
+    default: '`starttls`',
+    doc: '`none` only for a relay on this host when a password is set.',
+  },
+  username: { type: 'string', doc: 'SMTP AUTH user; required with a password.' },
+  password: { type: 'string, **secret**', doc: 'SMTP AUTH password; or `password_file`.' },
+  password_file: { type: 'absolute path', doc: 'File holding `password` (mode 0600).' },
+  from: { type: 'e-mail address', default: 'required', doc: 'Sender.' },
+  to: {
+    type: 'list of e-mail addresses',
+    default: 'required',
+    doc: 'Recipients (one may be a plain string).',
+  },
+  timeout: { type: 'duration', default: '`30s`', doc: 'Timeout of the SMTP dialogue.' },
+  caBundle: {
+    type: 'absolute path',
+    default: 'system CAs',
+    doc: 'PEM CA certificates to trust for the server.',
+  },
+};
+
 /** Ports of SMTP submission: TLS from the first byte (RFC 8314), or STARTTLS. */
 const IMPLICIT_TLS_PORT = 465;
 const SUBMISSION_PORT = 587;

@@ -16,7 +16,8 @@ import {
 import { FILE_SUFFIX, integer, isSet, listOfValues, mapping, optional, required } from './combinators';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
 import { readSecretFileAt } from './secrets';
-import type { DnsProviderInstance } from './types';
+import type { KeyDocs } from './key-docs';
+import type { DnsProviderInstance, SecretOrigin } from './types';
 
 /**
  * Validation of `dns.providers`: an open map of named instances, each typed by a provider
@@ -33,6 +34,38 @@ export const INSTANCE_KEYS = [
   'propagationInterval',
   'cnameToAnyZone',
 ] as const;
+export const INSTANCE_KEY_DOCS: KeyDocs = {
+  type: {
+    type: 'provider code or alias',
+    default: 'required',
+    doc: 'Which provider (`certpilot providers` lists them).',
+  },
+  zones: {
+    type: 'list of zone names',
+    default: '`[]` (any)',
+    doc: 'Zones this instance may write; a certificate name outside them fails that certificate.',
+  },
+  ttl: {
+    type: 'integer 1..86400',
+    default: 'provider default',
+    doc: 'TTL of challenge records, in seconds.',
+  },
+  propagationTimeout: {
+    type: 'duration',
+    default: 'provider default',
+    doc: 'How long to wait for a record to reach every authoritative nameserver.',
+  },
+  propagationInterval: {
+    type: 'duration',
+    default: 'provider default',
+    doc: 'How often to look; not longer than the timeout.',
+  },
+  cnameToAnyZone: {
+    type: 'boolean',
+    default: '`false`',
+    doc: 'With `zones: []`, follow an `_acme-challenge` CNAME into a zone no instance lists (else refused before any write, so a stale or spoofed CNAME cannot redirect the TXT write).',
+  },
+};
 /** Instance names appear in paths, logs and metrics labels: keep them plain. */
 const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** A challenge record lives minutes; a day-long TTL would only make failed attempts linger in caches. */
@@ -95,6 +128,8 @@ function coerceFromEnv(spec: ProviderOptionSpec, value: string): unknown {
 interface OptionSource {
   readonly value: unknown;
   readonly origin: string;
+  /** For secrets: the file or variable it came from. */
+  readonly from?: SecretOrigin;
 }
 
 /**
@@ -125,10 +160,12 @@ async function findOption(
       return undefined;
     }
     const value = await readSecretFileAt(file, fp, issues);
-    return value === undefined ? undefined : { value, origin: ` (read from ${name}${FILE_SUFFIX})` };
+    return value === undefined
+      ? undefined
+      : { value, origin: ` (read from ${name}${FILE_SUFFIX})`, from: { file } };
   }
   if (fromEnv !== undefined && fromEnv !== '')
-    return { value: coerceFromEnv(spec, fromEnv), origin: ` (from ${spec.env})` };
+    return { value: coerceFromEnv(spec, fromEnv), origin: ` (from ${spec.env})`, from: { env: spec.env! } };
   if (spec.default !== undefined) return { value: spec.default, origin: '' };
   if (spec.required) {
     const alternatives = [spec.sensitive ? `${name}${FILE_SUFFIX}` : '', spec.env ? `$${spec.env}` : '']
@@ -175,21 +212,23 @@ async function validateOptions(
   base: string,
   env: NodeJS.ProcessEnv,
   issues: IssueList,
-): Promise<Record<string, unknown>> {
+): Promise<{ options: Record<string, unknown>; secretOrigins: Record<string, SecretOrigin> }> {
   const options: Record<string, unknown> = {};
+  const secretOrigins: Record<string, SecretOrigin> = {};
   for (const [name, spec] of Object.entries(def.options)) {
     const found = await findOption(def, name, raw, base, env, issues);
     if (!found) continue;
     try {
       options[name] = parseOption(spec, found.value);
       if (spec.sensitive) registerSecret(options[name]);
+      if (spec.sensitive && found.from) secretOrigins[name] = found.from;
     } catch (e) {
       const message = (e as Error).message + found.origin;
       issues.add(childPath(base, name), spec.sensitive ? scrub(message, found.value) : message);
     }
   }
   checkOptionKeys(def, raw, base, issues);
-  return options;
+  return { options, secretOrigins };
 }
 
 const knownTypes = (): string =>
@@ -244,7 +283,7 @@ async function validateInstance(
   }
   if (!def) return undefined;
   const before = issues.size;
-  const options = await validateOptions(def, m, base, env, issues);
+  const { options, secretOrigins } = await validateOptions(def, m, base, env, issues);
   // Cross-option checks only make sense once every option is individually valid.
   if (issues.size === before && def.validate) {
     for (const [opt, message] of def.validate(options)) issues.add(childPath(base, opt), message);
@@ -254,6 +293,7 @@ async function validateInstance(
     name,
     type: def.code,
     options,
+    ...(Object.keys(secretOrigins).length > 0 ? { secretOrigins } : {}),
     zones,
     ttl,
     propagationTimeoutMs,

@@ -21,6 +21,7 @@ import {
   coerceInteger,
   coerceList,
   coerceNumber,
+  ListProblems,
   parseAbsolutePath,
   parseAcmeDirectory,
   parseBoolean,
@@ -34,7 +35,7 @@ import {
   parseRatio,
   parseResolverList,
 } from './formats';
-import { isPlainObject, describeType, type IssueList } from './issues';
+import { childPath, isPlainObject, describeType, type IssueList } from './issues';
 import type { KeyType, PropagationPolicy } from './types';
 
 /**
@@ -415,6 +416,10 @@ export interface SchemaLeaf {
   readonly nullable: boolean;
   /** Validates and normalises the merged value (FORMATS, or a mapping for `format: Object`). */
   readonly parse: (value: unknown) => unknown;
+  /** The FORMATS name, or "mapping" for `format: Object` (the reference names the type from it). */
+  readonly format: string;
+  /** Bounds the format checks (integers: min/max; durations: minMs). */
+  readonly bounds: SchemaItem;
 }
 
 function leafParser(node: Record<string, unknown>): (value: unknown) => unknown {
@@ -443,6 +448,8 @@ export function schemaLeaves(schema: object = buildSchema()): readonly SchemaLea
           sensitive: child.sensitive === true,
           nullable: child.nullable === true,
           parse: leafParser(child),
+          format: typeof child.format === 'string' ? child.format : 'mapping',
+          bounds: { min: child.min as number, max: child.max as number, minMs: child.minMs as number },
         });
       } else if (isPlainObject(child)) {
         walk(child, p);
@@ -531,7 +538,9 @@ export function readLeaves(
       values.set(leaf.path, leaf.parse(raw));
     } catch (e) {
       const fromEnv = leaf.env !== undefined && env[leaf.env] !== undefined ? ` (from $${leaf.env})` : '';
-      issues.add(leaf.path, `${(e as Error).message}${fromEnv}`);
+      if (e instanceof ListProblems)
+        for (const p of e.problems) issues.add(childPath(leaf.path, p.index), `${p.message}${fromEnv}`);
+      else issues.add(leaf.path, `${(e as Error).message}${fromEnv}`);
     }
   }
   return values as LeafValues;

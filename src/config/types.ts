@@ -8,10 +8,15 @@
 export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
 export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'];
 
+/** How a secret was given: `config check` prints the reference, never the value. */
+export type SecretOrigin = { readonly file: string } | { readonly env: string } | { readonly inline: true };
+
 export interface EabSettings {
   readonly keyId: string;
   /** Sensitive. base64url HMAC key from the CA. */
   readonly hmacKey: string;
+  /** Where hmacKey came from (absent = inline). */
+  readonly hmacKeyOrigin?: SecretOrigin;
 }
 
 export interface AcmeSettings {
@@ -87,6 +92,8 @@ export interface DnsProviderInstance {
   readonly type: string;
   /** Options validated against the provider's option schema; may hold secrets. */
   readonly options: Readonly<Record<string, unknown>>;
+  /** Where each secret option came from (absent = inline). */
+  readonly secretOrigins?: Readonly<Record<string, SecretOrigin>>;
   /** Zones this instance may write (suffixes); empty = any zone. */
   readonly zones: readonly string[];
   readonly ttl: number;

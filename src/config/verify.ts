@@ -1,11 +1,24 @@
 import { duration, mapping, optional } from './combinators';
 import { DEFAULT_VERIFY } from './defaults';
 import { childPath, type IssueList } from './issues';
+import type { KeyDocs } from './key-docs';
 import type { VerifySettings } from './types';
 
 /** `verify:`: how long and how often deploy verification asks an endpoint for the new certificate. */
 
-const VERIFY_KEYS = ['timeout', 'interval', 'maxInterval', 'connectTimeout', 'handshakeTimeout'];
+export const VERIFY_KEYS = ['timeout', 'interval', 'maxInterval', 'connectTimeout', 'handshakeTimeout'];
+
+export const VERIFY_KEY_DOCS: KeyDocs = {
+  timeout: {
+    type: 'duration',
+    default: '`2m`',
+    doc: 'How long every endpoint has to serve the new certificate.',
+  },
+  interval: { type: 'duration', default: '`1s`', doc: 'First wait between two probes; it doubles.' },
+  maxInterval: { type: 'duration', default: '`15s`', doc: 'Longest wait between two probes.' },
+  connectTimeout: { type: 'duration', default: '`5s`', doc: 'TCP connect timeout of one probe.' },
+  handshakeTimeout: { type: 'duration', default: '`10s`', doc: 'TLS handshake timeout of one probe.' },
+};
 
 export function parseVerify(raw: unknown, path: string, issues: IssueList): VerifySettings {
   const m = mapping(raw, path, issues, { keys: VERIFY_KEYS });

@@ -12,7 +12,8 @@ import {
   required,
   valueAt,
 } from './combinators';
-import { parseEntryThresholds, THRESHOLD_KEYS } from './check';
+import { parseEntryThresholds, THRESHOLD_KEY_DOCS, THRESHOLD_KEYS } from './check';
+import type { KeyDocs } from './key-docs';
 import { parseEndpoint } from './endpoints';
 import { parseCertificateDomain } from './formats';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
@@ -24,10 +25,48 @@ import type { ThresholdSettings, WatchedEndpoint, WatchedFile, WatchSettings } f
  * requires an ACME account or a DNS provider, and `certpilot check` never opens either.
  */
 
-const WATCH_KEYS = ['files', 'endpoints'];
-const FILE_KEYS = ['path', 'name', 'key', 'checkChain', 'names', ...THRESHOLD_KEYS];
+export const WATCH_KEYS = ['files', 'endpoints'];
+export const FILE_KEYS = ['path', 'name', 'key', 'checkChain', 'names', ...THRESHOLD_KEYS];
 /** Keys a watched endpoint has beyond those of any endpoint (src/config/endpoints.ts). */
-const WATCH_ENDPOINT_EXTRA_KEYS = ['name', 'names', ...THRESHOLD_KEYS];
+export const WATCH_ENDPOINT_EXTRA_KEYS = ['name', 'names', ...THRESHOLD_KEYS];
+
+export const WATCH_KEY_DOCS: KeyDocs = {
+  files: {
+    type: 'list',
+    default: '`[]`',
+    doc: 'PEM files certpilot does not manage: a path or glob, or a mapping.',
+  },
+  endpoints: {
+    type: 'list',
+    default: '`[]`',
+    doc: 'TLS endpoints, whatever they serve: `"host:port"` or a mapping.',
+  },
+};
+
+const NAMES_DOC = { type: 'list of DNS names', doc: 'Names the certificate must cover (`names-differ`).' };
+
+export const FILE_KEY_DOCS: KeyDocs = {
+  path: {
+    type: 'absolute path or glob',
+    default: 'required',
+    doc: 'PEM file(s): the leaf first, then the chain; a pattern matching nothing is UNKNOWN.',
+  },
+  name: { type: 'string', default: 'the path', doc: 'Row name in `check` output and metrics.' },
+  key: { type: 'absolute path', doc: 'Private key to check against the certificate (`key-mismatch`).' },
+  checkChain: {
+    type: 'boolean',
+    default: '`true`',
+    doc: 'Report a missing or out-of-order chain; `false` for a leaf-only file.',
+  },
+  names: NAMES_DOC,
+  ...THRESHOLD_KEY_DOCS,
+};
+
+export const WATCH_ENDPOINT_KEY_DOCS: KeyDocs = {
+  name: { type: 'string', default: '`host:port`', doc: 'Row name; `certpilot check NAME` selects it.' },
+  names: NAMES_DOC,
+  ...THRESHOLD_KEY_DOCS,
+};
 /** The chain is checked unless the entry says the file holds the leaf alone on purpose. */
 const DEFAULT_CHECK_CHAIN = true;
 

@@ -385,13 +385,22 @@ describe('secrets', () => {
   test('EAB HMAC key from hmacKey_file and from the environment', async () => {
     const c = baseConfig(dir);
     c.acme.eab = { keyId: 'kid', hmacKey_file: writeSecret(dir, `${EAB_HMAC}\n`) };
-    expect((await load(writeConfig(dir, c))).acme.eab).toEqual({ keyId: 'kid', hmacKey: EAB_HMAC });
+    const file = c.acme.eab.hmacKey_file;
+    expect((await load(writeConfig(dir, c))).acme.eab).toEqual({
+      keyId: 'kid',
+      hmacKey: EAB_HMAC,
+      hmacKeyOrigin: { file },
+    });
 
     const env = await load(writeConfig(dir, baseConfig(dir)), {
       CERTPILOT_EAB_KEY_ID: 'kid2',
       CERTPILOT_EAB_HMAC_KEY: EAB_HMAC,
     });
-    expect(env.acme.eab).toEqual({ keyId: 'kid2', hmacKey: EAB_HMAC });
+    expect(env.acme.eab).toEqual({
+      keyId: 'kid2',
+      hmacKey: EAB_HMAC,
+      hmacKeyOrigin: { env: 'CERTPILOT_EAB_HMAC_KEY' },
+    });
   });
 
   test('a secret file with group access is refused', async () => {

@@ -100,7 +100,7 @@ describe('watch-only configuration (certpilot as a pure monitor)', () => {
       { host: 'smtp.example.com', port: 587, starttls: 'smtp', thresholds: {} },
     ]);
     const view = describeConfig(config) as any;
-    expect(view.check.thresholds.warningDays).toBe(30);
+    expect(view.check.warningDays).toBe(30);
     expect(view.watch.endpoints[0].name).toBe('mx');
   });
 

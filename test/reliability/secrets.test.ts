@@ -495,14 +495,19 @@ describe('config check', () => {
     ]);
     expect(json.code).toBe(0);
     const view = JSON.parse(json.stdout) as {
-      acme: { eab: unknown };
-      dns: { providers: Record<string, { options: Record<string, unknown> }> };
+      acme: { eab: Record<string, unknown> };
+      dns: { providers: Record<string, Record<string, unknown>> };
     };
-    expect(view.acme.eab).toEqual({ keyId: 'kid-reliability', hmacKey: '[redacted]' });
-    expect(view.dns.providers.bind!.options.tsigSecret).toBe('[redacted]');
-    expect(view.dns.providers.r53!.options.secretAccessKey).toBe('[redacted]');
-    expect(view.dns.providers.r53!.options.sessionToken).toBe('[redacted]');
-    expect(view.dns.providers.cf!.options.apiToken).toBe('[redacted]');
+    // Printed in the file's own keys: an inline secret masked, a file as its path (never the value).
+    const secret = (o: Record<string, unknown> | undefined, key: string): unknown =>
+      asFiles ? typeof o?.[`${key}_file`] === 'string' && !(key in (o ?? {})) : o?.[key];
+    const expected = asFiles ? true : '[redacted]';
+    expect(view.acme.eab.keyId).toBe('kid-reliability');
+    expect(secret(view.acme.eab, 'hmacKey')).toBe(expected);
+    expect(secret(view.dns.providers.bind, 'tsigSecret')).toBe(expected);
+    expect(secret(view.dns.providers.r53, 'secretAccessKey')).toBe(expected);
+    expect(secret(view.dns.providers.r53, 'sessionToken')).toBe(expected);
+    expect(secret(view.dns.providers.cf, 'apiToken')).toBe(expected);
     // Credentials in plain settings: masked by name or position, the rest still shown.
     const alert = (view as unknown as { notify: { webhooks: { url: string; headers: unknown }[] } }).notify
       .webhooks[0]!;

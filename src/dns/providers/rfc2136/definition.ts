@@ -1,4 +1,5 @@
 import type { ProviderDefinition } from '../../provider';
+import { decodeTsigSecret } from '../../tsig';
 
 export const TSIG_ALGORITHMS = [
   'hmac-sha256',
@@ -50,6 +51,15 @@ export const rfc2136Definition: ProviderDefinition = {
     'tsigAlgorithm: hmac-sha256',
     'tsigSecret_file: /etc/certpilot/tsig.secret',
   ].join('\n'),
+  validate(options) {
+    // Checked at load time, not at the first update: `config check` must catch it.
+    try {
+      decodeTsigSecret(String(options.tsigSecret));
+      return [];
+    } catch {
+      return [['tsigSecret', 'must be base64 (as in the server\'s "secret" line)']];
+    }
+  },
   create(options, ctx) {
     // Loaded lazily: listing providers must not load transport code.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
