@@ -49,7 +49,12 @@ test('a valid file prints as YAML in its own keys, with a header', async () => {
   const doc = parse(res.stdout);
   expect(doc.acme.directory).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/directory$/);
   expect(doc.defaults.renewal.maxOrdersPerWeek).toBe(3);
-  expect(doc.daemon).toEqual({ checkInterval: '10m', listen: '127.0.0.1:9612', allowRemote: false });
+  expect(doc.daemon).toEqual({
+    checkInterval: '10m',
+    listen: '127.0.0.1:9612',
+    allowRemote: false,
+    silentAfter: '36h',
+  });
   expect(res.stdout).not.toContain(TSIG_SECRET);
 });
 

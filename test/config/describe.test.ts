@@ -217,7 +217,12 @@ describe('the printed configuration loads back to the same configuration', () =>
     ])
       expect(text).not.toContain(`"${internal}"`);
     expect(view.defaults).toMatchObject({ renewal: { maxOrdersPerWeek: 2 } });
-    expect(view.daemon).toEqual({ checkInterval: '90s', listen: '[::]:9612', allowRemote: true });
+    expect(view.daemon).toEqual({
+      checkInterval: '90s',
+      listen: '[::]:9612',
+      allowRemote: true,
+      silentAfter: '36h',
+    });
     expect((view.acme as any).requestTimeout).toBe('45s');
   });
 });

@@ -50,7 +50,7 @@ describe('certificate problems (item 4)', () => {
     expect(report.outcomes[1]).toMatchObject({
       errorCode: 'CONFIG_INVALID',
       error:
-        'configuration: no DNS provider for bravo.example.test: set dns.provider or dns.domains on this certificate',
+        'configuration: no DNS provider for bravo.example.test: set dns.provider or dns.domains on this certificate, and configure an instance under dns.providers',
     });
     expect(w.acme.requests.map((r) => r.name).sort()).toEqual(['alpha', 'charlie']);
     // Only bravo is alerted: its failure, and (nothing usable installed) the critical one.
