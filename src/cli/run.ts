@@ -2,6 +2,7 @@ import { systemClock } from '../core/clock';
 import { loadConfig, resolveConfigPath } from '../config/load';
 import type { AgentConfig } from '../config/types';
 import { Daemon } from '../daemon/daemon';
+import { assertReadyToRenew } from './account-preflight';
 import { actAsStateOwner } from './privileges';
 import { withStaging } from './staging';
 import { EXIT_OK, type CommandContext } from './context';
@@ -20,6 +21,9 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
   };
   let first: AgentConfig | undefined = await load();
   actAsStateOwner(first.storage.stateDir, ctx.log, path);
+  // As `renew`: a statically checkable problem stops the service at start (exit 2, which
+  // systemd reports), before an account key, a journal or an order exists.
+  await assertReadyToRenew(first);
   const daemon = new Daemon({
     loadConfig: async () => {
       const preloaded = first;

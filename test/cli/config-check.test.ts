@@ -58,12 +58,12 @@ test('a valid file prints as YAML in its own keys, with a header', async () => {
   expect(res.stdout).not.toContain(TSIG_SECRET);
 });
 
-test('termsAgreed false with no stored account: config check and renew exit 2, nothing contacted or written', async () => {
+test('termsAgreed false with no stored account: config check, renew and run exit 2, nothing contacted or written', async () => {
   const stateDir = path.join(dir, 'state-terms');
   const c = config(stateDir);
   c.acme.termsAgreed = false;
   const file = writeConfig(dir, c);
-  for (const argv of [['config', 'check'], ['renew'], ['renew', '--force']]) {
+  for (const argv of [['config', 'check'], ['renew'], ['renew', '--force'], ['run']]) {
     const res = await runCli([...argv, '--config', file]);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('  acme.termsAgreed: must be true: no ACME account for http://127.0.0.1:');
