@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { CertpilotError } from '../core/errors';
+import { configuredHostLookup } from '../dns/host-lookup';
 import type { AcmeSettings } from '../config/types';
 import { secureContextTrusting } from './trust';
 
@@ -63,10 +64,13 @@ export class AcmeTransport {
       );
     }
     const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+    const lookup = configuredHostLookup();
     return new Promise<AcmeHttpResponse>((resolve, reject) => {
       const request = https.request(url, {
         method: req.method.toUpperCase(),
         agent: this.agent,
+        // dns.resolvers, when set, resolve the CA's host name too (never getaddrinfo).
+        ...(lookup ? { lookup } : {}),
         headers: {
           ...req.headers,
           'user-agent': this.userAgent,
