@@ -119,11 +119,17 @@ export async function runStep(step: DeployStep, index: number, ctx: StepContext)
         retries: step.retries,
         timeoutMs: step.timeoutMs,
         component: 'webhook',
-        ...(configuredHostLookup() ? { lookup: configuredHostLookup() } : {}),
+        ...webhookLookup(),
         log: ctx.log,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
       return;
     }
   }
+}
+
+/** dns.resolvers, when set, resolve the webhook's host name too (never getaddrinfo). */
+function webhookLookup(): { lookup?: NonNullable<ReturnType<typeof configuredHostLookup>> } {
+  const lookup = configuredHostLookup();
+  return lookup ? { lookup } : {};
 }

@@ -234,13 +234,7 @@ export class Route53Provider implements DnsProvider {
     const endpoint = str(options, 'endpoint');
     if (endpoint) config.endpoint = endpoint;
     // dns.resolvers, when set, resolve the API host too: the SDK's NodeHttpHandler takes agents.
-    const lookup = configuredHostLookup();
-    if (lookup) {
-      config.requestHandler = {
-        httpsAgent: new https.Agent({ keepAlive: true, lookup }),
-        httpAgent: new http.Agent({ keepAlive: true, lookup }),
-      };
-    }
+    if (configuredHostLookup()) config.requestHandler = lookupHandler();
     this.client = new Route53Client(config);
   }
 
@@ -668,6 +662,19 @@ function buildCredentials(
       RoleSessionName: str(options, 'sessionName') ?? 'certpilot',
       ExternalId: str(options, 'externalId'),
     },
-    clientConfig: { region, ...(stsEndpoint ? { endpoint: stsEndpoint } : {}) },
+    clientConfig: {
+      region,
+      ...(stsEndpoint ? { endpoint: stsEndpoint } : {}),
+      ...(configuredHostLookup() ? { requestHandler: lookupHandler() } : {}),
+    },
   });
+}
+
+/** The SDK's NodeHttpHandler options with agents resolving through dns.resolvers (set when called). */
+function lookupHandler(): NonNullable<Route53ClientConfig['requestHandler']> {
+  const lookup = configuredHostLookup();
+  return {
+    httpsAgent: new https.Agent({ keepAlive: true, ...(lookup ? { lookup } : {}) }),
+    httpAgent: new http.Agent({ keepAlive: true, ...(lookup ? { lookup } : {}) }),
+  };
 }
