@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { withDeadline } from '../core/abort';
 import { CertpilotError, abortError } from '../core/errors';
+import { configuredHostLookup } from '../dns/host-lookup';
 import type { CertInfo } from '../x509';
 import { isTlsTrustCode, parseRetryAfter, tlsTrustHint } from './errors';
 import { secureContextTrusting } from './trust';
@@ -111,6 +112,8 @@ function httpGet(url: string, opts: AriRequestOptions, component: string): Promi
   const u = new URL(url);
   const mod = u.protocol === 'http:' ? http : https;
   const ca = opts.ca === undefined ? undefined : typeof opts.ca === 'string' ? opts.ca : opts.ca.join('\n');
+  // dns.resolvers, when set, resolve the CA's host name too (never getaddrinfo).
+  const lookup = configuredHostLookup();
   return new Promise<RawResponse>((resolve, reject) => {
     if (signal.aborted) return reject(abortError(component, signal));
     const req = mod.request(
@@ -120,6 +123,7 @@ function httpGet(url: string, opts: AriRequestOptions, component: string): Promi
         headers: { accept: 'application/json', 'user-agent': 'certpilot' },
         signal,
         ...(opts.agent ? { agent: opts.agent } : {}),
+        ...(lookup ? { lookup } : {}),
         // Added to the default roots, as acme.caBundle is (src/acme/trust.ts).
         ...(ca && u.protocol === 'https:' && !opts.agent ? { secureContext: secureContextTrusting(ca) } : {}),
       },

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { CertpilotError } from '../core/errors';
+import { configuredHostLookup, type HostLookup } from '../dns/host-lookup';
 import type { AcmeSettings } from '../config/types';
 import { secureContextTrusting } from './trust';
 
@@ -33,17 +34,21 @@ export interface AcmeTransportOptions {
   /** Deadline of one request, connection to last body byte (acme.requestTimeout). */
   timeoutMs: number;
   userAgent?: string;
+  /** Host name resolution (dns.resolvers); absent = the system resolver. */
+  lookup?: HostLookup;
 }
 
 export class AcmeTransport {
   readonly agent: https.Agent;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
+  private readonly lookup: HostLookup | undefined;
 
   constructor(opts: AcmeTransportOptions) {
     this.agent = opts.agent;
     this.timeoutMs = opts.timeoutMs;
     this.userAgent = opts.userAgent ?? 'certpilot';
+    this.lookup = opts.lookup;
   }
 
   /** A transport for `settings`: the CA bundle, when there is one, is read here and only here. */
@@ -51,6 +56,8 @@ export class AcmeTransport {
     return new AcmeTransport({
       agent: await createAcmeAgent(settings),
       timeoutMs: settings.requestTimeoutMs,
+      // dns.resolvers, when set, resolve the CA's host name too (never getaddrinfo).
+      lookup: configuredHostLookup(),
     });
   }
 
@@ -63,10 +70,12 @@ export class AcmeTransport {
       );
     }
     const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+    const lookup = this.lookup;
     return new Promise<AcmeHttpResponse>((resolve, reject) => {
       const request = https.request(url, {
         method: req.method.toUpperCase(),
         agent: this.agent,
+        ...(lookup ? { lookup } : {}),
         headers: {
           ...req.headers,
           'user-agent': this.userAgent,

@@ -1,5 +1,6 @@
 import convict from 'convict';
 import { ConfigError } from '../core/errors';
+import { useResolversForConnections } from '../dns/host-lookup';
 import { parseAcme } from './acme';
 import { parseCertificates } from './certificates';
 import { DEFAULT_CHECK } from './access';
@@ -198,5 +199,7 @@ export async function loadConfig(opts: { path: string; env?: NodeJS.ProcessEnv }
   checkForbiddenKeys(raw, '', issues);
   const config = await parseSections(file, raw, env, issues);
   if (issues.size > 0) throw new ConfigError(issues.toArray(), file);
+  // With dns.resolvers set, no connection may ask the system resolver (src/dns/host-lookup.ts).
+  useResolversForConnections(config.dns);
   return deepFreeze(config);
 }

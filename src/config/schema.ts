@@ -338,7 +338,7 @@ const SCHEMA = {
   },
   dns: {
     resolvers: {
-      doc: 'Recursive resolvers ("ip", "ip:port", "[v6]:port"); empty = the system resolvers.',
+      doc: 'Recursive resolvers ("ip", "ip:port", "[v6]:port"). When set, every host name certpilot connects to (CA, DNS provider APIs and servers, webhooks, SMTP, heartbeat, endpoints; not storage.etcd.endpoints) is resolved through them, never the system resolver (/etc/hosts is not read; localhost is loopback); empty = the system resolvers.',
       format: 'certpilot-resolvers',
       default: [] as string[],
       env: ENV.resolvers,

@@ -1,4 +1,7 @@
 import crypto from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
 import { withDeadline } from './abort';
 import { CertpilotError, describeError } from './errors';
 import type { Logger } from './logger';
@@ -32,6 +35,84 @@ export interface PostOptions {
   now?: () => number;
   /** The wait between attempts, injectable for tests. */
   sleep?: RetryOptions['sleep'];
+  /** Host name resolution (dns.resolvers, src/dns/host-lookup.ts); absent = the system resolver. */
+  lookup?: net.LookupFunction;
+}
+
+export interface HttpRequestOptions {
+  url: string;
+  method: string;
+  headers?: Readonly<Record<string, string>>;
+  body?: string | Buffer;
+  /** Deadline of the whole exchange, connection to last body byte. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Host name resolution; absent = the system resolver. */
+  lookup?: net.LookupFunction;
+  /** Larger bodies fail the request (default 1 MiB): every peer here answers a few KB. */
+  maxBodyBytes?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * One HTTP(S) request with node:http(s), not global fetch: fetch cannot be given a `lookup`
+ * (only undici's dispatcher can), and with dns.resolvers set no host name may go to
+ * getaddrinfo. Redirects are never followed. Rejects on network errors, the deadline and abort.
+ */
+export function httpRequest(opts: HttpRequestOptions): Promise<HttpResponse> {
+  const url = new URL(opts.url);
+  const client = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : undefined;
+  if (!client) return Promise.reject(new Error(`unsupported URL scheme ${url.protocol}`));
+  const max = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const signal = withDeadline(opts.signal, opts.timeoutMs);
+  return new Promise<HttpResponse>((resolve, reject) => {
+    const req = client.request(url, {
+      method: opts.method,
+      headers: {
+        ...opts.headers,
+        ...(opts.body !== undefined ? { 'content-length': String(Buffer.byteLength(opts.body)) } : {}),
+      },
+      signal,
+      ...(opts.lookup ? { lookup: opts.lookup } : {}),
+    });
+    req.on('error', (err) =>
+      reject(signal.aborted && !opts.signal?.aborted ? timeoutError(opts.timeoutMs) : err),
+    );
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > max) res.destroy(new Error(`response larger than ${max} bytes`));
+        else chunks.push(c);
+      });
+      res.on('error', (err) =>
+        reject(signal.aborted && !opts.signal?.aborted ? timeoutError(opts.timeoutMs) : err),
+      );
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+    });
+    req.end(opts.body);
+  });
+}
+
+function timeoutError(ms: number): Error {
+  return Object.assign(new Error(`timeout of ${ms}ms exceeded`), { name: 'TimeoutError' });
+}
+
+/** A header's value as one string (repeated headers joined), or null like fetch's Headers.get. */
+export function headerValue(headers: http.IncomingHttpHeaders, name: string): string | null {
+  const v = headers[name.toLowerCase()];
+  if (v === undefined) return null;
+  return Array.isArray(v) ? v.join(', ') : v;
 }
 
 /** Signature over "<timestamp>.<body>", the scheme documented in docs/deploy.md. */
@@ -88,18 +169,18 @@ function buildHeaders(opts: PostOptions, body: string): Record<string, string> {
 
 /** One POST; resolves with the status on 2xx, throws AttemptFailed otherwise. */
 async function postOnce(opts: PostOptions, body: string): Promise<number> {
-  let res: Response;
+  let res: HttpResponse;
   try {
-    res = await fetch(opts.url, {
+    res = await httpRequest({
+      url: opts.url,
       method: 'POST',
       // Per attempt: the timestamp (and so the signature) is fresh on every retry.
       headers: buildHeaders(opts, body),
       body,
-      redirect: 'manual',
-      signal: withDeadline(opts.signal, opts.timeoutMs),
+      timeoutMs: opts.timeoutMs,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.lookup ? { lookup: opts.lookup } : {}),
     });
-    // Drain so the connection can be reused or closed cleanly.
-    await res.arrayBuffer().catch(() => undefined);
   } catch (err) {
     if (opts.signal?.aborted) throw err;
     throw new AttemptFailed(describeError(err), true);
@@ -108,7 +189,7 @@ async function postOnce(opts: PostOptions, body: string): Promise<number> {
   throw new AttemptFailed(
     `HTTP ${res.status}`,
     retryableStatus(res.status),
-    parseRetryAfter(res.headers.get('retry-after')),
+    parseRetryAfter(headerValue(res.headers, 'retry-after')),
   );
 }
 

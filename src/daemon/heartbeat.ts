@@ -1,4 +1,6 @@
 import { describeError } from '../core/errors';
+import { httpRequest } from '../core/http';
+import { configuredHostLookup } from '../dns/host-lookup';
 import type { Logger } from '../core/logger';
 import { maskUrl } from '../core/redact';
 
@@ -17,12 +19,15 @@ export async function sendHeartbeat(
 ): Promise<boolean> {
   const where = maskUrl(heartbeat.url);
   try {
-    const res = await fetch(heartbeat.url, {
+    // Redirects are not followed (a 3xx is a refusal); dns.resolvers, when set, resolve the host.
+    const lookup = configuredHostLookup();
+    const res = await httpRequest({
+      url: heartbeat.url,
       method: 'GET',
-      redirect: 'error',
-      signal: AbortSignal.timeout(heartbeat.timeoutMs),
+      headers: { 'user-agent': 'certpilot' },
+      timeoutMs: heartbeat.timeoutMs,
+      ...(lookup ? { lookup } : {}),
     });
-    await res.arrayBuffer().catch(() => undefined);
     if (res.status >= 200 && res.status < 300) {
       log.debug('heartbeat sent', { url: where, status: res.status });
       return true;

@@ -7,6 +7,7 @@ import type { CommandSpec, DeployStep } from '../config/types';
 import { runChecked } from './command';
 import { certPlaceholders, certVars, type CertVarsInput } from './env';
 import { postJson } from '../core/http';
+import { configuredHostLookup } from '../dns/host-lookup';
 
 /**
  * Built-in deployers. Each is a small function of (step, certificate) that throws on failure;
@@ -118,10 +119,17 @@ export async function runStep(step: DeployStep, index: number, ctx: StepContext)
         retries: step.retries,
         timeoutMs: step.timeoutMs,
         component: 'webhook',
+        ...webhookLookup(),
         log: ctx.log,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
       return;
     }
   }
+}
+
+/** dns.resolvers, when set, resolve the webhook's host name too (never getaddrinfo). */
+function webhookLookup(): { lookup?: NonNullable<ReturnType<typeof configuredHostLookup>> } {
+  const lookup = configuredHostLookup();
+  return lookup ? { lookup } : {};
 }

@@ -10,6 +10,7 @@ import { abortError, describeError } from '../core/errors';
 import { type CertInfo } from '../x509';
 import { parseCertificateCached } from '../x509/cache';
 import { mapWithConcurrency } from '../core/concurrency';
+import { configuredHostLookup } from '../dns/host-lookup';
 import {
   assessCertificate,
   compareNames,
@@ -362,7 +363,9 @@ export async function probeEndpoint(opts: ProbeOptions): Promise<ProbeResult> {
   const where = `${opts.host}:${opts.port}${address !== opts.host ? ` (at ${address})` : ''}`;
   const sockets: net.Socket[] = [];
   try {
-    const raw = net.connect({ host: address, port: opts.port });
+    // dns.resolvers, when set, resolve the endpoint's name (never getaddrinfo).
+    const lookup = configuredHostLookup();
+    const raw = net.connect({ host: address, port: opts.port, ...(lookup ? { lookup } : {}) });
     sockets.push(raw);
     // A stray error after a phase has settled must never crash the process.
     raw.on('error', () => undefined);

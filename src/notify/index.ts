@@ -6,6 +6,7 @@ import type { Logger } from '../core/logger';
 import { readSecret } from '../config/secrets';
 import type { AlertKind, EmailAlert, NotifySettings, WebhookAlert } from '../config/types';
 import { postJson } from '../core/http';
+import { configuredHostLookup, resolveWith } from '../dns/host-lookup';
 
 /**
  * Alerts: a generic JSON webhook, a Slack-compatible webhook and e-mail over SMTP. Since Let's
@@ -80,6 +81,7 @@ function alertText(e: AlertEvent): string {
 async function sendWebhook(w: WebhookAlert, e: AlertEvent, log: Logger): Promise<void> {
   // Slack (and Mattermost, Rocket.Chat, Teams workflows) accept {"text": ...}.
   const body = redactStrings(w.format === 'slack' ? { text: alertText(e) } : alertJson(e));
+  const lookup = configuredHostLookup();
   await postJson({
     url: w.url,
     body,
@@ -90,6 +92,7 @@ async function sendWebhook(w: WebhookAlert, e: AlertEvent, log: Logger): Promise
     timeoutMs: w.timeoutMs,
     component: 'notify',
     log,
+    ...(lookup ? { lookup } : {}),
   });
 }
 
@@ -97,8 +100,15 @@ async function sendEmail(m: EmailAlert, e: AlertEvent, log: Logger): Promise<voi
   // Loaded on first use: most runs send no mail, and the CLI should start fast.
   const { createTransport } = await import('nodemailer');
   const password = m.password ? await readSecret(m.password) : undefined;
+  // nodemailer resolves names itself (c-ares with the system's servers, then getaddrinfo) and
+  // takes no lookup: with dns.resolvers set, connect to the address they give and keep the
+  // name for SNI and certificate verification.
+  const lookup = configuredHostLookup();
+  const address = lookup ? await resolveWith(lookup, m.host) : m.host;
+  const servername = address !== m.host ? { servername: m.host } : {};
   const transport = createTransport({
-    host: m.host,
+    host: address,
+    ...servername,
     port: m.port,
     secure: m.tls === 'implicit',
     requireTLS: m.tls === 'starttls',
@@ -106,7 +116,7 @@ async function sendEmail(m: EmailAlert, e: AlertEvent, log: Logger): Promise<voi
     ...(m.username !== undefined && password !== undefined
       ? { auth: { user: m.username, pass: password } }
       : {}),
-    ...(m.caBundle ? { tls: { ca: await fs.readFile(m.caBundle, 'utf8') } } : {}),
+    tls: { ...servername, ...(m.caBundle ? { ca: await fs.readFile(m.caBundle, 'utf8') } : {}) },
     connectionTimeout: m.timeoutMs,
     greetingTimeout: m.timeoutMs,
     socketTimeout: m.timeoutMs,

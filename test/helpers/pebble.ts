@@ -17,6 +17,8 @@ export interface PebbleOptions {
   env?: Record<string, string>;
   /** External Account Binding required, with these key ids and base64url HMAC keys. */
   eabKeys?: Record<string, string>;
+  /** More DNS names for Pebble's own HTTPS certificate (a directory URL by name, a test server reusing it). */
+  extraSans?: readonly string[];
 }
 
 export interface Pebble {
@@ -86,7 +88,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   );
   await writeFile(
     path.join(dir, 'ext.cnf'),
-    'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n',
+    `subjectAltName=${['DNS:localhost', ...(opts.extraSans ?? []).map((n) => `DNS:${n}`), 'IP:127.0.0.1'].join(',')}\nbasicConstraints=CA:FALSE\n`,
   );
   await openssl(
     [

@@ -41,7 +41,7 @@ export interface TestbedOptions {
    */
   recursive?: boolean;
   /** Further Pebble options (EAB keys, environment such as PEBBLE_ALTERNATE_ROOTS). */
-  pebble?: Pick<PebbleOptions, 'eabKeys' | 'env'>;
+  pebble?: Pick<PebbleOptions, 'eabKeys' | 'env' | 'extraSans'>;
 }
 
 /** example.test with a delegated child zone sub.example.test (a real zone cut). */

@@ -2,6 +2,8 @@ import { abortError, CertpilotError, type ErrorCode } from '../../../core/errors
 import { throwIfAborted, withDeadline } from '../../../core/abort';
 import { registerSecret, redactText } from '../../../core/redact';
 import { parseRetryAfter, retry } from '../../../core/retry';
+import { headerValue, httpRequest, type HttpResponse } from '../../../core/http';
+import { configuredHostLookup } from '../../host-lookup';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 // Generic helpers (TXT presentation format, shared cancellable lookups) that live with the Route 53 provider.
@@ -329,20 +331,25 @@ export class CloudflareProvider implements DnsProvider {
     attempt: number,
   ): Promise<CfEnvelope<T>> {
     const requestSignal = withDeadline(signal, this.requestTimeoutMs);
-    let res: Response;
+    let res: HttpResponse;
     let text: string;
+    // node:http(s) rather than fetch: dns.resolvers, when set, must resolve the API host too.
+    const lookup = configuredHostLookup();
     try {
-      res = await fetch(url, {
+      res = await httpRequest({
+        url,
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
           accept: 'application/json',
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        timeoutMs: this.requestTimeoutMs,
         signal: requestSignal,
+        ...(lookup ? { lookup } : {}),
       });
-      text = await res.text();
+      text = res.body.toString('utf8');
     } catch (err) {
       if (signal.aborted) throw abortError(COMPONENT, signal);
       const reason = requestSignal.aborted ? 'request timeout' : redactText(describeFetchError(err));
@@ -359,13 +366,13 @@ export class CloudflareProvider implements DnsProvider {
     } catch {
       json = undefined;
     }
-    if (res.ok && json && json.success !== false) return json;
+    if (res.status >= 200 && res.status < 300 && json && json.success !== false) return json;
     const final = this.fail(new CloudflareApiError(res.status, json?.errors ?? []), what);
     if (res.status === 429 || res.status >= 500) {
       throw new TransientFailure(
         final,
         `HTTP ${res.status}`,
-        parseRetryAfter(res.headers.get('retry-after')),
+        parseRetryAfter(headerValue(res.headers, 'retry-after')),
       );
     }
     throw final;

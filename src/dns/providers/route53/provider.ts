@@ -19,7 +19,10 @@ import { retry } from '../../../core/retry';
 import type { Logger } from '../../../core/logger';
 import type { DnsProvider, ProviderContext, TxtRecord } from '../../provider';
 import { ROUTE53_DEFAULT_MAX_RETRIES } from './options';
+import http from 'node:http';
+import https from 'node:https';
 import { SharedLookupCache } from '../../single-flight';
+import { configuredHostLookup } from '../../host-lookup';
 import { decodeTxtValue, encodeTxtValue, normalizeDnsName } from '../../txt';
 
 const COMPONENT = 'route53';
@@ -230,6 +233,8 @@ export class Route53Provider implements DnsProvider {
     const config: Route53ClientConfig = { region, credentials: buildCredentials(options, region) };
     const endpoint = str(options, 'endpoint');
     if (endpoint) config.endpoint = endpoint;
+    // dns.resolvers, when set, resolve the API host too: the SDK's NodeHttpHandler takes agents.
+    if (configuredHostLookup()) config.requestHandler = lookupHandler();
     this.client = new Route53Client(config);
   }
 
@@ -657,6 +662,19 @@ function buildCredentials(
       RoleSessionName: str(options, 'sessionName') ?? 'certpilot',
       ExternalId: str(options, 'externalId'),
     },
-    clientConfig: { region, ...(stsEndpoint ? { endpoint: stsEndpoint } : {}) },
+    clientConfig: {
+      region,
+      ...(stsEndpoint ? { endpoint: stsEndpoint } : {}),
+      ...(configuredHostLookup() ? { requestHandler: lookupHandler() } : {}),
+    },
   });
+}
+
+/** The SDK's NodeHttpHandler options with agents resolving through dns.resolvers (set when called). */
+function lookupHandler(): NonNullable<Route53ClientConfig['requestHandler']> {
+  const lookup = configuredHostLookup();
+  return {
+    httpsAgent: new https.Agent({ keepAlive: true, ...(lookup ? { lookup } : {}) }),
+    httpAgent: new http.Agent({ keepAlive: true, ...(lookup ? { lookup } : {}) }),
+  };
 }
