@@ -335,6 +335,11 @@ const SCHEMA = {
       format: 'certpilot-duration',
       default: '36h',
     },
+    endpointInterval: {
+      doc: '`certpilot run` probes every endpoint (managed and watched) this often, jittered by up to 10%, for /metrics and expiry reminders; local files are read every check cycle.',
+      format: 'certpilot-duration',
+      default: '1h',
+    },
   },
   dns: {
     resolvers: {
@@ -500,6 +505,7 @@ export interface LeafTypes {
   'daemon.heartbeat': string;
   'daemon.heartbeatTimeout': number;
   'daemon.silentAfter': number;
+  'daemon.endpointInterval': number;
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;
