@@ -127,5 +127,7 @@ export async function readReminderState(stateDir: string): Promise<ReminderState
 /** Persists the state atomically (a crash leaves the old or the new file, never half of one). */
 export async function writeReminderState(stateDir: string, state: ReminderState): Promise<void> {
   const body = JSON.stringify({ version: 1, sent: state }, null, 2) + '\n';
+  // A watch-only configuration has no store that would have created the directory.
+  await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
   await atomicWriteFile(remindersPath(stateDir), body, { mode: REMINDERS_MODE });
 }
