@@ -336,7 +336,7 @@ const SCHEMA = {
       default: '36h',
     },
     endpointInterval: {
-      doc: '`certpilot run` probes every endpoint (managed and watched) this often, jittered by up to 10%, for /metrics and expiry reminders; local files are read every check cycle.',
+      doc: '`certpilot run` inspects everything `certpilot check` inspects (stored certificates, endpoints, watched files) this often, jittered by up to 10%, for /metrics and expiry reminders.',
       format: 'certpilot-duration',
       default: '1h',
     },

@@ -217,7 +217,6 @@ export class Daemon {
         },
       );
       this.record(report.outcomes);
-      if (report.ok) await this.succeeded(config);
     } catch (err) {
       // A bug or an unreadable state directory: log it, keep the daemon alive, try next time.
       this.cycleFailures++;
@@ -232,7 +231,9 @@ export class Daemon {
         this.stopping.signal,
       );
     }
+    // Announced after the inventory, so whoever the heartbeat wakes finds /metrics complete.
     this.cycles++;
+    if (report?.ok) await this.succeeded(config);
     const finishedAt = this.opts.clock.now();
     const wakes = (report?.outcomes ?? [])
       .map((o) => o.decision.wakeAt?.getTime())
