@@ -86,7 +86,7 @@ export class Daemon {
   private readonly inventory: Inventory;
 
   constructor(private readonly opts: DaemonOptions) {
-    this.inventory = new Inventory({ log: opts.log.child({ component: 'inventory' }), clock: opts.clock });
+    this.inventory = new Inventory({ log: opts.log, clock: opts.clock });
   }
 
   /** Loads the config, starts the HTTP endpoint and the loop. A bad config rejects (exit 2). */
