@@ -336,7 +336,7 @@ const SCHEMA = {
       default: '36h',
     },
     endpointInterval: {
-      doc: '`certpilot run` inspects everything `certpilot check` inspects (stored certificates, endpoints, watched files) this often, jittered by up to 10%, for /metrics and expiry reminders.',
+      doc: '`certpilot run` inspects everything `certpilot check` inspects (stored certificates, endpoints, watched files) this often (at the first check cycle after it is due), jittered by up to 10%, for /metrics and expiry reminders.',
       format: 'certpilot-duration',
       default: '1h',
     },

@@ -238,7 +238,6 @@ export class Daemon {
     const wakes = (report?.outcomes ?? [])
       .map((o) => o.decision.wakeAt?.getTime())
       .filter((t): t is number => t !== undefined);
-    wakes.push(this.inventory.nextAt.getTime());
     const nextAt = new Date(Math.min(finishedAt.getTime() + interval, ...wakes));
     this.opts.log.debug('check cycle done', {
       cycle: this.cycles,
