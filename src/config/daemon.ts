@@ -29,5 +29,6 @@ export function parseDaemon(values: LeafValues, issues: IssueList): DaemonSettin
       ? { heartbeat: { url: heartbeat, timeoutMs: values.get('daemon.heartbeatTimeout') ?? 0 } }
       : {}),
     silentAfterMs: values.get('daemon.silentAfter') ?? 0,
+    endpointIntervalMs: values.get('daemon.endpointInterval') ?? 0,
   };
 }

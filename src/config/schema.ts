@@ -335,6 +335,11 @@ const SCHEMA = {
       format: 'certpilot-duration',
       default: '36h',
     },
+    endpointInterval: {
+      doc: '`certpilot run` inspects everything `certpilot check` inspects (stored certificates, endpoints, watched files) this often (at the first check cycle after it is due), jittered by up to 10%, for /metrics and expiry reminders.',
+      format: 'certpilot-duration',
+      default: '1h',
+    },
   },
   dns: {
     resolvers: {
@@ -500,6 +505,7 @@ export interface LeafTypes {
   'daemon.heartbeat': string;
   'daemon.heartbeatTimeout': number;
   'daemon.silentAfter': number;
+  'daemon.endpointInterval': number;
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;

@@ -83,6 +83,8 @@ export interface DaemonSettings {
   readonly heartbeat?: { readonly url: string; readonly timeoutMs: number };
   /** `certpilot check`: no successful run recorded for longer than this is `renewer-silent`. */
   readonly silentAfterMs?: number;
+  /** `certpilot run`: how often endpoints (managed and watched) are probed for the inventory. */
+  readonly endpointIntervalMs?: number;
 }
 
 export interface DnsProviderInstance {
@@ -321,7 +323,15 @@ export interface VerifySettings {
 }
 
 export type AlertKind =
-  'renewal-failed' | 'deploy-failed' | 'verify-failed' | 'rollback' | 'rollback-failed' | 'critical';
+  | 'renewal-failed'
+  | 'deploy-failed'
+  | 'verify-failed'
+  | 'rollback'
+  | 'rollback-failed'
+  | 'critical'
+  | 'expiry-warning'
+  | 'expiry-critical'
+  | 'expiry-resolved';
 export const ALERT_KINDS: readonly AlertKind[] = [
   'renewal-failed',
   'deploy-failed',
@@ -329,6 +339,9 @@ export const ALERT_KINDS: readonly AlertKind[] = [
   'rollback',
   'rollback-failed',
   'critical',
+  'expiry-warning',
+  'expiry-critical',
+  'expiry-resolved',
 ];
 
 export interface WebhookAlert {

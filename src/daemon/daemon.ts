@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger';
 import type { AgentConfig } from '../config/types';
 import type { AcmeService } from '../acme/service';
 import type { Dns01Solver } from '../dns/solver';
+import type { Gauge } from 'prom-client';
 import {
   CERTIFICATE_NOT_AFTER,
   createCounter,
@@ -16,14 +17,15 @@ import {
   DAEMON_HEALTHY,
   DAEMON_LAST_CYCLE,
   LAST_SUCCESS,
-  LAST_SUCCESSFUL_RUN,
   NEXT_RENEWAL,
   RENEWALS,
   toEpochSeconds,
 } from '../metrics/definitions';
 import { certificateProblems } from '../config/problems';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
+import { createNotifier, silentNotifier } from '../notify';
 import { sendHeartbeat } from './heartbeat';
+import { Inventory } from './inventory';
 import { readLastRun, recordSuccessfulRun } from './last-run';
 
 /**
@@ -81,8 +83,11 @@ export class Daemon {
   private last: CycleRecord | undefined;
   private loop: Promise<void> | undefined;
   private readonly listeners = new Set<(c: CycleRecord) => void>();
+  private readonly inventory: Inventory;
 
-  constructor(private readonly opts: DaemonOptions) {}
+  constructor(private readonly opts: DaemonOptions) {
+    this.inventory = new Inventory({ log: opts.log, clock: opts.clock });
+  }
 
   /** Loads the config, starts the HTTP endpoint and the loop. A bad config rejects (exit 2). */
   async start(): Promise<void> {
@@ -139,6 +144,7 @@ export class Daemon {
         await this.closeServer();
         await this.listen();
       }
+      this.inventory.invalidate();
       this.opts.log.info('configuration reloaded', { certificates: next.certificates.length });
       this.reloadRequested = true;
       this.wake.abort();
@@ -211,14 +217,23 @@ export class Daemon {
         },
       );
       this.record(report.outcomes);
-      if (report.ok) await this.succeeded(config);
     } catch (err) {
       // A bug or an unreadable state directory: log it, keep the daemon alive, try next time.
       this.cycleFailures++;
       error = describeError(err);
       this.opts.log.error('check cycle failed', { error });
     }
+    // After the renewals, so the inventory sees (and reminders resolve on) what was just deployed.
+    if (!this.stopping.signal.aborted) {
+      await this.inventory.refresh(
+        config,
+        config.notify ? createNotifier(config.notify, this.opts.log) : silentNotifier,
+        this.stopping.signal,
+      );
+    }
+    // Announced after the inventory, so whoever the heartbeat wakes finds /metrics complete.
     this.cycles++;
+    if (report?.ok) await this.succeeded(config);
     const finishedAt = this.opts.clock.now();
     const wakes = (report?.outcomes ?? [])
       .map((o) => o.decision.wakeAt?.getTime())
@@ -261,18 +276,24 @@ export class Daemon {
   }
 
   /**
-   * The Prometheus text exposition of the daemon's own metrics. The expiry series uses the
-   * same definition as `certpilot check`'s textfile (src/metrics/definitions.ts), with
-   * source="store".
+   * The Prometheus text exposition: the inventory's series, built exactly as `certpilot check
+   * --prometheus` builds its textfile (src/metrics/registry.ts, one definition per metric), plus
+   * the daemon's renewal state. The expiry series also carries the daemon's own view of the
+   * store, with source="store".
    */
   async metrics(): Promise<string> {
     const prom = await import('prom-client');
-    const registry = new prom.Registry();
+    const { buildMetricsRegistry, checkResultMetrics } = await import('../metrics/registry');
+    const inventory = this.inventory.report;
+    const registry = await buildMetricsRegistry((inventory?.results ?? []).map(checkResultMetrics), {
+      ...(inventory ? { checkedAt: inventory.checkedAt } : {}),
+      ...(this.lastSuccessfulRun ? { lastSuccessfulRun: this.lastSuccessfulRun } : {}),
+    });
     const seconds = toEpochSeconds;
     const renewals = createCounter(prom, registry, RENEWALS);
     const lastSuccess = createGauge(prom, registry, LAST_SUCCESS);
     const next = createGauge(prom, registry, NEXT_RENEWAL);
-    const notAfter = createGauge(prom, registry, CERTIFICATE_NOT_AFTER);
+    const notAfter = registry.getSingleMetric(CERTIFICATE_NOT_AFTER.name) as Gauge<string>;
     for (const [name, c] of this.counters) {
       renewals.inc({ name, result: 'success' }, c.renewed);
       renewals.inc({ name, result: 'failure' }, c.failed);
@@ -285,9 +306,6 @@ export class Daemon {
     if (this.last) createGauge(prom, registry, DAEMON_LAST_CYCLE).set(seconds(this.last.finishedAt));
     // Before start() there is no configuration to judge health against.
     if (this.config) createGauge(prom, registry, DAEMON_HEALTHY).set(this.health().ok ? 1 : 0);
-    if (this.lastSuccessfulRun) {
-      createGauge(prom, registry, LAST_SUCCESSFUL_RUN).set(seconds(this.lastSuccessfulRun));
-    }
     return registry.metrics();
   }
 

@@ -34,7 +34,7 @@ export interface Notifier {
   notify(event: AlertEvent): Promise<void>;
 }
 
-const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning'> = {
+const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning' | 'info'> = {
   'renewal-failed': 'error',
   'deploy-failed': 'error',
   'verify-failed': 'error',
@@ -42,6 +42,10 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning'> = {
   // Neither the new nor the old version is known to be served.
   'rollback-failed': 'critical',
   critical: 'critical',
+  // Expiry reminders of the daemon's inventory (src/daemon/reminders.ts), managed or not.
+  'expiry-warning': 'warning',
+  'expiry-critical': 'critical',
+  'expiry-resolved': 'info',
 };
 
 export const silentNotifier: Notifier = { notify: async () => undefined };

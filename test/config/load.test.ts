@@ -53,6 +53,7 @@ describe('defaults', () => {
         checkIntervalMs: 600_000,
         listen: { host: '127.0.0.1', port: 9612 },
         silentAfterMs: 36 * 3_600_000,
+        endpointIntervalMs: 3_600_000,
       },
       dns: {
         resolvers: [],

@@ -28,6 +28,7 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'daemon.heartbeat': true,
   'daemon.heartbeatTimeout': true,
   'daemon.silentAfter': true,
+  'daemon.endpointInterval': true,
   'dns.resolvers': true,
   'dns.nameserverPort': true,
   'dns.queryTimeout': true,
