@@ -104,7 +104,10 @@ export const OUTPUT_KEY_DOCS: KeyDocs = {
   cert: { type: 'absolute path', doc: 'The leaf certificate (PEM).' },
   chain: { type: 'absolute path', doc: 'The intermediates (PEM).' },
   fullchain: { type: 'absolute path', doc: 'Leaf and intermediates.' },
-  key: { type: 'absolute path', doc: 'The private key. At least one of the four file keys is required.' },
+  key: {
+    type: 'absolute path',
+    doc: 'The private key. At least one of the four file keys is required, unless `path` and `format` are given.',
+  },
   owner: { type: 'user name or uid', doc: 'Owner of the files, applied when running as root.' },
   group: { type: 'group name or gid', doc: 'Group of the files, applied when running as root.' },
   mode: {
