@@ -1,8 +1,7 @@
 import crypto from 'node:crypto';
 import tls from 'node:tls';
 import { CertpilotError } from '../core/errors';
-import { splitPemChain } from '../x509';
-import { buildPkcs12, readPkcs12 } from '../x509/pkcs12';
+import { certificateDer, splitPemChain } from '../x509';
 
 /**
  * What an output file holds, how its bytes are made, and how bytes read back from disk are
@@ -34,12 +33,19 @@ export interface OutputParams {
   friendlyName?: string;
 }
 
+/** The PKCS#12 library takes ~100 ms to load; only a pkcs12 output needs it, so it loads on first use. */
+const pkcs12 = (): Promise<typeof import('../x509/pkcs12')> => import('../x509/pkcs12');
+
 function verifyError(kind: OutputKind, why: string): CertpilotError {
   return new CertpilotError('STORE_IO', `store: read-back of the ${kind} output failed: ${why}`);
 }
 
 /** The bytes of an output file of `kind`. */
-export function renderOutput(kind: OutputKind, src: OutputSource, params: OutputParams = {}): Buffer {
+export async function renderOutput(
+  kind: OutputKind,
+  src: OutputSource,
+  params: OutputParams = {},
+): Promise<Buffer> {
   switch (kind) {
     case 'cert':
     case 'chain':
@@ -49,11 +55,11 @@ export function renderOutput(kind: OutputKind, src: OutputSource, params: Output
     case 'pem-bundle':
       return Buffer.from(`${withNewline(src.fullchain)}${src.key}`);
     case 'der-cert':
-      return Buffer.from(new crypto.X509Certificate(src.cert).raw);
+      return certificateDer(src.cert);
     case 'der-key':
       return crypto.createPrivateKey(src.key).export({ type: 'pkcs8', format: 'der' });
     case 'pkcs12':
-      return buildPkcs12({
+      return (await pkcs12()).buildPkcs12({
         keyPem: src.key,
         certsPem: splitPemChain(src.fullchain),
         password: requirePassword(params),
@@ -72,7 +78,7 @@ function requirePassword(params: OutputParams): string {
 
 const fingerprint = (der: Buffer): string => crypto.createHash('sha256').update(der).digest('hex');
 const pemFingerprints = (pem: string): string[] =>
-  splitPemChain(pem).map((c) => fingerprint(new crypto.X509Certificate(c).raw));
+  splitPemChain(pem).map((c) => fingerprint(certificateDer(c)));
 
 /** What the source says the file must hold: the leaf, the chain, and the key's public half. */
 interface Expected {
@@ -117,12 +123,12 @@ function parsed<T>(kind: OutputKind, what: string, parse: () => T): T {
  * Checks bytes read back from an output file against the version being installed; throws a
  * STORE_IO error saying what is wrong (never the password or key material).
  */
-export function verifyOutput(
+export async function verifyOutput(
   kind: OutputKind,
   data: Buffer,
   src: OutputSource,
   params: OutputParams = {},
-): void {
+): Promise<void> {
   const exp = expectedOf(src);
   const text = (): string => data.toString('utf8');
   const certs = (): string[] => parsed(kind, 'no readable certificates', () => pemFingerprints(text()));
@@ -142,7 +148,7 @@ export function verifyOutput(
     case 'pem-bundle':
       return verifyBundle(data, exp, certs());
     case 'der-cert': {
-      const raw = parsed(kind, 'not a DER certificate', () => new crypto.X509Certificate(data).raw);
+      const raw = parsed(kind, 'not a DER certificate', () => certificateDer(data));
       return sameCerts(kind, [fingerprint(raw)], [exp.leaf], 'holds');
     }
     case 'der-key': {
@@ -152,7 +158,7 @@ export function verifyOutput(
       return sameKey(kind, key, exp);
     }
     case 'pkcs12':
-      return verifyPkcs12(data, exp, requirePassword(params), params.friendlyName);
+      return verifyPkcs12(data, exp, requirePassword(params), params.friendlyName, await pkcs12());
   }
 }
 
@@ -167,8 +173,14 @@ function verifyBundle(data: Buffer, exp: Expected, found: string[]): void {
   parsed('pem-bundle', 'OpenSSL refuses it', () => tls.createSecureContext({ cert: data, key: data }));
 }
 
-function verifyPkcs12(data: Buffer, exp: Expected, password: string, friendlyName?: string): void {
-  const p12 = parsed('pkcs12', 'unreadable', () => readPkcs12(data, password));
+function verifyPkcs12(
+  data: Buffer,
+  exp: Expected,
+  password: string,
+  friendlyName: string | undefined,
+  lib: typeof import('../x509/pkcs12'),
+): void {
+  const p12 = parsed('pkcs12', 'unreadable', () => lib.readPkcs12(data, password));
   sameCerts('pkcs12', [fingerprint(p12.leaf)], [exp.leaf], 'the key is paired with');
   sameCerts('pkcs12', p12.chain.map(fingerprint), exp.chain, 'the chain holds');
   const key = parsed('pkcs12', 'no readable key', () =>

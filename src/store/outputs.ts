@@ -146,8 +146,8 @@ export async function prepareOutputs(
   try {
     for (const [i, out] of outputs.entries()) {
       for (const file of await plannedFiles(name, out)) {
-        const data = renderOutput(file.kind, files, file.params);
-        const check = (bytes: Buffer): void => verifyOutput(file.kind, bytes, files, file.params);
+        const data = await renderOutput(file.kind, files, file.params);
+        const check = (bytes: Buffer): Promise<void> => verifyOutput(file.kind, bytes, files, file.params);
         prepared.push(await prepareOutputFile(file.target, data, file.mode, owners[i] ?? {}, check));
       }
     }
@@ -230,7 +230,7 @@ async function prepareOutputFile(
   data: Buffer,
   mode: number,
   owner: Owner,
-  check: (bytes: Buffer) => void,
+  check: (bytes: Buffer) => Promise<void>,
 ): Promise<PreparedWrite> {
   const abs = path.resolve(target);
   const dir = await openDirNoFollow('/', path.dirname(abs), {
@@ -244,7 +244,7 @@ async function prepareOutputFile(
     write = await prepareAtomicWriteIn(dir, name, data, { mode, ...owner });
     try {
       const bytes = await fs.readFile(write.temp, { flag: fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW });
-      check(bytes);
+      await check(bytes);
       written = digest(bytes);
     } catch (err) {
       await write.abort().catch(() => undefined);

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import forge from 'node-forge';
 import { CertpilotError } from '../core/errors';
+import { certificateDer } from './index';
 
 /**
  * PKCS#12 (PFX) files for Java keystores, Windows and appliances, built with node-forge.
@@ -10,8 +11,8 @@ import { CertpilotError } from '../core/errors';
  * EC alike, as Node exports them):
  *   - one shrouded key bag: the PrivateKeyInfo encrypted with PBES2 (PBKDF2-HMAC-SHA256,
  *     AES-256-CBC), what OpenSSL 3 writes by default and Java 17's keytool reads;
- *   - cert bags for the leaf and the chain, in a plain Data content: certificates are public,
- *     and the legacy RC2-40 that forge would use to encrypt them needs `openssl -legacy`;
+ *   - cert bags for the leaf and the chain, in a plain Data content (as forge does too):
+ *     certificates are public, and RC2-40, which older tools use for them, needs `openssl -legacy`;
  *   - localKeyId (SHA-1 of the leaf's DER) on the key and leaf bags, which is how readers pair
  *     them, and friendlyName on both, which keytool shows as the alias;
  *   - a MAC over the whole with HMAC-SHA-256 (RFC 7292 key derivation, id 3).
@@ -121,7 +122,7 @@ export function buildPkcs12(input: Pkcs12Input): Buffer {
   if (!isPkcs12Password(input.password))
     throw p12Error('the password must be 1 to 1024 printable ASCII characters');
   if (input.certsPem.length === 0) throw p12Error('no certificate to store');
-  const certs = input.certsPem.map((pem) => new crypto.X509Certificate(pem).raw);
+  const certs = input.certsPem.map((pem) => certificateDer(pem));
   const localKeyId = crypto.createHash('sha1').update(certs[0]!).digest('binary');
   const attrs = (): forge.asn1.Asn1 => bagAttributes(localKeyId, input.friendlyName);
   const authSafe = der(

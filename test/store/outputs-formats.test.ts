@@ -213,17 +213,17 @@ describe('verifyOutput on damaged files', () => {
   const other = issue('ec-p256');
   const params = { password: PASSWORD, friendlyName: 'www' };
 
-  function failure(fn: () => void): CertpilotError {
-    try {
-      fn();
-    } catch (err) {
-      expect(err).toBeInstanceOf(CertpilotError);
-      return err as CertpilotError;
-    }
-    throw new Error('verifyOutput accepted a damaged file');
+  async function failure(check: Promise<void>): Promise<CertpilotError> {
+    const err = await check.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (err === undefined) throw new Error('verifyOutput accepted a damaged file');
+    expect(err).toBeInstanceOf(CertpilotError);
+    return err as CertpilotError;
   }
 
-  test('accepts what renderOutput made, for every kind', () => {
+  test('accepts what renderOutput made, for every kind', async () => {
     for (const kind of [
       'cert',
       'chain',
@@ -234,51 +234,57 @@ describe('verifyOutput on damaged files', () => {
       'der-key',
       'pkcs12',
     ] as const)
-      expect(() => verifyOutput(kind, renderOutput(kind, files, params), files, params)).not.toThrow();
+      await expect(
+        verifyOutput(kind, await renderOutput(kind, files, params), files, params),
+      ).resolves.toBeUndefined();
   });
 
-  test('a PKCS#12 with a flipped byte, truncated, or opened with another password', () => {
-    const p12 = renderOutput('pkcs12', files, params);
+  test('a PKCS#12 with a flipped byte, truncated, or opened with another password', async () => {
+    const p12 = await renderOutput('pkcs12', files, params);
     const flipped = Buffer.from(p12);
     flipped[Math.floor(flipped.length / 2)]! ^= 0xff;
     for (const bad of [flipped, p12.subarray(0, p12.length - 40)])
-      expect(failure(() => verifyOutput('pkcs12', bad, files, params)).code).toBe('STORE_IO');
-    const wrong = failure(() =>
+      expect((await failure(verifyOutput('pkcs12', bad, files, params))).code).toBe('STORE_IO');
+    const wrong = await failure(
       verifyOutput('pkcs12', p12, files, { ...params, password: 'other password' }),
     );
     expect(wrong.message).toMatch(/MAC could not be verified/);
     expect(wrong.message).not.toContain(PASSWORD);
   });
 
-  test('a PKCS#12 of another certificate, or under another friendly name', () => {
-    const p12 = renderOutput('pkcs12', other, params);
-    expect(failure(() => verifyOutput('pkcs12', p12, files, params)).message).toMatch(/paired with/);
-    const renamed = renderOutput('pkcs12', files, { ...params, friendlyName: 'else' });
-    expect(failure(() => verifyOutput('pkcs12', renamed, files, params)).message).toMatch(/friendly name/);
+  test('a PKCS#12 of another certificate, or under another friendly name', async () => {
+    const p12 = await renderOutput('pkcs12', other, params);
+    expect((await failure(verifyOutput('pkcs12', p12, files, params))).message).toMatch(/paired with/);
+    const renamed = await renderOutput('pkcs12', files, { ...params, friendlyName: 'else' });
+    expect((await failure(verifyOutput('pkcs12', renamed, files, params))).message).toMatch(/friendly name/);
   });
 
-  test('a PEM bundle with another key, or without the chain', () => {
+  test('a PEM bundle with another key, or without the chain', async () => {
     const wrongKey = Buffer.from(files.fullchain + other.key);
-    expect(failure(() => verifyOutput('pem-bundle', wrongKey, files)).message).toMatch(
+    expect((await failure(verifyOutput('pem-bundle', wrongKey, files))).message).toMatch(
       /not the installed key/,
     );
     const noChain = Buffer.from(files.cert + files.key);
-    expect(failure(() => verifyOutput('pem-bundle', noChain, files)).message).toMatch(/1 certificate/);
+    expect((await failure(verifyOutput('pem-bundle', noChain, files))).message).toMatch(/1 certificate/);
   });
 
-  test('DER that is truncated or of another certificate or key', () => {
-    const der = renderOutput('der-cert', files);
-    expect(failure(() => verifyOutput('der-cert', der.subarray(0, 100), files)).message).toMatch(/DER/);
-    expect(() => verifyOutput('der-cert', renderOutput('der-cert', other), files)).toThrow(
+  test('DER that is truncated or of another certificate or key', async () => {
+    const der = await renderOutput('der-cert', files);
+    expect((await failure(verifyOutput('der-cert', der.subarray(0, 100), files))).message).toMatch(/DER/);
+    const otherCert = await renderOutput('der-cert', other);
+    expect((await failure(verifyOutput('der-cert', otherCert, files))).message).toMatch(
       /not the 1 installed/,
     );
-    expect(() => verifyOutput('der-key', renderOutput('der-key', other), files)).toThrow(
+    const otherKey = await renderOutput('der-key', other);
+    expect((await failure(verifyOutput('der-key', otherKey, files))).message).toMatch(
       /not the installed key/,
     );
   });
 
-  test('an empty PEM file', () => {
-    expect(failure(() => verifyOutput('fullchain', Buffer.alloc(0), files)).message).toMatch(/0 certificate/);
+  test('an empty PEM file', async () => {
+    expect((await failure(verifyOutput('fullchain', Buffer.alloc(0), files))).message).toMatch(
+      /0 certificate/,
+    );
   });
 });
 
@@ -301,7 +307,7 @@ describe('installing outputs', () => {
     expect(fs.readFileSync(path.join(dir, sub, 'site.p12'))).toEqual(before);
     expect(fs.readdirSync(path.join(dir, sub)).filter((f) => f.includes('.tmp-'))).toEqual([]);
     // The previous version is still the one every output holds.
-    verifyOutput('pkcs12', before, files, { password: PASSWORD, friendlyName: 'www-example' });
+    await verifyOutput('pkcs12', before, files, { password: PASSWORD, friendlyName: 'www-example' });
   });
 
   test('the friendly name defaults to the certificate name', async () => {
