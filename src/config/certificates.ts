@@ -7,6 +7,7 @@ import {
   isSet,
   listOf,
   mapping,
+  oneOf,
   optional,
   required,
   valueAt,
@@ -24,7 +25,15 @@ import {
 } from './formats';
 import { childPath, describeType, isPlainObject, type IssueList } from './issues';
 import type { KeyDocs } from './key-docs';
-import type { CertificateSpec, DnsProviderInstance, FileOutput, KeyType, ThresholdSettings } from './types';
+import { readSecretFileAt } from './secrets';
+import type {
+  CertificateSpec,
+  DnsProviderInstance,
+  FileOutput,
+  KeyType,
+  OutputFormat,
+  ThresholdSettings,
+} from './types';
 
 /**
  * `certificates`: convict declares the list (doc, default); every element is parsed here,
@@ -45,7 +54,12 @@ export const CERTIFICATE_KEYS = [
 ];
 export const CERT_DNS_KEYS = ['provider', 'domains'];
 const OUTPUT_FILE_KEYS = ['cert', 'chain', 'fullchain', 'key'] as const;
-export const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode'];
+/** The keys of an output in another format (one file at `path`). */
+const FORMAT_KEYS = ['path', 'format', 'content', 'password_file', 'friendlyName'] as const;
+export const OUTPUT_KEYS = [...OUTPUT_FILE_KEYS, 'owner', 'group', 'mode', 'keyMode', ...FORMAT_KEYS];
+const OUTPUT_FORMATS: readonly OutputFormat[] = ['pkcs12', 'pem-bundle', 'der'];
+/** The lengths keytool and OpenSSL take; a friendly name is a label, not a document. */
+const FRIENDLY_NAME = /^[\x20-\x7e]{1,64}$/;
 
 /** The keys of a `certificates[]` entry (endpoints, hooks, deploy, rollback: deploy.ts). */
 export const CERTIFICATE_KEY_DOCS: KeyDocs = {
@@ -90,11 +104,36 @@ export const OUTPUT_KEY_DOCS: KeyDocs = {
   cert: { type: 'absolute path', doc: 'The leaf certificate (PEM).' },
   chain: { type: 'absolute path', doc: 'The intermediates (PEM).' },
   fullchain: { type: 'absolute path', doc: 'Leaf and intermediates.' },
-  key: { type: 'absolute path', doc: 'The private key. At least one of the four file keys is required.' },
+  key: {
+    type: 'absolute path',
+    doc: 'The private key. At least one of the four file keys is required, unless `path` and `format` are given.',
+  },
   owner: { type: 'user name or uid', doc: 'Owner of the files, applied when running as root.' },
   group: { type: 'group name or gid', doc: 'Group of the files, applied when running as root.' },
-  mode: { type: 'octal mode', default: '`0644`', doc: 'Mode of `cert`, `chain` and `fullchain`.' },
+  mode: {
+    type: 'octal mode',
+    default: '`0644`; `0600` for a `format` file holding the key',
+    doc: 'Mode of `cert`, `chain` and `fullchain`, or of the `format` file at `path`.',
+  },
   keyMode: { type: 'octal mode', default: '`0600`', doc: 'Mode of `key`.' },
+  path: {
+    type: 'absolute path',
+    doc: 'The one file of a `format` output (instead of `cert`, `chain`, `fullchain`, `key`).',
+  },
+  format: {
+    type: '`pkcs12`, `pem-bundle` or `der`',
+    doc: 'What `path` holds: PKCS#12 (key, leaf, chain), one PEM of full chain and key (HAProxy), or DER.',
+  },
+  content: { type: '`cert` or `key`', default: '`cert`', doc: '`der` only: the leaf, or the key as PKCS#8.' },
+  password_file: {
+    type: 'absolute path',
+    doc: '`pkcs12` only, required: secret file (0600) holding the password, printable ASCII.',
+  },
+  friendlyName: {
+    type: 'string',
+    default: 'the certificate name',
+    doc: '`pkcs12` only: the friendly name of the key and leaf (keytool shows it as the alias).',
+  },
 };
 /** RFC 8555 profile names are short tokens (Let's Encrypt: classic, tlsserver, shortlived). */
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
@@ -173,23 +212,73 @@ function parseOutput(raw: unknown, base: string, issues: IssueList): FileOutput 
   const what = `a mapping of ${OUTPUT_KEYS.join(', ')}`;
   const m = mapping(raw, base, issues, { keys: OUTPUT_KEYS, what, missing: true });
   if (!m) return undefined;
+  const owner = optional(m, 'owner', base, issues, parseOwner);
+  const group = optional(m, 'group', base, issues, parseOwner);
+  const who = { ...(owner !== undefined ? { owner } : {}), ...(group !== undefined ? { group } : {}) };
+  if (isSet(m.format) || isSet(m.path)) return parseFormatOutput(m, base, issues, who);
   const files: Partial<Record<(typeof OUTPUT_FILE_KEYS)[number], string>> = {};
   for (const key of OUTPUT_FILE_KEYS) {
     const file = optional(m, key, base, issues, absolutePath);
     if (file !== undefined) files[key] = file;
   }
   if (!OUTPUT_FILE_KEYS.some((k) => isSet(m[k])))
-    issues.add(base, `writes nothing: set at least one of ${OUTPUT_FILE_KEYS.join(', ')}`);
-  const owner = optional(m, 'owner', base, issues, parseOwner);
-  const group = optional(m, 'group', base, issues, parseOwner);
+    issues.add(
+      base,
+      `writes nothing: set at least one of ${OUTPUT_FILE_KEYS.join(', ')}, or path and format`,
+    );
+  for (const key of FORMAT_KEYS)
+    if (isSet(m[key])) issues.add(childPath(base, key), 'applies to an output with `path` and `format` only');
   const certMode = optional(m, 'mode', base, issues, parseMode) ?? DEFAULT_CERT_MODE;
   const keyMode = optional(m, 'keyMode', base, issues, parseMode) ?? DEFAULT_KEY_MODE;
+  return { ...files, ...who, certMode, keyMode };
+}
+
+/** `{ path, format, ... }`: one file in another format; the PEM file keys do not mix in. */
+function parseFormatOutput(
+  m: Record<string, unknown>,
+  base: string,
+  issues: IssueList,
+  who: { owner?: string; group?: string },
+): FileOutput | undefined {
+  const file = required(m, 'path', base, issues, absolutePath, 'required with `format`: an absolute path');
+  const format = required(
+    m,
+    'format',
+    base,
+    issues,
+    oneOf(OUTPUT_FORMATS),
+    `required with \`path\`: one of ${OUTPUT_FORMATS.join(', ')}`,
+  );
+  for (const key of [...OUTPUT_FILE_KEYS, 'keyMode'])
+    if (isSet(m[key])) issues.add(childPath(base, key), 'does not mix with `path` and `format`; give `mode`');
+  const only = (key: string, fmt: OutputFormat): void => {
+    if (isSet(m[key]) && format !== undefined && format !== fmt)
+      issues.add(childPath(base, key), `applies to format ${fmt} only`);
+  };
+  only('content', 'der');
+  only('password_file', 'pkcs12');
+  only('friendlyName', 'pkcs12');
+  const content = optional(m, 'content', base, issues, oneOf(['cert', 'key'] as const));
+  const passwordFile = optional(m, 'password_file', base, issues, absolutePath);
+  if (format === 'pkcs12' && !isSet(m.password_file))
+    issues.add(childPath(base, 'password_file'), 'required for pkcs12: a secret file holding the password');
+  const friendlyName = optional(m, 'friendlyName', base, issues, (v) => {
+    if (typeof v === 'string' && FRIENDLY_NAME.test(v)) return v;
+    throw new Error('must be 1 to 64 printable ASCII characters');
+  });
+  if (file === undefined || format === undefined) return undefined;
+  const holdsKey = format !== 'der' || content === 'key';
+  const mode =
+    optional(m, 'mode', base, issues, parseMode) ?? (holdsKey ? DEFAULT_KEY_MODE : DEFAULT_CERT_MODE);
   return {
-    ...files,
-    ...(owner !== undefined ? { owner } : {}),
-    ...(group !== undefined ? { group } : {}),
-    certMode,
-    keyMode,
+    path: file,
+    format,
+    ...(format === 'der' ? { content: content ?? 'cert' } : {}),
+    ...(format === 'pkcs12' && passwordFile !== undefined ? { passwordFile } : {}),
+    ...(format === 'pkcs12' && friendlyName !== undefined ? { friendlyName } : {}),
+    ...who,
+    certMode: mode,
+    keyMode: DEFAULT_KEY_MODE,
   };
 }
 
@@ -313,7 +402,7 @@ function checkOutputCollisions(raw: readonly unknown[], issues: IssueList): void
     if (!isPlainObject(cert) || !Array.isArray(cert.outputs)) return;
     cert.outputs.forEach((o: unknown, oi) => {
       if (!isPlainObject(o)) return;
-      for (const key of OUTPUT_FILE_KEYS) {
+      for (const key of [...OUTPUT_FILE_KEYS, 'path']) {
         const v = o[key];
         if (typeof v !== 'string' || !path.isAbsolute(v)) continue;
         const file = path.normalize(v);
@@ -351,4 +440,30 @@ export function parseCertificates(
   checkDuplicateNames(raw, issues);
   checkOutputCollisions(raw, issues);
   return specs;
+}
+
+/**
+ * Early check for the loader: every pkcs12 output's password file is readable, private and a
+ * usable password (it is read again at each install, so a rotated password is picked up).
+ */
+export async function checkOutputSecretFiles(rawCertificates: unknown, issues: IssueList): Promise<void> {
+  if (!Array.isArray(rawCertificates)) return;
+  for (const [ci, cert] of rawCertificates.entries()) {
+    if (!isPlainObject(cert) || !Array.isArray(cert.outputs)) continue;
+    for (const [oi, o] of cert.outputs.entries()) {
+      if (!isPlainObject(o) || o.format !== 'pkcs12') continue;
+      const file = o.password_file;
+      if (typeof file !== 'string' || !path.isAbsolute(file)) continue; // the parser reported it
+      const at = childPath(
+        childPath(childPath(childPath('certificates', ci), 'outputs'), oi),
+        'password_file',
+      );
+      const password = await readSecretFileAt(file, at, issues);
+      if (password !== undefined && !/^[\x20-\x7e]{1,1024}$/.test(password))
+        issues.add(
+          at,
+          `${file} must hold 1 to 1024 printable ASCII characters (what every PKCS#12 reader derives alike)`,
+        );
+    }
+  }
 }

@@ -111,6 +111,17 @@ function describeProvider(p: DnsProviderInstance): Doc {
 }
 
 function describeOutput(o: FileOutput): Doc {
+  if (o.format !== undefined)
+    return compact({
+      path: o.path,
+      format: o.format,
+      content: o.content,
+      password_file: o.passwordFile,
+      friendlyName: o.friendlyName,
+      owner: o.owner,
+      group: o.group,
+      mode: octal(o.certMode),
+    });
   return compact({
     cert: o.cert,
     chain: o.chain,

@@ -2,7 +2,7 @@ import convict from 'convict';
 import { ConfigError } from '../core/errors';
 import { useResolversForConnections } from '../dns/host-lookup';
 import { parseAcme } from './acme';
-import { parseCertificates } from './certificates';
+import { checkOutputSecretFiles, parseCertificates } from './certificates';
 import { DEFAULT_CHECK } from './access';
 import { parseCheckSection } from './check';
 import { parseDaemon } from './daemon';
@@ -157,6 +157,7 @@ async function parseSections(
   );
   const deploy = parseDeploySettings(raw, '', issues);
   await checkDeploySecretFiles(deploy, raw.certificates, issues);
+  await checkOutputSecretFiles(raw.certificates, issues);
   return {
     source,
     acme,

@@ -146,10 +146,25 @@ export interface FileOutput {
   /** User/group names or numeric ids; applied when running as root. */
   readonly owner?: string;
   readonly group?: string;
-  /** Mode of certificate files (default 0644) and of the key (default 0600). */
+  /**
+   * Mode of certificate files (default 0644) and of the key (default 0600). An entry with a
+   * `format` writes one file at `path` with mode `certMode` (default 0600 when it holds the key).
+   */
   readonly certMode: number;
   readonly keyMode: number;
+  /** A single file in another format, instead of the PEM files above. */
+  readonly path?: string;
+  readonly format?: OutputFormat;
+  /** `der` only: the leaf certificate (default) or the private key (PKCS#8). */
+  readonly content?: 'cert' | 'key';
+  /** `pkcs12` only: the file holding the password (a secret file, read at each install). */
+  readonly passwordFile?: string;
+  /** `pkcs12` only: the friendly name (keytool's alias); default the certificate's name. */
+  readonly friendlyName?: string;
 }
+
+/** `pkcs12`: key, leaf and chain under a password; `pem-bundle`: chain and key in one PEM; `der`: one DER. */
+export type OutputFormat = 'pkcs12' | 'pem-bundle' | 'der';
 
 export interface CertificateSpec {
   /** Unique, file-name safe ([a-z0-9][a-z0-9._-]*). */

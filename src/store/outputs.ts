@@ -1,11 +1,22 @@
 import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { readSecretFile } from '../config/secrets';
 import type { FileOutput } from '../config/types';
 import { CertpilotError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { Stats } from 'node:fs';
-import { openDirNoFollow, prepareAtomicWriteIn, type DirPolicy, type PreparedWrite } from './atomic';
+import {
+  openDirNoFollow,
+  pathIn,
+  prepareAtomicWriteIn,
+  type DirPolicy,
+  type OpenDir,
+  type PreparedWrite,
+} from './atomic';
+import { renderOutput, verifyOutput, type OutputKind, type OutputParams } from './formats';
 
 /**
  * Outputs: copies of a certificate written to paths outside the store, with the owner, group
@@ -16,6 +27,11 @@ import { openDirNoFollow, prepareAtomicWriteIn, type DirPolicy, type PreparedWri
  * writes every file as a synced temp file next to its target (a read-only or full output file
  * system fails here, with the store untouched), `commitOutputs` renames them back to back once
  * the new version is live. Owners are resolved before anything at all is written.
+ *
+ * Every file is read back before it counts (src/store/formats.ts verifyOutput): the temp file
+ * once written and synced, checked against the version being installed (a PKCS#12 opened with
+ * its password, a bundle's key paired with its certificate), so a bad file never replaces a
+ * good one; and the target once renamed, which must hold exactly the bytes that were checked.
  *
  * Run as root, certpilot must not be steerable by the users whose directories an output path
  * crosses: a user who can write a directory on the way could plant a symlink there and have
@@ -129,12 +145,10 @@ export async function prepareOutputs(
   const prepared: PreparedWrite[] = [];
   try {
     for (const [i, out] of outputs.entries()) {
-      for (const key of FILE_KEYS) {
-        const target = out[key];
-        if (target === undefined) continue;
-        // FileOutput's modes are required, but the defaults also guard callers outside the config loader.
-        const mode = key === 'key' ? (out.keyMode ?? DEFAULT_KEY_MODE) : (out.certMode ?? DEFAULT_CERT_MODE);
-        prepared.push(await prepareOutputFile(target, files[key], mode, owners[i] ?? {}));
+      for (const file of await plannedFiles(name, out)) {
+        const data = await renderOutput(file.kind, files, file.params);
+        const check = (bytes: Buffer): Promise<void> => verifyOutput(file.kind, bytes, files, file.params);
+        prepared.push(await prepareOutputFile(file.target, data, file.mode, owners[i] ?? {}, check));
       }
     }
   } catch (err) {
@@ -142,6 +156,41 @@ export async function prepareOutputs(
     throw err instanceof CertpilotError ? err : storeIo(`${name}: cannot write outputs`, err);
   }
   return prepared;
+}
+
+/** One file an output writes: where, what, with which mode. */
+interface PlannedFile {
+  target: string;
+  kind: OutputKind;
+  mode: number;
+  params?: OutputParams;
+}
+
+/** The files of one output: the classic PEMs (key first), or its one `format` file. */
+async function plannedFiles(name: string, out: FileOutput): Promise<PlannedFile[]> {
+  if (out.format === undefined || out.path === undefined) {
+    // FileOutput's modes are required, but the defaults also guard callers outside the config loader.
+    return FILE_KEYS.flatMap((key) => {
+      const target = out[key];
+      if (target === undefined) return [];
+      const mode = key === 'key' ? (out.keyMode ?? DEFAULT_KEY_MODE) : (out.certMode ?? DEFAULT_CERT_MODE);
+      return [{ target, kind: key, mode }];
+    });
+  }
+  const mode = out.certMode ?? DEFAULT_KEY_MODE;
+  if (out.format === 'der')
+    return [{ target: out.path, kind: out.content === 'key' ? 'der-key' : 'der-cert', mode }];
+  if (out.format === 'pem-bundle') return [{ target: out.path, kind: 'pem-bundle', mode }];
+  const params = { password: await readOutputPassword(out), friendlyName: out.friendlyName ?? name };
+  return [{ target: out.path, kind: 'pkcs12', mode, params }];
+}
+
+/** A pkcs12 output's password, read at each install (rotation needs no reload); never in a message. */
+async function readOutputPassword(out: FileOutput): Promise<string> {
+  if (out.passwordFile === undefined) throw storeIo(`output ${out.path}: pkcs12 needs password_file`);
+  const secret = await readSecretFile(out.passwordFile);
+  if (!secret.ok) throw storeIo(`output ${out.path}: password_file: ${secret.message}`);
+  return secret.value;
 }
 
 /** Renames prepared output files into place, back to back (key first). */
@@ -159,32 +208,74 @@ export async function abortOutputs(prepared: readonly PreparedWrite[]): Promise<
   await Promise.all(prepared.map((w) => w.abort().catch(() => undefined)));
 }
 
-/** One output file as a prepared write in its directory, held open until commit or abort. */
+/** Reads a file in a directory held open, never through a link. */
+async function readBack(dir: OpenDir, name: string): Promise<Buffer> {
+  const fh = await fs.open(pathIn(dir, name), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  try {
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+}
+
+const digest = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
+
+/**
+ * One output file as a prepared write in its directory, held open until commit or abort. The
+ * temp file is read back and `check`ed before this returns; after the rename the target is read
+ * back and must hold the same bytes.
+ */
 async function prepareOutputFile(
   target: string,
-  data: string,
+  data: Buffer,
   mode: number,
   owner: Owner,
+  check: (bytes: Buffer) => Promise<void>,
 ): Promise<PreparedWrite> {
   const abs = path.resolve(target);
   const dir = await openDirNoFollow('/', path.dirname(abs), {
     createMode: OUTPUT_DIR_MODE,
     policy: outputPolicy(abs, owner),
   });
+  const name = path.basename(abs);
   let write: PreparedWrite;
+  let written: string;
   try {
-    write = await prepareAtomicWriteIn(dir, path.basename(abs), data, { mode, ...owner });
+    write = await prepareAtomicWriteIn(dir, name, data, { mode, ...owner });
+    try {
+      const bytes = await fs.readFile(write.temp, { flag: fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW });
+      await check(bytes);
+      written = digest(bytes);
+    } catch (err) {
+      await write.abort().catch(() => undefined);
+      throw err instanceof CertpilotError ? withTarget(abs, err) : storeIo(`cannot read back ${abs}`, err);
+    }
   } catch (err) {
     await dir.handle.close().catch(() => undefined);
     throw err;
   }
   const close = (): Promise<void> => dir.handle.close().catch(() => undefined);
+  const commitAndReadBack = async (): Promise<void> => {
+    await write.commit();
+    let now: Buffer;
+    try {
+      now = await readBack(dir, name);
+    } catch (err) {
+      throw storeIo(`cannot read back ${abs} after replacing it`, err);
+    }
+    if (digest(now) !== written) throw storeIo(`${abs} does not hold what was written and checked`);
+  };
   return {
     target: write.target,
     temp: write.temp,
-    commit: () => write.commit().finally(close),
+    commit: () => commitAndReadBack().finally(close),
     abort: () => write.abort().finally(close),
   };
+}
+
+/** A verification error with the file it concerns. */
+function withTarget(target: string, err: CertpilotError): CertpilotError {
+  return new CertpilotError(err.code, `${err.message} (${target})`, { cause: err });
 }
 
 const STICKY = 0o1000;

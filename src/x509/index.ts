@@ -155,6 +155,14 @@ function oneLineDn(dn: string): string {
 }
 
 /**
+ * The DER of one certificate given as PEM or DER (outputs in DER and PKCS#12 carry it so).
+ * Throws when it is not a readable certificate.
+ */
+export function certificateDer(cert: string | Buffer): Buffer {
+  return Buffer.from(new crypto.X509Certificate(cert).raw);
+}
+
+/**
  * Parses the first certificate of `pem` (a leaf, or a full chain whose first block is the
  * leaf). Throws CertpilotError X509_PARSE when there is no certificate or it cannot be read.
  */
