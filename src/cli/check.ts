@@ -50,6 +50,8 @@ interface ParsedFlags {
   options: CheckOptions;
   onlyProblems: boolean;
   prometheus?: string;
+  /** `--readiness`: add the renewal-readiness rows (src/inspect/readiness.ts). */
+  readiness: boolean;
 }
 
 function flagString(ctx: CommandContext, name: string): string | undefined {
@@ -122,6 +124,7 @@ function parseFlags(ctx: CommandContext): ParsedFlags {
       ...(concurrency !== undefined ? { concurrency } : {}),
     },
     onlyProblems: ctx.flags['only-problems'] === true,
+    readiness: ctx.flags.readiness === true,
     ...(prometheus !== undefined ? { prometheus: path.resolve(prometheus) } : {}),
   };
 }
@@ -140,6 +143,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
     if (config.certificates.length > 0 && (flags.options.names ?? []).length === 0) {
       report = await withLivenessRow(report, config);
     }
+    if (flags.readiness) report = await withReadinessRows(report, config, flags.options.names ?? [], ctx);
   } catch (err) {
     return unknownExit(ctx, err);
   }
@@ -201,6 +205,24 @@ async function withLivenessRow(
     status: worstStatus(results.map((r) => r.status)),
     ...(read.lastRun ? { lastSuccessfulRun: read.lastRun.at } : {}),
   };
+}
+
+/** `--readiness`: one row per selected managed certificate, each failed check a finding. */
+async function withReadinessRows<R extends CheckReport>(
+  report: R,
+  config: AgentConfig,
+  names: readonly string[],
+  ctx: CommandContext,
+): Promise<R> {
+  const { runReadiness, readinessRows } = await import('../inspect/readiness');
+  const readiness = await runReadiness(config, {
+    now: report.checkedAt,
+    signal: ctx.signal,
+    log: ctx.log,
+    ...(names.length > 0 ? { names } : {}),
+  });
+  const results = [...report.results, ...readinessRows(readiness)];
+  return { ...report, results, status: worstStatus(results.map((r) => r.status)) };
 }
 
 /** Everything that kept the check from running: UNKNOWN, with the reason on stdout (the status line) and in the log. */

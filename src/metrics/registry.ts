@@ -43,7 +43,7 @@ export const TEXTFILE_MODE = 0o644;
 export interface CertificateMetrics {
   /** Managed certificate name, or the file path / endpoint for unmanaged ones. */
   readonly name: string;
-  readonly source: 'file' | 'endpoint';
+  readonly source: 'file' | 'endpoint' | 'readiness';
   /**
    * `host:port` for endpoints; for files the file path, so that several outputs of one
    * certificate stay separate series.
