@@ -1,5 +1,5 @@
 import { normalizeName, parentName } from '../dns/names';
-import type { DnsResolver } from '../dns/resolver';
+import { zoneNotFound, type DnsResolver } from '../dns/resolver';
 import type { DnsRecord } from '../dns/wire';
 
 /**
@@ -38,7 +38,15 @@ export async function findRelevantCaa(
   signal: AbortSignal,
 ): Promise<{ foundAt?: string; properties: CaaProperty[] }> {
   for (let n = normalizeName(name.replace(/^\*\./, '')); n !== ''; n = parentName(n)) {
-    const r = await resolver.recursive(n, 'CAA', signal);
+    let r;
+    try {
+      r = await resolver.recursive(n, 'CAA', signal);
+    } catch (err) {
+      // Every resolver refused: they serve no zone this high (authoritative-only resolvers, as
+      // `dns.resolvers` may be), so there is nothing above to find. Any other failure is reported.
+      if (zoneNotFound(n, err)) break;
+      throw err;
+    }
     const properties = r.answers.flatMap((a: DnsRecord) => (a.type === 'CAA' && a.caa ? [a.caa] : []));
     if (properties.length > 0) return { foundAt: n, properties };
   }
