@@ -129,8 +129,13 @@ function parseFlags(ctx: CommandContext): ParsedFlags {
   };
 }
 
+type FullReport = CheckReport & {
+  lastSuccessfulRun?: Date;
+  readiness?: { name: string; check: string; ok: boolean }[];
+};
+
 export async function checkCommand(ctx: CommandContext): Promise<number> {
-  let report: CheckReport & { lastSuccessfulRun?: Date };
+  let report: FullReport;
   let flags: ParsedFlags;
   try {
     flags = parseFlags(ctx);
@@ -156,6 +161,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
       const registry = await buildMetricsRegistry(report.results.map(checkResultMetrics), {
         checkedAt: report.checkedAt,
         ...(report.lastSuccessfulRun ? { lastSuccessfulRun: report.lastSuccessfulRun } : {}),
+        ...(report.readiness ? { readiness: report.readiness } : {}),
       });
       await writeTextfile(registry, flags.prometheus);
     } catch (err) {
@@ -208,12 +214,12 @@ async function withLivenessRow(
 }
 
 /** `--readiness`: one row per selected managed certificate, each failed check a finding. */
-async function withReadinessRows<R extends CheckReport>(
-  report: R,
+async function withReadinessRows(
+  report: FullReport,
   config: AgentConfig,
   names: readonly string[],
   ctx: CommandContext,
-): Promise<R> {
+): Promise<FullReport> {
   const { runReadiness, readinessRows } = await import('../inspect/readiness');
   const readiness = await runReadiness(config, {
     now: report.checkedAt,
@@ -222,7 +228,14 @@ async function withReadinessRows<R extends CheckReport>(
     ...(names.length > 0 ? { names } : {}),
   });
   const results = [...report.results, ...readinessRows(readiness)];
-  return { ...report, results, status: worstStatus(results.map((r) => r.status)) };
+  return {
+    ...report,
+    results,
+    status: worstStatus(results.map((r) => r.status)),
+    readiness: readiness.results.flatMap((r) =>
+      r.checks.map((c) => ({ name: r.name, check: c.check, ok: c.ok })),
+    ),
+  };
 }
 
 /** Everything that kept the check from running: UNKNOWN, with the reason on stdout (the status line) and in the log. */

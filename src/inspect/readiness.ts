@@ -34,6 +34,8 @@ export interface ReadinessCheck {
   readonly ok: boolean;
   /** Why not (ok false), or a note (ok true, e.g. nothing to check). */
   readonly message?: string;
+  /** The finding's code when not the check's own (`ari-replace`). */
+  readonly code?: FindingCode;
 }
 
 export interface ReadinessResult {
@@ -132,9 +134,9 @@ async function checkCertificate(spec: CertificateSpec, s: Shared): Promise<Readi
   const findings: Finding[] = checks
     .filter((c) => !c.ok)
     .map((c) => ({
-      code: c.message?.startsWith('ari-replace:') ? 'ari-replace' : FINDING_OF[c.check],
+      code: c.code ?? FINDING_OF[c.check],
       severity: 'warning',
-      message: c.message?.replace(/^ari-replace: /, '') ?? `${c.check} check failed`,
+      message: c.message ?? `${c.check} check failed`,
     }));
   return { name: spec.name, checks, findings };
 }
@@ -254,7 +256,8 @@ async function checkAri(spec: CertificateSpec, s: Shared): Promise<ReadinessChec
         {
           check: 'ari',
           ok: false,
-          message: `ari-replace: the CA asks for this certificate to be replaced since ${ri.window.start.toISOString()}${why}`,
+          code: 'ari-replace',
+          message: `the CA asks for this certificate to be replaced since ${ri.window.start.toISOString()}${why}`,
         },
       ];
     }

@@ -1,4 +1,4 @@
-import { cp, readdir, rm } from 'node:fs/promises';
+import { cp, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { startAriProxy, type AriProxy } from '../helpers/ari-proxy';
 import { runCli, startTestbed, type Testbed } from '../helpers/testbed';
@@ -83,7 +83,7 @@ afterAll(async () => {
   await tb?.stop();
 });
 
-async function readiness(...names: string[]): Promise<{ code: number; rows: Map<string, JsonRow> }> {
+async function readiness(...args: string[]): Promise<{ code: number; rows: Map<string, JsonRow> }> {
   const r = await runCli([
     'check',
     '--readiness',
@@ -92,7 +92,7 @@ async function readiness(...names: string[]): Promise<{ code: number; rows: Map<
     config,
     '--log-level',
     'error',
-    ...names,
+    ...args,
   ]);
   const doc = JSON.parse(r.stdout) as { results: JsonRow[] };
   const rows = new Map(doc.results.filter((x) => x.source === 'readiness').map((x) => [x.name, x]));
@@ -124,8 +124,13 @@ test('every check passes where nothing is broken; the canary is written, served 
 }, 120_000);
 
 test('a CAA record naming another CA, found by climbing to the parent, is readiness-caa', async () => {
-  const { rows } = await readiness('caa');
+  const metrics = path.join(tb.dir, 'readiness.prom');
+  const { rows } = await readiness('caa', '--prometheus', metrics);
   expect(rows.get('caa')?.status).toBe('warning');
+  const text = await readFile(metrics, 'utf8');
+  expect(text).toContain('certpilot_readiness_status{name="caa",check="caa"} 0');
+  expect(text).toContain('certpilot_readiness_status{name="caa",check="cname"} 1');
+  expect(text).toContain('certpilot_readiness_status{name="caa",check="dns-write"} 1');
   expect(codes(rows.get('caa'))).toEqual(['readiness-caa']);
   expect(rows.get('caa')!.findings[0]!.message).toContain(
     'www.climb.example.test: CAA at climb.example.test allows issue only by otherca.test, not this CA (pebble.test)',
