@@ -220,14 +220,19 @@ async function withReadinessRows(
   names: readonly string[],
   ctx: CommandContext,
 ): Promise<FullReport> {
-  const { runReadiness, readinessRows } = await import('../inspect/readiness');
+  const { runReadiness, readinessRows, withWatchedAri } = await import('../inspect/readiness');
   const readiness = await runReadiness(config, {
     now: report.checkedAt,
     signal: ctx.signal,
     log: ctx.log,
     ...(names.length > 0 ? { names } : {}),
   });
-  const results = [...report.results, ...readinessRows(readiness)];
+  const watched = await withWatchedAri(config, report.results, {
+    now: report.checkedAt,
+    signal: ctx.signal,
+    log: ctx.log,
+  });
+  const results = [...watched, ...readinessRows(readiness)];
   return {
     ...report,
     results,

@@ -284,3 +284,86 @@ export function readinessRows(report: ReadinessReport): CheckResult[] {
     findings: r.findings,
   }));
 }
+
+/**
+ * Issuers whose ARI endpoint is public and stable, recognised in watched certificates by the
+ * issuer's organisation. Let's Encrypt's intermediates (R10-R14, E5-E9) all answer at one URL.
+ */
+const WELL_KNOWN_ARI: readonly { readonly organisation: string; readonly renewalInfo: string }[] = [
+  {
+    organisation: "O=(STAGING) Let's Encrypt",
+    renewalInfo: 'https://acme-staging-v02.api.letsencrypt.org/draft-ietf-acme-ari-03/renewalInfo',
+  },
+  {
+    organisation: "O=Let's Encrypt",
+    renewalInfo: 'https://acme-v02.api.letsencrypt.org/draft-ietf-acme-ari-03/renewalInfo',
+  },
+];
+
+/** The ARI endpoint for a certificate issued by `issuer`: the configured CA's, or a well-known one. */
+function ariEndpointFor(issuer: string, configured: ReadonlyMap<string, string>): string | undefined {
+  return (
+    configured.get(issuer) ??
+    WELL_KNOWN_ARI.find((w) => issuer.split(', ').includes(w.organisation))?.renewalInfo
+  );
+}
+
+/**
+ * Watched certificates (files and endpoints certpilot does not renew) whose issuer's ARI
+ * endpoint is known: the configured CA's (recognised by the issuer of the managed certificates
+ * it issued) or a well-known one. A row whose suggested window has started gets `ari-replace`.
+ * ARI failures for watched certificates are only logged: they are not certpilot's to renew.
+ */
+export async function withWatchedAri(
+  config: AgentConfig,
+  rows: readonly CheckResult[],
+  deps: Pick<ReadinessDeps, 'now' | 'signal' | 'log'>,
+): Promise<CheckResult[]> {
+  const log = deps.log ?? silentLogger;
+  const ca = config.acme.caBundle
+    ? await readFile(config.acme.caBundle, 'utf8').catch(() => undefined)
+    : undefined;
+  const opts = { signal: deps.signal, timeoutMs: config.acme.requestTimeoutMs, ...(ca ? { ca } : {}) };
+  const configured = new Map<string, string>();
+  const directory = await fetchDirectoryInfo(config.acme.directoryUrl, opts).catch(() => undefined);
+  if (directory?.renewalInfo) {
+    const store = new CertStore({
+      stateDir: config.storage.stateDir,
+      archiveDepth: config.storage.archiveDepth,
+      log,
+    });
+    for (const spec of config.certificates) {
+      const info = await store.readInfo(spec.name).catch(() => null);
+      if (info) configured.set(info.issuer, directory.renewalInfo);
+    }
+  }
+  return Promise.all(
+    rows.map(async (row) => {
+      const cert = row.certificate;
+      const url = !row.managed && cert ? ariEndpointFor(cert.issuer, configured) : undefined;
+      const certId = cert && url ? tryAriCertId(cert) : undefined;
+      if (!url || !certId) return row;
+      try {
+        const ri = await fetchRenewalInfo(url, certId, opts);
+        if (ri.window.start.getTime() > deps.now.getTime()) return row;
+        const findings: Finding[] = [
+          ...row.findings,
+          {
+            code: 'ari-replace',
+            severity: 'warning',
+            message: `the CA asks for this certificate to be replaced since ${ri.window.start.toISOString()}${ri.explanationURL ? ` (${ri.explanationURL})` : ''}`,
+          },
+        ];
+        const status =
+          row.status === 'critical' || row.status === 'unknown' ? row.status : statusOf(findings);
+        return { ...row, findings, status };
+      } catch (err) {
+        log.debug('ARI not available for a watched certificate', {
+          name: row.name,
+          error: describeError(err),
+        });
+        return row;
+      }
+    }),
+  );
+}

@@ -21,6 +21,8 @@ interface JsonRow {
 let tb: Testbed;
 let proxy: AriProxy;
 let config: string;
+let ACME: Record<string, unknown>;
+let PROVIDERS: Record<string, unknown>;
 /** An ARI window weeks ahead: nothing to replace yet. */
 const FUTURE = { start: new Date(Date.now() + 30 * 86_400_000), end: new Date(Date.now() + 40 * 86_400_000) };
 
@@ -53,27 +55,23 @@ const CERTS = [
 beforeAll(async () => {
   tb = await startTestbed({ zones: ZONES });
   proxy = await startAriProxy(tb.pebble);
-  config = await tb.writeConfig(
-    CERTS,
-    {
-      acme: {
-        directory: proxy.directoryUrl,
-        caBundle: tb.pebble.tlsCaPath,
-        termsAgreed: true,
-        requestTimeout: '10s',
-        // Pebble's directory publishes no caaIdentities.
-        caaIdentities: ['pebble.test'],
-      },
-    },
-    {
-      bind: tb.bindProvider({ zones: ['example.test'] }),
-      badkey: tb.bindProvider({
-        zones: ['example.test'],
-        tsigSecret_file: undefined,
-        tsigSecret: Buffer.alloc(32, 7).toString('base64'),
-      }),
-    },
-  );
+  ACME = {
+    directory: proxy.directoryUrl,
+    caBundle: tb.pebble.tlsCaPath,
+    termsAgreed: true,
+    requestTimeout: '10s',
+    // Pebble's directory publishes no caaIdentities.
+    caaIdentities: ['pebble.test'],
+  };
+  PROVIDERS = {
+    bind: tb.bindProvider({ zones: ['example.test'] }),
+    badkey: tb.bindProvider({
+      zones: ['example.test'],
+      tsigSecret_file: undefined,
+      tsigSecret: Buffer.alloc(32, 7).toString('base64'),
+    }),
+  };
+  config = await tb.writeConfig(CERTS, { acme: ACME }, PROVIDERS);
   // A registered account and a stored certificate (for the account and ARI checks).
   const r = await runCli(['renew', 'ready', '--config', config, '--log-level', 'error']);
   expect(r).toMatchObject({ code: 0 });
@@ -160,6 +158,31 @@ test('an ARI window that has started is ari-replace', async () => {
     const { rows } = await readiness('ready');
     expect(codes(rows.get('ready'))).toEqual(['ari-replace']);
     expect(rows.get('ready')!.findings[0]!.message).toMatch(/asks for this certificate to be replaced/);
+  } finally {
+    proxy.setWindow('*', FUTURE);
+  }
+}, 60_000);
+
+test('a watched copy of a certificate from the configured CA gets ari-replace once its window started', async () => {
+  // The same certificate watched as a plain file (e.g. copied to another service by hand).
+  const copy = path.join(tb.dir, 'watched.pem');
+  await cp(path.join(tb.dir, 'state', 'certs', 'ready', 'fullchain.pem'), copy);
+  // `ready` is listed so its stored certificate tells which issuer is the configured CA.
+  const watching = await tb.writeConfig(
+    [CERTS[0]],
+    { acme: ACME, watch: { files: [{ path: copy, name: 'copied' }] } },
+    PROVIDERS,
+  );
+  const run = async (): Promise<JsonRow | undefined> => {
+    const r = await runCli(['check', '--readiness', '--json', '--config', watching, '--log-level', 'error']);
+    return (JSON.parse(r.stdout) as { results: JsonRow[] }).results.find((x) => x.name === 'copied');
+  };
+  expect(codes(await run())).toEqual([]);
+  proxy.setWindow('*', { start: new Date(Date.now() - 3_600_000), end: new Date(Date.now() + 86_400_000) });
+  try {
+    const row = await run();
+    expect(codes(row)).toEqual(['ari-replace']);
+    expect(row?.status).toBe('warning');
   } finally {
     proxy.setWindow('*', FUTURE);
   }
