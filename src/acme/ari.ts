@@ -266,13 +266,15 @@ export interface DirectoryInfo {
   renewalInfo?: string;
   /** `meta.profiles` (draft-aaron-acme-profiles): profile name -> description. Empty = none offered. */
   profiles: Readonly<Record<string, string>>;
+  /** `meta.caaIdentities` (RFC 8555 §7.1.1): the issuer domains CAA records must name; absent = not published. */
+  caaIdentities?: readonly string[];
 }
 
 /** Picks `renewalInfo` and `meta.profiles` out of a directory object, ignoring anything malformed. */
 export function parseDirectoryInfo(directory: unknown): DirectoryInfo {
   const d = (typeof directory === 'object' && directory !== null ? directory : {}) as {
     renewalInfo?: unknown;
-    meta?: { profiles?: unknown };
+    meta?: { profiles?: unknown; caaIdentities?: unknown };
   };
   const profiles: Record<string, string> = {};
   const raw = d.meta?.profiles;
@@ -284,7 +286,14 @@ export function parseDirectoryInfo(directory: unknown): DirectoryInfo {
   return {
     ...(typeof d.renewalInfo === 'string' && d.renewalInfo ? { renewalInfo: d.renewalInfo } : {}),
     profiles,
+    ...caaIdentitiesOf(d.meta?.caaIdentities),
   };
+}
+
+function caaIdentitiesOf(raw: unknown): { caaIdentities?: string[] } {
+  if (!Array.isArray(raw)) return {};
+  const ids = raw.filter((x): x is string => typeof x === 'string' && x !== '').map((x) => x.toLowerCase());
+  return ids.length > 0 ? { caaIdentities: ids } : {};
 }
 
 /**

@@ -50,6 +50,8 @@ interface ParsedFlags {
   options: CheckOptions;
   onlyProblems: boolean;
   prometheus?: string;
+  /** `--readiness`: add the renewal-readiness rows (src/inspect/readiness.ts). */
+  readiness: boolean;
 }
 
 function flagString(ctx: CommandContext, name: string): string | undefined {
@@ -122,12 +124,18 @@ function parseFlags(ctx: CommandContext): ParsedFlags {
       ...(concurrency !== undefined ? { concurrency } : {}),
     },
     onlyProblems: ctx.flags['only-problems'] === true,
+    readiness: ctx.flags.readiness === true,
     ...(prometheus !== undefined ? { prometheus: path.resolve(prometheus) } : {}),
   };
 }
 
+type FullReport = CheckReport & {
+  lastSuccessfulRun?: Date;
+  readiness?: { name: string; check: string; ok: boolean }[];
+};
+
 export async function checkCommand(ctx: CommandContext): Promise<number> {
-  let report: CheckReport & { lastSuccessfulRun?: Date };
+  let report: FullReport;
   let flags: ParsedFlags;
   try {
     flags = parseFlags(ctx);
@@ -140,6 +148,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
     if (config.certificates.length > 0 && (flags.options.names ?? []).length === 0) {
       report = await withLivenessRow(report, config);
     }
+    if (flags.readiness) report = await withReadinessRows(report, config, flags.options.names ?? [], ctx);
   } catch (err) {
     return unknownExit(ctx, err);
   }
@@ -152,6 +161,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
       const registry = await buildMetricsRegistry(report.results.map(checkResultMetrics), {
         checkedAt: report.checkedAt,
         ...(report.lastSuccessfulRun ? { lastSuccessfulRun: report.lastSuccessfulRun } : {}),
+        ...(report.readiness ? { readiness: report.readiness } : {}),
       });
       await writeTextfile(registry, flags.prometheus);
     } catch (err) {
@@ -200,6 +210,36 @@ async function withLivenessRow(
     results,
     status: worstStatus(results.map((r) => r.status)),
     ...(read.lastRun ? { lastSuccessfulRun: read.lastRun.at } : {}),
+  };
+}
+
+/** `--readiness`: one row per selected managed certificate, each failed check a finding. */
+async function withReadinessRows(
+  report: FullReport,
+  config: AgentConfig,
+  names: readonly string[],
+  ctx: CommandContext,
+): Promise<FullReport> {
+  const { runReadiness, readinessRows, withWatchedAri } = await import('../inspect/readiness');
+  const readiness = await runReadiness(config, {
+    now: report.checkedAt,
+    signal: ctx.signal,
+    log: ctx.log,
+    ...(names.length > 0 ? { names } : {}),
+  });
+  const watched = await withWatchedAri(config, report.results, {
+    now: report.checkedAt,
+    signal: ctx.signal,
+    log: ctx.log,
+  });
+  const results = [...watched, ...readinessRows(readiness)];
+  return {
+    ...report,
+    results,
+    status: worstStatus(results.map((r) => r.status)),
+    readiness: readiness.results.flatMap((r) =>
+      r.checks.map((c) => ({ name: r.name, check: c.check, ok: c.ok })),
+    ),
   };
 }
 

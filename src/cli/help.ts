@@ -65,6 +65,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     synopsis: [
       'certpilot check [NAME...] [--json] [--only-problems] [--prometheus FILE]',
       '                [--connect-timeout DURATION] [--handshake-timeout DURATION] [--concurrency N]',
+      '                [--readiness]',
     ],
     options: [
       { flags: 'NAME', description: 'managed certificates or named watch entries (default: all)' },
@@ -88,6 +89,11 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
       {
         flags: '--concurrency N',
         description: 'endpoints probed at once (default 64; config check.concurrency)',
+      },
+      {
+        flags: '--readiness',
+        description:
+          'also prove each managed certificate can renew: account, CAA, CNAME, DNS write canary, ARI (no order)',
       },
     ],
     notes: [

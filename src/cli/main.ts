@@ -112,6 +112,7 @@ export const OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   'connect-timeout': { type: 'string' },
   'handshake-timeout': { type: 'string' },
   concurrency: { type: 'string' },
+  readiness: { type: 'boolean' },
   // import
   dir: { type: 'string' },
   path: { type: 'string' },

@@ -97,6 +97,7 @@ export async function parseAcme(
   const email = values.get('acme.email');
   const caBundle = values.get('acme.caBundle');
   const preferredChain = values.get('acme.preferredChain')?.trim();
+  const caaIdentities = parseCaaIdentities(values.get('acme.caaIdentities'), issues);
   if (caBundle !== undefined) await checkCaBundle(caBundle, issues);
   const eab = await parseEab(values, raw, env, issues);
   const presetNeedingEab = EAB_REQUIRED_PRESETS.find((p) => ACME_DIRECTORY_PRESETS[p] === directoryUrl);
@@ -113,6 +114,17 @@ export async function parseAcme(
     ...(eab ? { eab } : {}),
     ...(caBundle !== undefined ? { caBundle } : {}),
     ...(preferredChain ? { preferredChain } : {}),
+    ...(caaIdentities.length > 0 ? { caaIdentities } : {}),
     requestTimeoutMs: values.get('acme.requestTimeout') ?? 0,
   };
+}
+
+/** `acme.caaIdentities`: domain names, lower-case (CAA issuer domains compare case-insensitively). */
+function parseCaaIdentities(raw: readonly unknown[] | undefined, issues: IssueList): string[] {
+  const out: string[] = [];
+  for (const [i, v] of (raw ?? []).entries()) {
+    if (typeof v === 'string' && /^[A-Za-z0-9.-]+$/.test(v.trim())) out.push(v.trim().toLowerCase());
+    else issues.add(`acme.caaIdentities[${i}]`, 'must be a domain name such as letsencrypt.org');
+  }
+  return out;
 }

@@ -87,6 +87,7 @@ function describeAcme(acme: AcmeSettings): Doc {
     eab,
     caBundle: acme.caBundle,
     preferredChain: acme.preferredChain,
+    caaIdentities: acme.caaIdentities ? [...acme.caaIdentities] : undefined,
     requestTimeout: formatDuration(acme.requestTimeoutMs),
   });
 }

@@ -219,6 +219,11 @@ const SCHEMA = {
       default: null,
       nullable: true,
     },
+    caaIdentities: {
+      doc: "Issuer domains of the CA as CAA records name it (e.g. letsencrypt.org), for `check --readiness` when the CA's directory publishes no caaIdentities.",
+      format: 'certpilot-list',
+      default: [] as string[],
+    },
     caBundle: {
       doc: 'PEM file of extra CA certificates to trust for the ACME server (absolute path).',
       format: 'certpilot-absolute-path',
@@ -488,6 +493,7 @@ export interface LeafTypes {
   'acme.eab.hmacKey_file': string;
   'acme.caBundle': string;
   'acme.preferredChain': string;
+  'acme.caaIdentities': unknown[];
   'acme.requestTimeout': number;
   'storage.stateDir': string;
   'storage.archiveDepth': number;

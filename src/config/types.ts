@@ -29,6 +29,8 @@ export interface AcmeSettings {
   readonly caBundle?: string;
   /** Issuer common name of the preferred alternate chain (RFC 8555 §7.4.2 Link rel="alternate"). */
   readonly preferredChain?: string;
+  /** CAA issuer domains of the CA when its directory lists none (`check --readiness`). */
+  readonly caaIdentities?: readonly string[];
   /** Timeout of one HTTP request to the CA. */
   readonly requestTimeoutMs: number;
 }

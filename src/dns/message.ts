@@ -9,7 +9,17 @@ export const OPCODE_QUERY = 0;
 /** RFC 2136 section 1. */
 export const OPCODE_UPDATE = 5;
 
-export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, TXT: 16, AAAA: 28, OPT: 41, TSIG: 250 } as const;
+export const TYPE = {
+  A: 1,
+  NS: 2,
+  CNAME: 5,
+  SOA: 6,
+  TXT: 16,
+  AAAA: 28,
+  OPT: 41,
+  TSIG: 250,
+  CAA: 257,
+} as const;
 /** RFC 2136 section 2.5 uses NONE (delete a value) and ANY (delete an RRset). */
 export const CLASS = { IN: 1, NONE: 254, ANY: 255 } as const;
 

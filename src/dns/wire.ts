@@ -27,7 +27,7 @@ import { type TsigKey, signMessage, verifyMessage } from './tsig';
  * timeout. Nothing here logs; errors carry the server and RCODE and never the TSIG secret.
  */
 
-export type QueryType = 'A' | 'AAAA' | 'NS' | 'SOA' | 'TXT' | 'CNAME';
+export type QueryType = 'A' | 'AAAA' | 'NS' | 'SOA' | 'TXT' | 'CNAME' | 'CAA';
 export type { Protocol } from './transport';
 export { UDP_RETRANSMIT_MS } from './transport';
 
@@ -88,6 +88,8 @@ export interface DnsRecord {
   /** TXT only: the character-strings as sent. */
   readonly txt?: readonly string[];
   readonly soa?: SoaData;
+  /** CAA only (RFC 8659 section 4.1): flags, property tag (lower-case) and value. */
+  readonly caa?: { readonly flags: number; readonly tag: string; readonly value: string };
 }
 
 export interface DnsResponse {
@@ -255,6 +257,10 @@ function toRecord(a: packet.Answer): DnsRecord {
           minimum: a.data.minimum ?? 0,
         },
       };
+    case 'CAA': {
+      const caa = { flags: a.data.flags ?? 0, tag: String(a.data.tag).toLowerCase(), value: a.data.value };
+      return { ...base, data: `${caa.flags} ${caa.tag} "${caa.value}"`, caa };
+    }
     default:
       return { ...base, data: '' };
   }

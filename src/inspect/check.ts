@@ -27,7 +27,8 @@ import { assessProbe, probeMany, type ProbeOptions, type ProbeResult, type Serve
  * configuration never touches the state directory.
  */
 
-export type CheckSource = 'file' | 'endpoint';
+/** `readiness`: a row of `check --readiness` (src/inspect/readiness.ts). */
+export type CheckSource = 'file' | 'endpoint' | 'readiness';
 
 export interface CheckResult {
   /** Managed certificate name, the watch entry's `name`, or else the file path / endpoint. */

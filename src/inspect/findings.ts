@@ -50,7 +50,15 @@ export type FindingCode =
   /** A file (certificate, key, CA bundle, stored version) that exists but cannot be used. */
   | 'unreadable'
   /** No successful renewal run recorded for too long (src/inspect/liveness.ts). */
-  | 'renewer-silent';
+  | 'renewer-silent'
+  /** Renewal readiness (src/inspect/readiness.ts): a check that the next renewal would fail. */
+  | 'readiness-account'
+  | 'readiness-caa'
+  | 'readiness-cname'
+  | 'readiness-dns-write'
+  | 'readiness-ari'
+  /** The CA's ARI window for the certificate has started: it wants it replaced now. */
+  | 'ari-replace';
 
 /**
  * `info` never changes the status; it is reported so an operator sees it. `unknown` is the

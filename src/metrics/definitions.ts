@@ -134,6 +134,17 @@ export const LAST_SUCCESSFUL_RUN: MetricDefinition<never> = {
   labelNames: [],
 };
 
+/**
+ * `certpilot check --readiness` (src/inspect/readiness.ts): one series per managed certificate
+ * and readiness check (`account`, `caa`, `cname`, `dns-write`, `ari`); the finding says why.
+ */
+export const READINESS_STATUS: MetricDefinition<'name' | 'check'> = {
+  name: 'certpilot_readiness_status',
+  help: 'Renewal readiness of the certificate by check (account, caa, cname, dns-write, ari): 1 passes, 0 fails.',
+  type: 'gauge',
+  labelNames: ['name', 'check'],
+};
+
 /** Every definition, for documentation and for tests that compare an exposition against them. */
 export const METRIC_DEFINITIONS: readonly MetricDefinition[] = [
   CERTIFICATE_NOT_AFTER,
@@ -150,6 +161,7 @@ export const METRIC_DEFINITIONS: readonly MetricDefinition[] = [
   DAEMON_LAST_CYCLE,
   DAEMON_HEALTHY,
   LAST_SUCCESSFUL_RUN,
+  READINESS_STATUS,
 ];
 
 /** Seconds since the Unix epoch, the unit of every *_timestamp_seconds metric. */

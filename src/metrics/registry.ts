@@ -14,6 +14,7 @@ import {
   ENDPOINT_PROBE_SUCCESS,
   ENDPOINT_SERVES_CURRENT,
   LAST_SUCCESSFUL_RUN,
+  READINESS_STATUS,
   toEpochSeconds,
 } from './definitions';
 
@@ -43,7 +44,7 @@ export const TEXTFILE_MODE = 0o644;
 export interface CertificateMetrics {
   /** Managed certificate name, or the file path / endpoint for unmanaged ones. */
   readonly name: string;
-  readonly source: 'file' | 'endpoint';
+  readonly source: 'file' | 'endpoint' | 'readiness';
   /**
    * `host:port` for endpoints; for files the file path, so that several outputs of one
    * certificate stay separate series.
@@ -110,6 +111,8 @@ export interface RegistryOptions {
   readonly checkedAt?: Date;
   /** The renewer's last successful run, as recorded in the state directory. */
   readonly lastSuccessfulRun?: Date;
+  /** `check --readiness`: each certificate's checks, exported as certpilot_readiness_status. */
+  readonly readiness?: readonly { readonly name: string; readonly check: string; readonly ok: boolean }[];
 }
 
 /** A fresh Registry (not the global one, so repeated runs and tests never collide) holding the results. */
@@ -124,6 +127,10 @@ export async function buildMetricsRegistry(
   }
   if (options.lastSuccessfulRun) {
     createGauge(prom, registry, LAST_SUCCESSFUL_RUN).set(seconds(options.lastSuccessfulRun));
+  }
+  if (options.readiness) {
+    const readiness = createGauge(prom, registry, READINESS_STATUS);
+    for (const r of options.readiness) readiness.set({ name: r.name, check: r.check }, r.ok ? 1 : 0);
   }
   const notAfter = createGauge(prom, registry, CERTIFICATE_NOT_AFTER);
   const notBefore = createGauge(prom, registry, CERTIFICATE_NOT_BEFORE);

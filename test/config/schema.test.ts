@@ -11,6 +11,7 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'acme.eab.hmacKey_file': true,
   'acme.caBundle': true,
   'acme.preferredChain': true,
+  'acme.caaIdentities': true,
   'acme.requestTimeout': true,
   'storage.stateDir': true,
   'storage.archiveDepth': true,
