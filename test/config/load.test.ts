@@ -314,7 +314,7 @@ describe('environment', () => {
       CERTPILOT_STATE_DIR: path.join(dir, 'from-env'),
       CERTPILOT_ACME_DIRECTORY: 'buypass',
       CERTPILOT_ACME_EMAIL: 'env@example.com',
-      // convict alone would read "0" as true (NOTES.md).
+      // convict alone would read "0" as true (its boolean format coerces any non-empty string).
       CERTPILOT_ACME_TERMS_AGREED: '0',
       CERTPILOT_CONCURRENCY: '8',
       // convict alone would keep the space after the comma.
