@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { makeCa, makeCertificate } from '../helpers/certs';
 import { startNginx, type Nginx } from '../helpers/nginx';
 import { freePort } from '../helpers/ports';
+import { BIN, get, runProgram, startDaemon } from '../helpers/daemon-child';
 
 /**
  * Issue #13 item 1 against real processes: `certpilot run` (a child process) inspects what
@@ -13,8 +12,6 @@ import { freePort } from '../helpers/ports';
  * same series on /metrics as `check --prometheus` writes to its textfile; both pass
  * `promtool check metrics`, and after a restart /metrics is complete again after one cycle.
  */
-const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'certpilot.js');
 const DAY_MS = 86_400_000;
 
 let dir: string;
@@ -47,74 +44,6 @@ afterAll(async () => {
   await nginx?.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runProgram(file: string, args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .once('error', reject);
-  });
-}
-
-/** The daemon as a child process; `cycles(n)` resolves once n cycles ended (from its JSON log). */
-function startDaemon(config: string): {
-  child: ChildProcess;
-  cycles: (n: number) => Promise<void>;
-  exited: Promise<number | null>;
-} {
-  const child = spawn(process.execPath, [
-    BIN,
-    'run',
-    '--config',
-    config,
-    '--log-format',
-    'json',
-    '--log-level',
-    'debug',
-  ]);
-  let log = '';
-  const waiters: { n: number; resolve: () => void }[] = [];
-  const count = (): number => log.split('"message":"check cycle done"').length - 1;
-  child.stderr!.on('data', (c: Buffer) => {
-    log += c.toString();
-    for (const w of [...waiters]) if (count() >= w.n) w.resolve();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    exited,
-    cycles: (n) =>
-      new Promise((resolve, reject) => {
-        if (count() >= n) return resolve();
-        waiters.push({ n, resolve });
-        void exited.then((code) => reject(new Error(`daemon exited (${code}) before ${n} cycles:\n${log}`)));
-      }),
-  };
-}
 
 /** The inventory's series (the certificate and endpoint families), sorted, values included. */
 function inventorySeries(exposition: string): string[] {

@@ -1,12 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/load';
 import { ConfigError } from '../../src/core/errors';
 import { freePort } from '../helpers/ports';
 import { startTestbed, type Testbed } from '../helpers/testbed';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver';
+import { BIN, get, runProgram, startDaemon, type Run } from '../helpers/daemon-child';
 
 /**
  * Issue #13 items 4 and 7 against real processes: `certpilot run` as a child process with a
@@ -15,7 +14,6 @@ import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-r
  * renew`, and `certpilot check` reporting renewer-silent once that record is too old.
  */
 const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'certpilot.js');
 const DASHBOARD = path.join(ROOT, 'config', 'grafana', 'certpilot-dashboard.json');
 const RULES = path.join(ROOT, 'config', 'prometheus', 'certpilot.rules.yml');
 /** The heartbeat URL carries its token in the path, like healthchecks.io's ping URLs. */
@@ -32,26 +30,6 @@ afterAll(async () => {
   await receiver?.close();
   await tb?.stop();
 });
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a program to its end; `input` is written to its stdin. */
-function runProgram(file: string, args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
 
 const cli = (args: string[]): Promise<Run> => runProgram(process.execPath, [BIN, ...args]);
 
@@ -79,41 +57,6 @@ function usedNames(text: string): Set<string> {
 function dashboardQueries(): string[] {
   const d = JSON.parse(fs.readFileSync(DASHBOARD, 'utf8')) as { panels: { targets: { expr: string }[] }[] };
   return d.panels.flatMap((p) => p.targets.map((t) => t.expr));
-}
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .once('error', reject);
-  });
-}
-
-/** The daemon as a child process; its JSON log lines are collected. */
-function startDaemon(config: string): {
-  child: ChildProcess;
-  log: () => string;
-  exited: Promise<number | null>;
-} {
-  const child = spawn(process.execPath, [
-    BIN,
-    'run',
-    '--config',
-    config,
-    '--log-format',
-    'json',
-    '--log-level',
-    'debug',
-  ]);
-  let log = '';
-  child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, log: () => log, exited };
 }
 
 test('promtool accepts the exposition of the daemon (a child process) and of check --prometheus', async () => {

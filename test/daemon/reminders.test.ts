@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import {
   type ReceivedRequest,
   type WebhookReceiver,
 } from '../helpers/webhook-receiver';
+import { startDaemon } from '../helpers/daemon-child';
 
 /**
  * Issue #13 item 2, the seed case, against real processes: nginx serves a CA-signed certificate
@@ -18,8 +19,6 @@ import {
  * cycles and across a restart; once the certificate is replaced and nginx reloaded, exactly one
  * "resolved" alert follows.
  */
-const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'certpilot.js');
 const DAY_MS = 86_400_000;
 const execFileP = promisify(execFile);
 
@@ -56,44 +55,6 @@ afterAll(async () => {
   await nginx?.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** The daemon as a child process; `cycles(n)` resolves once n cycles ended (from its JSON log). */
-function startDaemon(config: string): {
-  child: ChildProcess;
-  cycles: (n: number) => Promise<void>;
-  exited: Promise<number | null>;
-  log: () => string;
-} {
-  const child = spawn(process.execPath, [
-    BIN,
-    'run',
-    '--config',
-    config,
-    '--log-format',
-    'json',
-    '--log-level',
-    'debug',
-  ]);
-  let log = '';
-  const waiters: { n: number; resolve: () => void }[] = [];
-  const count = (): number => log.split('"message":"check cycle done"').length - 1;
-  child.stderr!.on('data', (c: Buffer) => {
-    log += c.toString();
-    for (const w of [...waiters]) if (count() >= w.n) w.resolve();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    exited,
-    log: () => log,
-    cycles: (n) =>
-      new Promise((resolve, reject) => {
-        if (count() >= n) return resolve();
-        waiters.push({ n, resolve });
-        void exited.then((code) => reject(new Error(`daemon exited (${code}) before ${n} cycles:\n${log}`)));
-      }),
-  };
-}
 
 const kinds = (): string[] =>
   receiver.requests.map((r: ReceivedRequest) => (r.json as { kind: string }).kind);
