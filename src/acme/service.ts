@@ -2,7 +2,7 @@ import type * as AcmeClient from 'acme-client';
 import { withDeadline } from '../core/abort';
 import { CertpilotError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
-import type { AcmeSettings } from '../config/types';
+import type { AcmeSettings, ProfileMode } from '../config/types';
 import type { Dns01Challenge, Dns01Solver, PresentedRecord } from '../dns/solver';
 import { generatePrivateKey, parseCertificate, splitPemChain } from '../x509';
 import { checkpoint } from '../core/checkpoints';
@@ -20,7 +20,7 @@ import {
 } from './account';
 import { AcmeAdapter, type AcmeRequestStats } from './adapter';
 import type { DirectoryInfo } from './ari';
-import { checkProfile } from './profiles';
+import { chooseProfile, type ProfileChoice } from './profiles';
 
 type Order = AcmeClient.Order;
 type Authorization = AcmeClient.Authorization;
@@ -48,8 +48,10 @@ export interface IssueRequest {
    * such renewals from its rate limits.
    */
   replaces?: string;
-  /** ACME profile to order (must be in the directory's meta.profiles; checked before ordering). */
+  /** ACME profile to order (checked against the directory's meta.profiles before ordering). */
   profile?: string;
+  /** `required` (default): fail when the CA does not offer `profile`; `preferred`: order without it. */
+  profileMode?: ProfileMode;
   /** Crash journal of challenge records (written before each DNS write, cleared after cleanup). */
   journal?: ChallengeJournal;
 }
@@ -57,7 +59,7 @@ export interface IssueRequest {
 /** RFC 9773 §5: the CA refuses `replaces` naming a certificate that was already replaced. */
 const ALREADY_REPLACED = 'urn:ietf:params:acme:error:alreadyReplaced';
 
-export interface IssueResult extends CertificateFiles {
+export interface IssueResult extends CertificateFiles, ProfileChoice {
   orderUrl: string;
 }
 
@@ -75,6 +77,8 @@ interface ChallengeWork {
  */
 export class AcmeService {
   private registering: Promise<string> | undefined;
+  /** Preferred profiles this CA lacked, already warned about: one warning per run, not per order. */
+  private readonly profilesWarned = new Set<string>();
 
   private constructor(
     private readonly adapter: AcmeAdapter,
@@ -220,7 +224,7 @@ export class AcmeService {
       signal,
     );
     await this.ensureAccount(signal);
-    const order = await this.placeOrder(req, log);
+    const { order, choice } = await this.placeOrder(req, log);
 
     const presented: PresentedRecord[] = [];
     let authorizations: Authorization[] = [];
@@ -230,7 +234,7 @@ export class AcmeService {
         c.getAuthorizations(order),
       );
       await this.solve(req, authorizations, presented, log);
-      const result = await this.finalize(req, order);
+      const result = { ...(await this.finalize(req, order)), ...choice };
       succeeded = true;
       log.info('certificate issued', { order: order.url });
       return result;
@@ -241,10 +245,9 @@ export class AcmeService {
   }
 
   /** newOrder, with `replaces` and `profile` when asked for (RFC 9773 §5, ACME profiles). */
-  private async placeOrder(req: IssueRequest, log: Logger): Promise<Order> {
-    const profile = req.profile
-      ? checkProfile(req.profile, await this.directoryInfo(req.signal), this.settings.directoryUrl)
-      : undefined;
+  private async placeOrder(req: IssueRequest, log: Logger): Promise<{ order: Order; choice: ProfileChoice }> {
+    const choice = req.profile ? await this.chooseProfile(req) : {};
+    const profile = choice.profile;
     const newOrder = (replaces: string | undefined): Promise<Order> =>
       this.adapter.run('new order', req.signal, (c) =>
         // acme-client passes the payload through unchanged; its types know neither field.
@@ -274,7 +277,21 @@ export class AcmeService {
       ...(replaced ? { replaces: replaced } : {}),
       ...(profile ? { profile } : {}),
     });
-    return order;
+    return { order, choice };
+  }
+
+  /** The profile for newOrder (throws for a required one the CA lacks; see chooseProfile). */
+  private async chooseProfile(req: IssueRequest): Promise<ProfileChoice> {
+    const url = this.settings.directoryUrl;
+    const choice = chooseProfile(req.profile, req.profileMode, await this.directoryInfo(req.signal), url);
+    if (choice.unavailable !== undefined && !this.profilesWarned.has(choice.unavailable)) {
+      this.profilesWarned.add(choice.unavailable);
+      this.log.warn('preferred ACME profile not offered by the CA; ordering without a profile', {
+        profile: choice.unavailable,
+        directory: url,
+      });
+    }
+    return choice;
   }
 
   /** Writes every TXT value, waits until visible, answers the challenges, waits for validation. */

@@ -2,7 +2,9 @@ import { systemClock } from '../core/clock';
 import { describeError, UsageError } from '../core/errors';
 import { loadConfig, resolveConfigPath } from '../config/load';
 import type { AgentConfig, CertificateSpec } from '../config/types';
+import { recordedProfile } from '../renew/profile';
 import { runRenew, type CertOutcome } from '../renew/run';
+import { StateStore } from '../state/store';
 import { readDeployState, type DeployState } from '../state/deploy-state';
 import { CertStore } from '../store/cert-store';
 import type { CertInfo } from '../x509';
@@ -23,6 +25,9 @@ export interface CertificateRow {
   keyType: string | null;
   ca: string | null;
   profile: string | null;
+  profileMode: string | null;
+  /** The profile the installed version was ordered with (name null: none); null: not recorded. */
+  issuedProfile: { name: string | null; unavailable?: string } | null;
   serial: string | null;
   notAfter: string | null;
   status: string;
@@ -100,6 +105,11 @@ async function configuredRow(
     keyType: spec.keyType,
     ca: config.acme.directoryUrl,
     profile: spec.profile ?? null,
+    profileMode: spec.profileMode ?? null,
+    issuedProfile: recordedProfile(
+      (await new StateStore(stateDir).read(spec.name, { readOnly: true })).state,
+      o.serial,
+    ),
     serial: o.serial ?? null,
     notAfter: o.notAfter?.toISOString() ?? null,
     // `planned` is the dry run's word for "would be renewed now"; a listing says due.
@@ -126,6 +136,8 @@ async function unconfiguredRow(store: CertStore, name: string, stateDir: string)
     keyType: info?.keyType ?? null,
     ca: info ? `issuer ${info.issuer}` : null,
     profile: null,
+    profileMode: null,
+    issuedProfile: null,
     serial: info?.serial ?? null,
     notAfter: info?.notAfter.toISOString() ?? null,
     status: 'unconfigured',
@@ -143,6 +155,16 @@ function deployColumn(state: DeployState | null): CertificateRow['deploy'] {
   return { status: state.status, serial: state.serial, endpoints };
 }
 
+/** "  profile: shortlived (preferred; issued without it: the CA did not offer it)". */
+function profileText(r: CertificateRow): string {
+  const issued = r.issuedProfile;
+  if (!r.profile && !issued?.name) return '';
+  const wanted = r.profile ? `${r.profile} (${r.profileMode ?? 'required'}` : 'none (';
+  if (!issued) return `  profile: ${wanted}; issued with: not recorded)`;
+  const got = issued.name ?? (issued.unavailable ? 'none, the CA did not offer it' : 'none');
+  return `  profile: ${wanted}; issued with: ${got})`;
+}
+
 export function formatRows(rows: readonly CertificateRow[]): string {
   if (rows.length === 0) return 'no certificates configured or stored\n';
   return rows.map(formatRow).join('\n') + '\n';
@@ -151,7 +173,7 @@ export function formatRows(rows: readonly CertificateRow[]): string {
 function formatRow(r: CertificateRow): string {
   const lines = [`${r.name}  ${r.status}${r.configured ? '' : ' (stored, not configured)'}`];
   lines.push(`  names:     ${r.domains.join(', ') || '-'}`);
-  lines.push(`  key:       ${r.keyType ?? '-'}${r.profile ? `  profile: ${r.profile}` : ''}`);
+  lines.push(`  key:       ${r.keyType ?? '-'}${profileText(r)}`);
   if (r.ca) lines.push(`  CA:        ${r.ca}`);
   lines.push(`  expires:   ${r.notAfter ?? 'no certificate'}${r.serial ? `  serial: ${r.serial}` : ''}`);
   if (r.reason) lines.push(`  next:      ${r.reason}: ${r.detail ?? ''}`);

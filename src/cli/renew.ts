@@ -94,6 +94,7 @@ function reportJson(report: RenewReport, dryRun: boolean): unknown {
       errorCode: o.errorCode ?? null,
       durationMs: o.durationMs ?? null,
       deploy: o.deploy ?? null,
+      warnings: o.warnings ?? [],
     })),
     hookErrors: report.hookErrors ?? [],
   };
@@ -115,5 +116,6 @@ function formatLine(o: CertOutcome, width: number): string {
   const deploy = o.deploy
     ? ` deploy: ${o.deploy.status}${o.deploy.rolledBack ? ` (${describeRollback(o.deploy.rolledBack)})` : ''}`
     : '';
-  return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${deploy}${tail}`;
+  const warnings = (o.warnings ?? []).map((w) => ` warning: ${w}`).join('');
+  return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${deploy}${tail}${warnings}`;
 }

@@ -32,6 +32,7 @@ import type {
   FileOutput,
   KeyType,
   OutputFormat,
+  ProfileMode,
   ThresholdSettings,
 } from './types';
 
@@ -47,6 +48,8 @@ export const CERTIFICATE_KEYS = [
   'keyType',
   'reuseKey',
   'profile',
+  'profileMode',
+  'profileLifetime',
   'dns',
   'outputs',
   'check',
@@ -77,7 +80,17 @@ export const CERTIFICATE_KEY_DOCS: KeyDocs = {
   reuseKey: { type: 'boolean', default: '`false`', doc: 'Keep the private key across renewals.' },
   profile: {
     type: 'string',
-    doc: 'ACME profile to order (`classic`, `tlsserver`, `shortlived`); must be offered by the CA.',
+    doc: 'ACME profile to order (`classic`, `tlsserver`, `shortlived`); changing it renews the certificate.',
+  },
+  profileMode: {
+    type: '`required` or `preferred`',
+    default: '`required`',
+    doc: 'When the CA does not offer `profile`: `required` fails before ordering, `preferred` orders without it (with a warning).',
+  },
+  profileLifetime: {
+    type: 'lifetime (`160h`, `45d`)',
+    default: "Let's Encrypt's value for its profile names",
+    doc: 'What `profile` promises; a certificate issued with another lifetime is reported (renew warning, `check` finding).',
   },
   dns: { type: 'mapping', doc: 'Which provider instance writes the challenge records (below).' },
   outputs: { type: 'list of outputs', default: '`[]`', doc: 'Where to install the certificate (below).' },
@@ -164,6 +177,41 @@ const parseProfile: ValueParser<string> = (v) => {
   if (typeof v === 'string' && PROFILE_NAME.test(v)) return v;
   throw new Error('must be a profile name such as "tlsserver" or "shortlived"');
 };
+
+const PROFILE_MODES: readonly ProfileMode[] = ['required', 'preferred'];
+const HOUR_MS = 3_600_000;
+/** Longer than any publicly trusted certificate may live (398 days), with room for private CAs. */
+const MAX_PROFILE_LIFETIME_DAYS = 3650;
+
+/** A lifetime in hours or days ("160h", "45d"): durations elsewhere stop at 24 days. */
+const parseProfileLifetime: ValueParser<number> = (v) => {
+  const m = typeof v === 'string' ? /^(\d{1,6})(h|d)$/.exec(v.trim()) : null;
+  if (!m) throw new Error('must be a lifetime in hours or days, such as "160h" or "45d"');
+  const ms = Number(m[1]) * (m[2] === 'd' ? 24 : 1) * HOUR_MS;
+  if (ms < HOUR_MS || ms > MAX_PROFILE_LIFETIME_DAYS * 24 * HOUR_MS)
+    throw new Error(`must be between 1h and ${MAX_PROFILE_LIFETIME_DAYS}d`);
+  return ms;
+};
+
+/** `profile`, `profileMode` and `profileLifetime`; the last two mean nothing without the first. */
+function parseCertificateProfile(
+  m: Record<string, unknown>,
+  base: string,
+  issues: IssueList,
+): Pick<CertificateSpec, 'profile' | 'profileMode' | 'profileLifetimeMs'> {
+  const profile = optional(m, 'profile', base, issues, parseProfile);
+  const mode = optional(m, 'profileMode', base, issues, oneOf(PROFILE_MODES));
+  const lifetime = optional(m, 'profileLifetime', base, issues, parseProfileLifetime);
+  for (const key of ['profileMode', 'profileLifetime'])
+    if (isSet(m[key]) && !isSet(m.profile))
+      issues.add(childPath(base, key), 'applies only with `profile` (the profile to order)');
+  if (profile === undefined) return {};
+  return {
+    profile,
+    profileMode: mode ?? 'required',
+    ...(lifetime !== undefined ? { profileLifetimeMs: lifetime } : {}),
+  };
+}
 
 function unknownInstance(name: string, ctx: CertificateContext): string {
   const known = ctx.providerNames.length
@@ -368,7 +416,7 @@ function parseCertificate(
   const domains = parseDomains(m.domains, base, issues);
   const keyType = optional(m, 'keyType', base, issues, parseKeyType) ?? ctx.defaultKeyType;
   const reuseKey = optional(m, 'reuseKey', base, issues, bool) ?? DEFAULT_REUSE_KEY;
-  const profile = optional(m, 'profile', base, issues, parseProfile);
+  const profile = parseCertificateProfile(m, base, issues);
   const dns = parseCertDns(m.dns, domains, base, ctx, issues);
   const outputs = listOf(
     m.outputs,
@@ -386,7 +434,7 @@ function parseCertificate(
     domains,
     keyType,
     reuseKey,
-    ...(profile !== undefined ? { profile } : {}),
+    ...profile,
     ...(dnsProvider !== undefined ? { dnsProvider } : {}),
     domainProviders: dns.domains,
     outputs,

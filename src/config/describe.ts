@@ -54,6 +54,12 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
+/** `profileLifetime` as written: whole days when exact, else hours. */
+function formatLifetime(ms: number): string {
+  const hours = Math.round(ms / 3_600_000);
+  return hours % 24 === 0 ? `${hours / 24}d` : `${hours}h`;
+}
+
 function octal(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
 }
@@ -213,6 +219,8 @@ function describeCertificate(c: CertificateSpec): Doc {
     keyType: c.keyType,
     reuseKey: c.reuseKey,
     profile: c.profile,
+    profileMode: c.profileMode,
+    profileLifetime: c.profileLifetimeMs !== undefined ? formatLifetime(c.profileLifetimeMs) : undefined,
     dns: describeCertificateDns(c),
     outputs: c.outputs.map(describeOutput),
     check: c.thresholds ? { ...c.thresholds } : undefined,

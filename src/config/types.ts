@@ -168,6 +168,9 @@ export interface FileOutput {
 /** `pkcs12`: key, leaf and chain under a password; `pem-bundle`: chain and key in one PEM; `der`: one DER. */
 export type OutputFormat = 'pkcs12' | 'pem-bundle' | 'der';
 
+/** `required`: no order when the CA does not offer the profile; `preferred`: order without it. */
+export type ProfileMode = 'required' | 'preferred';
+
 export interface CertificateSpec {
   /** Unique, file-name safe ([a-z0-9][a-z0-9._-]*). */
   readonly name: string;
@@ -180,8 +183,12 @@ export interface CertificateSpec {
   /** Per-domain provider instance, overriding `dnsProvider` (key: domain as configured). */
   readonly domainProviders: Readonly<Record<string, string>>;
   readonly outputs: readonly FileOutput[];
-  /** ACME profile to order (e.g. `tlsserver`, `shortlived`); must be offered by the CA. */
+  /** ACME profile to order (e.g. `tlsserver`, `shortlived`). */
   readonly profile?: string;
+  /** Set with `profile`: `required` fails when the CA lacks it, `preferred` orders without it. */
+  readonly profileMode?: ProfileMode;
+  /** The lifetime `profile` promises (ms), for CAs other than Let's Encrypt (`profileLifetime`). */
+  readonly profileLifetimeMs?: number;
   /** TLS endpoints that serve this certificate (deploy verification, `check`). */
   readonly endpoints?: readonly Endpoint[];
   readonly hooks?: HookSet;

@@ -17,6 +17,7 @@ import { splitPemChain, type CertInfo } from '../x509';
 import { assessCertificate, statusOf, type CheckStatus, type Finding, type FindingCode } from './findings';
 import { isDynamicPattern } from 'tinyglobby';
 import { DEFAULT_FILE_CONCURRENCY, expandWatchPaths, inspectFiles, type FileInspection } from './local';
+import { profileLifetimeFinding } from './profile-lifetime';
 import { assessProbe, probeMany, type ProbeOptions, type ProbeResult, type ServedComparison } from './remote';
 
 /**
@@ -263,6 +264,8 @@ async function inspectManaged(
           message: `serial ${stored.info.serial} was installed but its deploy is not verified (deploy state: ${state.status}); servers may still serve the previous certificate`,
         });
       }
+      const lifetime = await profileLifetimeFinding(spec, stored.info, stateDir).catch(() => undefined);
+      if (lifetime) findings.push(lifetime);
       row = {
         ...base,
         status: statusOf(findings),

@@ -58,7 +58,9 @@ export type FindingCode =
   | 'readiness-dns-write'
   | 'readiness-ari'
   /** The CA's ARI window for the certificate has started: it wants it replaced now. */
-  | 'ari-replace';
+  | 'ari-replace'
+  /** The lifetime differs from what the ACME profile promised (src/inspect/profile-lifetime.ts). */
+  | 'profile-lifetime';
 
 /**
  * `info` never changes the status; it is reported so an operator sees it. `unknown` is the

@@ -20,7 +20,7 @@ import { planRenewals, type RenewReason } from './index';
  *
  * Precedence:
  *   1. what must be renewed regardless of timing (plan: missing, expired, names-changed,
- *      key-changed; `force`);
+ *      key-changed; `force`; then profile-changed, from the caller);
  *   2. emergency: less than 1/20 of the lifetime left, whatever ARI says;
  *   3. ARI's window (a random time inside it, drawn once and persisted);
  *   4. the fallback: a third of the lifetime left (half under 10 days; src/plan renewalTime);
@@ -82,7 +82,8 @@ export const DEFAULT_SCHEDULE_POLICY: SchedulePolicy = {
   lookaheadMs: 0,
 };
 
-export type ScheduleReason = RenewReason | 'ari' | 'emergency' | 'backoff' | 'rate-limited' | 'guarded';
+export type ScheduleReason =
+  RenewReason | 'profile-changed' | 'ari' | 'emergency' | 'backoff' | 'rate-limited' | 'guarded';
 
 export interface AriInput {
   /** The directory advertises `renewalInfo`. Without it, ARI state is ignored and never polled. */
@@ -123,6 +124,12 @@ export interface NextActionOptions {
    * another fingerprint was made with settings the operator has since changed: no backoff.
    */
   fingerprint?: string;
+  /**
+   * The installed certificate was ordered with another ACME profile than configured (decided
+   * by src/renew/profile.ts, which knows the stored profile): due now, like changed names,
+   * and still subject to backoff and the guard.
+   */
+  profileChanged?: string;
 }
 
 function iso(d: Date): string {
@@ -300,8 +307,13 @@ export function nextAction(
     ari?.supported === true && certId !== undefined && info && sharesName(spec, info) ? certId : undefined;
   const fallbackAt = plan?.renewAt;
 
-  // Steps 1-4: is a renewal due, and from when?
-  const due = whenDue(plan, info, now, policy, ari, ariApplies ? ariState : undefined, ariApplies);
+  // Steps 1-4: is a renewal due, and from when? A changed profile comes after the plan's own
+  // reasons (missing, forced, expired, names, key) and before timing.
+  const timing = plan?.reason === 'valid' || plan?.reason === 'in-window';
+  const due: Due =
+    opts.profileChanged !== undefined && info && timing
+      ? { reason: 'profile-changed', at: new Date(now), detail: opts.profileChanged }
+      : whenDue(plan, info, now, policy, ari, ariApplies ? ariState : undefined, ariApplies);
 
   const finish = (a: Omit<NextAction, 'wakeAt' | 'pollAriAt' | 'replaces' | 'fallbackAt'>): NextAction => {
     const wake = pollAriAt && pollAriAt.getTime() < a.at.getTime() ? pollAriAt : a.at;

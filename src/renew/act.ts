@@ -17,6 +17,7 @@ import { isHeldBack, type Action, type Observation } from './choose';
 import { ORDER_TIMEOUT_MS, type RenewCertStore, type RenewContext } from './context';
 import { runCertHooks } from './hooks';
 import { ariSupportedFor } from './observe';
+import { issuedProfileWarnings, withIssuedProfile } from './profile';
 import { failedOutcome, outcomeFor, toDecision, withDeploy } from './report';
 import type { CertOutcome } from './types';
 
@@ -201,12 +202,13 @@ async function order(w: Work): Promise<CertOutcome> {
       signal: withDeadline(ctx.signal, ORDER_TIMEOUT_MS),
       journal: ctx.journal,
       ...(next.replaces ? { replaces: next.replaces } : {}),
-      ...(spec.profile ? { profile: spec.profile } : {}),
+      ...(spec.profile ? { profile: spec.profile, profileMode: spec.profileMode } : {}),
     });
     // Counted at once: the CA has issued, whatever happens to the files next.
     w.state = withOrder(w.state, spec.domains, ctx.clock.now(), ctx.config.acme.directoryUrl);
     const installed = await ctx.store.install(spec.name, issued, spec.outputs);
-    w.state = afterSuccess(w.state, installed.info, ctx.clock.now());
+    w.state = withIssuedProfile(afterSuccess(w.state, installed.info, ctx.clock.now()), issued);
+    const warnings = issuedProfileWarnings(spec, issued, installed.info, ctx.config.acme.directoryUrl, log);
     await ctx.faults?.afterInstall?.(spec.name, ctx.store.paths(spec.name));
     const renewed: CertOutcome = {
       name: spec.name,
@@ -216,6 +218,7 @@ async function order(w: Work): Promise<CertOutcome> {
       serial: installed.info.serial,
       notAfter: installed.info.notAfter,
       durationMs: Math.round(performance.now() - w.started),
+      ...(warnings.length > 0 ? { warnings } : {}),
     };
     const files: StoredCertificate = {
       name: spec.name,

@@ -32,6 +32,8 @@ export interface Observation {
   fingerprint?: string;
   /** The version a rollback replaced, when it is still fit to serve (see src/state/kept.ts). */
   kept?: Kept;
+  /** The installed version was ordered with another ACME profile (src/renew/profile.ts). */
+  profileChanged?: string;
 }
 
 /**
@@ -96,7 +98,8 @@ export function chooseAction(
   options: NextActionOptions,
   now: Date,
 ): Action {
-  const next = nextAction(o.spec, o.info, o.state, now, policy, { supported: o.ariSupported }, options);
+  const opts = o.profileChanged ? { ...options, profileChanged: o.profileChanged } : options;
+  const next = nextAction(o.spec, o.info, o.state, now, policy, { supported: o.ariSupported }, opts);
   const recover = o.journalPending;
   if (o.kept) {
     const heldUntil = backoffUntil(o.state, now, options);

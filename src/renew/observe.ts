@@ -7,6 +7,7 @@ import { exactSetKey, withAriError, withRenewalInfo } from '../plan/schedule';
 import { parseCertificate, type CertInfo } from '../x509';
 import type { Kept, Observation } from './choose';
 import { settingsFingerprint } from './fingerprint';
+import { observeProfileChange } from './profile';
 import type { RenewContext } from './context';
 
 /** Only certificates that exist can have ARI; the directory is looked up only for them. */
@@ -42,6 +43,7 @@ export async function observeCertificate(
     info !== null && ctx.deploy.hasWork(spec) && (await ctx.deploy.pending(spec.name, info.serial));
   const kept = await keptVersion(ctx, spec, info, log);
   const fingerprint = settingsFingerprint(ctx.config, spec);
+  const profileChanged = await observeProfileChange(ctx, spec, info, state);
   return {
     spec,
     info,
@@ -51,6 +53,7 @@ export async function observeCertificate(
     journalPending,
     fingerprint,
     ...(kept ? { kept } : {}),
+    ...(profileChanged ? { profileChanged } : {}),
   };
 }
 

@@ -53,6 +53,8 @@ export interface CertOutcome {
   durationMs?: number;
   /** Deploy and verification, when the certificate has deploy work and it ran. */
   deploy?: Pick<DeployResult, 'status' | 'endpoints' | 'rolledBack'>;
+  /** Worth a look, not a failure: e.g. a lifetime other than the ACME profile promised. */
+  warnings?: string[];
 }
 
 export interface RenewReport {

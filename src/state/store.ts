@@ -77,6 +77,14 @@ export interface SuccessRecord {
   at: Date;
   serial: string;
   notAfter: Date;
+  /**
+   * The ACME profile this version was ordered with; null: none (the CA's default). Absent: not
+   * known (written before profiles were recorded, or a version installed without an order), and
+   * an unknown profile never triggers a renewal by itself.
+   */
+  profile?: string | null;
+  /** A `preferred` profile the CA did not offer when this version was ordered (it went without). */
+  profileUnavailable?: string;
 }
 
 export interface CertState {
@@ -168,7 +176,9 @@ function decodeSuccess(v: unknown): SuccessRecord | undefined {
   const at = date(o.at);
   const notAfter = date(o.notAfter);
   const serial = str(o.serial);
-  return at && notAfter && serial ? { at, serial, notAfter } : undefined;
+  if (!at || !notAfter || !serial) return undefined;
+  const profile = o.profile === null ? null : str(o.profile);
+  return defined({ at, serial, notAfter, profile, profileUnavailable: str(o.profileUnavailable) });
 }
 
 function decodeGuard(v: unknown): GuardState | undefined {

@@ -81,6 +81,8 @@ function fullConfig(): Record<string, any> {
       keyType: 'ec-p384',
       reuseKey: true,
       profile: 'tlsserver',
+      profileMode: 'preferred',
+      profileLifetime: '45d',
       dns: { provider: 'bind', domains: { 'intra.example.net': 'internal' } },
       outputs: [
         {
