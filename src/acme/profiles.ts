@@ -115,13 +115,10 @@ export function lifetimeMatches(actualMs: number, promisedMs: number): boolean {
   return Math.abs(actualMs - promisedMs) <= tolerance;
 }
 
-/** "160h", "90d", "2d12h": a lifetime for sentences (whole hours; days when exact). */
+/** "160h", "90d": a lifetime as `profileLifetime` writes it (whole hours; days when exact). */
 export function formatLifetime(ms: number): string {
   const hours = Math.round(ms / HOUR_MS);
-  const days = Math.floor(hours / 24);
-  const rest = hours % 24;
-  if (days === 0) return `${hours}h`;
-  return rest === 0 ? `${days}d` : `${days}d${rest}h`;
+  return hours % 24 === 0 ? `${hours / 24}d` : `${hours}h`;
 }
 
 /**
