@@ -25,6 +25,9 @@ export function settingsFingerprint(config: AgentConfig, spec: CertificateSpec):
     names: [...spec.domains].map((d) => d.toLowerCase()).sort(),
     keyType: spec.keyType,
     profile: spec.profile ?? null,
+    // Only when preferred (undefined is left out of the hash): switching a failing required
+    // profile to preferred retries at once, and configurations without it hash as before.
+    profileMode: spec.profileMode === 'preferred' ? 'preferred' : undefined,
     providers,
     acme,
     deploy: certDeployOf(spec),

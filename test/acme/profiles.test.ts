@@ -5,8 +5,9 @@ import {
   lifetimeMismatch,
   promisedLifetimeMs,
 } from '../../src/acme/profiles';
-import type { CertificateSpec } from '../../src/config/types';
+import type { AgentConfig, CertificateSpec } from '../../src/config/types';
 import { DEFAULT_SCHEDULE_POLICY, nextAction } from '../../src/plan/schedule';
+import { settingsFingerprint } from '../../src/renew/fingerprint';
 import { profileChange, recordedProfile, withIssuedProfile } from '../../src/renew/profile';
 import { decodeState, emptyState, encodeState, type CertState } from '../../src/state/store';
 import type { CertInfo } from '../../src/x509';
@@ -310,6 +311,19 @@ describe('the profile recorded with a version, and when a difference renews', ()
         opts,
       ).reason,
     ).toBe('missing');
+  });
+
+  test('switching a required profile to preferred voids the backoff of its failure; the default mode hashes as before', () => {
+    const config = {
+      dns: { providers: {} },
+      acme: { directoryUrl: URL, requestTimeoutMs: 10_000 },
+    } as unknown as AgentConfig;
+    const print = (spec: Partial<CertificateSpec>): string =>
+      settingsFingerprint(config, { ...SPEC, ...spec });
+    const required = print({ profile: 'shortlived', profileMode: 'required' });
+    expect(print({ profile: 'shortlived', profileMode: 'preferred' })).not.toBe(required);
+    expect(print({ profile: 'shortlived' })).toBe(required);
+    expect(print({ profile: 'shortlived', profileMode: 'required', profileLifetimeMs: DAY })).toBe(required);
   });
 
   test('the record survives the state file: null (none) is kept apart from absent (unknown)', () => {
