@@ -1,5 +1,4 @@
 import { isSecretName, maskUrl, REDACTED, redactStrings } from '../core/redact';
-import { formatLifetime } from '../acme/profiles';
 import { findProvider } from '../dns/registry';
 import { checkSettingsOf } from './access';
 import { FILE_SUFFIX } from './combinators';
@@ -53,6 +52,12 @@ export function formatDuration(ms: number): string {
     if (ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
+}
+
+/** `profileLifetime` as its parser reads it: whole days when exact, else hours. */
+function formatLifetime(ms: number): string {
+  const hours = Math.round(ms / 3_600_000);
+  return hours % 24 === 0 ? `${hours / 24}d` : `${hours}h`;
 }
 
 function octal(mode: number): string {
