@@ -155,7 +155,7 @@ function deployColumn(state: DeployState | null): CertificateRow['deploy'] {
   return { status: state.status, serial: state.serial, endpoints };
 }
 
-/** "  profile: shortlived (preferred; issued without it: the CA did not offer it)". */
+/** "  profile: shortlived (preferred; issued with: none, the CA did not offer it)". */
 function profileText(r: CertificateRow): string {
   const issued = r.issuedProfile;
   if (!r.profile && !issued?.name) return '';
