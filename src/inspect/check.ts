@@ -67,6 +67,11 @@ export interface CheckOptions {
   readonly connectTimeoutMs?: number;
   readonly handshakeTimeoutMs?: number;
   readonly concurrency?: number;
+  /**
+   * False: stored certificates and watched files only, no endpoint probed and no archive read
+   * (the daemon's every-cycle part; it probes endpoints on their own, longer interval).
+   */
+  readonly endpoints?: boolean;
 }
 
 export interface CheckDeps {
@@ -227,6 +232,7 @@ async function inspectManaged(
   thresholds: ThresholdSettings,
   now: Date,
   log: Logger,
+  withEndpoints: boolean,
 ): Promise<{ row: CheckResult; jobs: ProbeJob[] }> {
   const target = store.paths(spec.name).fullchain;
   const base = { name: spec.name, managed: true, source: 'file' as const, target };
@@ -279,7 +285,7 @@ async function inspectManaged(
       : unknownRow(base, 'unreadable', describeError(err));
   }
 
-  const endpoints = spec.endpoints ?? [];
+  const endpoints = withEndpoints ? (spec.endpoints ?? []) : [];
   const previous = stored && endpoints.length > 0 ? await readPrevious(store, spec.name, log) : [];
   const jobs = endpoints.map((e): ProbeJob => ({
     endpoint: e,
@@ -311,6 +317,7 @@ export async function runCheck(
   const connectTimeoutMs = options.connectTimeoutMs ?? settings.connectTimeoutMs;
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? settings.handshakeTimeoutMs;
   const { now, signal } = deps;
+  const withEndpoints = options.endpoints !== false;
 
   // Managed certificates: read the store (only when there are some to read).
   const managedRows: CheckResult[][] = [];
@@ -330,6 +337,7 @@ export async function runCheck(
           resolveThresholds(settings.thresholds, spec.thresholds),
           now,
           log,
+          withEndpoints,
         ),
       ),
     );
@@ -340,7 +348,7 @@ export async function runCheck(
   }
   throwIfAborted(signal, 'check');
   const managedJobCount = jobs.length;
-  for (const e of sel.endpoints) {
+  for (const e of withEndpoints ? sel.endpoints : []) {
     const key = endpointKey(e);
     jobs.push({
       endpoint: e,
@@ -360,7 +368,7 @@ export async function runCheck(
   const results: CheckResult[] = [];
   sel.certificates.forEach((spec, i) => {
     results.push(...(managedRows[i] ?? []));
-    const n = (spec.endpoints ?? []).length;
+    const n = withEndpoints ? (spec.endpoints ?? []).length : 0;
     results.push(...endpointRows.slice(j, j + n));
     j += n;
   });
