@@ -169,6 +169,16 @@ export async function writeReminderState(stateDir: string, state: ReminderState)
   await atomicWriteFile(remindersPath(stateDir), body, { mode: REMINDERS_MODE });
 }
 
+function replacedAlert(e: AlertEvent, before: ReminderEntry): AlertEvent {
+  const old = before.serial !== undefined ? ` (serial ${before.serial})` : '';
+  return {
+    kind: 'expiry-resolved',
+    ...(e.cert !== undefined ? { cert: e.cert } : {}),
+    ...(e.domains ? { domains: e.domains } : {}),
+    message: `${e.cert ?? ''}: certificate replaced${old}; the ${before.level} alert was about that version`,
+  };
+}
+
 /**
  * The daemon's notifier for renewals: a `critical` alert goes out once per certificate version
  * (see the top of this file), recorded in the reminder state before it is sent. Everything else
@@ -189,6 +199,9 @@ export function gateCritical(inner: Notifier, stateDir: string, log: Logger): No
         }
         const entry: ReminderEntry = { ...(e.serial ? { serial: e.serial } : {}), level: 'critical' };
         await writeReminderState(stateDir, { ...state, [key]: entry });
+        // The entry of an older version is replaced here, so its reminder resolves here too.
+        if (before?.serial !== undefined && before.serial !== e.serial)
+          await inner.notify(replacedAlert(e, before));
       } catch (err) {
         log.warn('reminder state unusable; critical alert sent without dedup', { error: describeError(err) });
       }
