@@ -120,9 +120,14 @@ export class ReadinessSchedule {
     if (interval === 0 || config.certificates.length === 0) return;
     const now = this.deps.clock.now().getTime();
     try {
-      this.state ??= (await readReadinessState(stateDir)) ?? this.freshState(now, interval);
+      if (!this.state) {
+        const stored = await readReadinessState(stateDir);
+        this.state = stored ?? this.freshState(now, interval);
+        // Persisted at once: restarts before the first run must not draw a new delay each time.
+        if (!stored) await writeReadinessState(stateDir, this.state);
+      }
     } catch (err) {
-      this.deps.log.warn('readiness state unreadable; running the canary now', { error: describeError(err) });
+      this.deps.log.warn('readiness state unusable; running the canary now', { error: describeError(err) });
       this.state = { lastRunAt: 0, nextAt: now, failing: {}, rows: [], checks: [] };
     }
     // A shorter interval in a reloaded configuration applies to the run already planned.
