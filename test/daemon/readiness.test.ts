@@ -51,7 +51,7 @@ test('a failing check alerts once across cycles and a restart, and resolves once
   const wrongSecret = {
     bind: tb.bindProvider({ tsigSecret_file: undefined, tsigSecret: Buffer.alloc(32, 9).toString('base64') }),
   };
-  const broken = await tb.writeConfig(certs, { notify, daemon: daemon('20s') }, wrongSecret);
+  const broken = await tb.writeConfig(certs, { notify, daemon: daemon('60s') }, wrongSecret);
 
   let d = startDaemon(broken);
   try {
@@ -72,7 +72,7 @@ test('a failing check alerts once across cycles and a restart, and resolves once
   }
   expect(kinds()).toEqual(['readiness-failed']);
 
-  // The next run is due 18-20 s after the first: a restart now must not run it again.
+  // The next run is due 54-60 s after the first: a restart now must not run it again.
   d = startDaemon(broken);
   try {
     await d.cycles(3);
