@@ -346,7 +346,7 @@ const SCHEMA = {
       default: '36h',
     },
     endpointInterval: {
-      doc: '`certpilot run` inspects everything `certpilot check` inspects (stored certificates, endpoints, watched files) this often (at the first check cycle after it is due), jittered by up to 10%, for /metrics and expiry reminders.',
+      doc: '`certpilot run` inspects what `certpilot check` inspects for /metrics and expiry reminders: stored certificates and watched files every check cycle, endpoints this often (at the first check cycle after it is due), jittered by up to 10%, and at once after a renewal or a configuration change.',
       format: 'certpilot-duration',
       default: '1h',
     },
