@@ -30,5 +30,6 @@ export function parseDaemon(values: LeafValues, issues: IssueList): DaemonSettin
       : {}),
     silentAfterMs: values.get('daemon.silentAfter') ?? 0,
     endpointIntervalMs: values.get('daemon.endpointInterval') ?? 0,
+    readinessIntervalMs: values.get('daemon.readinessInterval') ?? 0,
   };
 }

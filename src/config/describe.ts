@@ -4,6 +4,7 @@ import { checkSettingsOf } from './access';
 import { FILE_SUFFIX } from './combinators';
 import { isLoopbackHost } from './formats';
 import type {
+  DigestSchedule,
   AcmeSettings,
   AgentConfig,
   CertificateSpec,
@@ -263,7 +264,14 @@ function describeNotify(n: NotifySettings): Doc {
     criticalDays: n.criticalDays,
     webhooks: n.webhooks.map(describeWebhookAlert),
     email: n.email ? describeEmailAlert(n.email) : undefined,
+    digest: n.digest ? describeDigest(n.digest) : undefined,
   });
+}
+
+function describeDigest(d: DigestSchedule): string {
+  if ('intervalMs' in d) return formatDuration(d.intervalMs);
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  return `${pad(Math.floor(d.atMinuteOfDay / 60))}:${pad(d.atMinuteOfDay % 60)}`;
 }
 
 function describeWatch(w: WatchSettings | undefined): Doc {
@@ -338,6 +346,15 @@ export function describeConfig(config: AgentConfig): Doc {
         ? { heartbeat: REDACTED, heartbeatTimeout: formatDuration(daemon.heartbeat.timeoutMs) }
         : {}),
       ...(daemon.silentAfterMs !== undefined ? { silentAfter: formatDuration(daemon.silentAfterMs) } : {}),
+      ...(daemon.endpointIntervalMs !== undefined
+        ? { endpointInterval: formatDuration(daemon.endpointIntervalMs) }
+        : {}),
+      ...(daemon.readinessIntervalMs !== undefined
+        ? {
+            readinessInterval:
+              daemon.readinessIntervalMs === 0 ? 'off' : formatDuration(daemon.readinessIntervalMs),
+          }
+        : {}),
     },
     dns: {
       resolvers: [...dns.resolvers],

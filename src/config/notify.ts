@@ -27,6 +27,7 @@ import type { KeyDocs } from './key-docs';
 import {
   ALERT_KINDS,
   type AlertKind,
+  type DigestSchedule,
   type EmailAlert,
   type NotifySettings,
   type WebhookAlert,
@@ -34,7 +35,7 @@ import {
 
 /** `notify:`: which events alert, and through which webhooks and mail server. */
 
-export const NOTIFY_KEYS = ['on', 'criticalDays', 'webhooks', 'email'];
+export const NOTIFY_KEYS = ['on', 'criticalDays', 'webhooks', 'email', 'digest'];
 export const WEBHOOK_KEYS = [
   'url',
   'format',
@@ -70,6 +71,11 @@ export const NOTIFY_KEY_DOCS: KeyDocs = {
   },
   webhooks: { type: 'list', default: '`[]`', doc: 'HTTP receivers of alerts (below).' },
   email: { type: 'mapping', doc: 'An SMTP server to send alerts through (below).' },
+  digest: {
+    type: '`HH:MM` (UTC) \\| duration',
+    default: 'off',
+    doc: '`certpilot run`: one `digest` alert listing every finding that is not OK (last inventory and readiness run), daily at this UTC time or every interval; none when everything is OK.',
+  },
 };
 
 const SECRET_DOC = { type: 'string, **secret**', doc: 'HMAC-SHA256 key signing the body; or `secret_file`.' };
@@ -200,6 +206,19 @@ function parseEmailAlert(raw: unknown, path: string, issues: IssueList): EmailAl
   };
 }
 
+const TIME_OF_DAY = /^([01]\d|2[0-3]):([0-5]\d)$/;
+
+/** `"08:00"`: daily at that UTC time; otherwise a duration between digests. */
+export const parseDigest: ValueParser<DigestSchedule> = (v) => {
+  const t = typeof v === 'string' ? TIME_OF_DAY.exec(v.trim()) : null;
+  if (t) return { atMinuteOfDay: Number(t[1]) * 60 + Number(t[2]) };
+  try {
+    return { intervalMs: duration(v) };
+  } catch {
+    throw new Error('must be a UTC time of day like "08:00" or a duration like "24h"');
+  }
+};
+
 export function parseNotify(raw: unknown, path: string, issues: IssueList): NotifySettings {
   const m = mapping(raw, path, issues, { keys: NOTIFY_KEYS });
   if (!m) return DEFAULT_NOTIFY;
@@ -212,10 +231,12 @@ export function parseNotify(raw: unknown, path: string, issues: IssueList): Noti
     parseWebhookAlert(w, p, issues),
   );
   const email = parseEmailAlert(m.email, childPath(path, 'email'), issues);
+  const digest = optional(m, 'digest', path, issues, parseDigest);
   return {
     on,
     criticalDays: optional(m, 'criticalDays', path, issues, parseCriticalDays) ?? DEFAULT_CRITICAL_DAYS,
     webhooks,
     ...(email ? { email } : {}),
+    ...(digest ? { digest } : {}),
   };
 }

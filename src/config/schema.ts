@@ -127,6 +127,11 @@ export const FORMATS: Readonly<Record<string, LeafFormat>> = {
   'certpilot-hmac-key': { parse: parseHmacKey },
   'certpilot-absolute-path': { parse: parseAbsolutePath },
   'certpilot-duration': { parse: parseBoundedDuration, coerce: coerceDuration },
+  // A schedule that may be switched off: `0`, `"0"` or `off` (a duration is never zero).
+  'certpilot-duration-or-off': {
+    parse: (v, s) => (v === 0 || v === '0' || v === 'off' || v === false ? 0 : parseBoundedDuration(v, s)),
+    coerce: (v) => (v.trim() === 'off' ? 'off' : coerceDuration(v)),
+  },
   'certpilot-int': {
     parse: (v, s) => parseInteger(v, s.min ?? 0, s.max ?? Number.MAX_SAFE_INTEGER),
     coerce: coerceInteger,
@@ -341,9 +346,14 @@ const SCHEMA = {
       default: '36h',
     },
     endpointInterval: {
-      doc: '`certpilot run` inspects everything `certpilot check` inspects (stored certificates, endpoints, watched files) this often (at the first check cycle after it is due), jittered by up to 10%, for /metrics and expiry reminders.',
+      doc: '`certpilot run` inspects what `certpilot check` inspects for /metrics and expiry reminders: stored certificates and watched files every check cycle, endpoints this often (at the first check cycle after it is due), jittered by up to 10%, and at once after a renewal or a configuration change.',
       format: 'certpilot-duration',
       default: '1h',
+    },
+    readinessInterval: {
+      doc: '`certpilot run` runs the renewal-readiness canary (`certpilot check --readiness`) this often, jittered by up to 10%, and alerts once per failing check; the next run time is kept in the state directory across restarts; `0` or `off` disables it.',
+      format: 'certpilot-duration-or-off',
+      default: '24h',
     },
   },
   dns: {
@@ -512,6 +522,7 @@ export interface LeafTypes {
   'daemon.heartbeatTimeout': number;
   'daemon.silentAfter': number;
   'daemon.endpointInterval': number;
+  'daemon.readinessInterval': number;
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;

@@ -87,6 +87,8 @@ export interface DaemonSettings {
   readonly silentAfterMs?: number;
   /** `certpilot run`: how often endpoints (managed and watched) are probed for the inventory. */
   readonly endpointIntervalMs?: number;
+  /** `certpilot run`: how often the renewal-readiness canary runs; 0 = never. */
+  readonly readinessIntervalMs?: number;
 }
 
 export interface DnsProviderInstance {
@@ -355,7 +357,10 @@ export type AlertKind =
   | 'critical'
   | 'expiry-warning'
   | 'expiry-critical'
-  | 'expiry-resolved';
+  | 'expiry-resolved'
+  | 'readiness-failed'
+  | 'readiness-resolved'
+  | 'digest';
 export const ALERT_KINDS: readonly AlertKind[] = [
   'renewal-failed',
   'deploy-failed',
@@ -366,6 +371,9 @@ export const ALERT_KINDS: readonly AlertKind[] = [
   'expiry-warning',
   'expiry-critical',
   'expiry-resolved',
+  'readiness-failed',
+  'readiness-resolved',
+  'digest',
 ];
 
 export interface WebhookAlert {
@@ -397,7 +405,12 @@ export interface NotifySettings {
   readonly criticalDays: number;
   readonly webhooks: readonly WebhookAlert[];
   readonly email?: EmailAlert;
+  /** `certpilot run`: one summary of everything not OK; absent = no digest. */
+  readonly digest?: DigestSchedule;
 }
+
+/** Daily at a UTC time of day (`HH:MM`), or every interval. */
+export type DigestSchedule = { readonly atMinuteOfDay: number } | { readonly intervalMs: number };
 
 /** Global part, extends AgentConfig. */
 export interface DeploySettings {

@@ -23,9 +23,12 @@ import {
 } from '../metrics/definitions';
 import { certificateProblems } from '../config/problems';
 import { runRenew, type CertOutcome, type RenewReport } from '../renew/run';
-import { createNotifier, silentNotifier } from '../notify';
+import { createNotifier, silentNotifier, type Notifier } from '../notify';
+import { Digest } from './digest';
 import { sendHeartbeat } from './heartbeat';
 import { Inventory } from './inventory';
+import { ReadinessSchedule } from './readiness-schedule';
+import { gateCritical } from './reminders';
 import { readLastRun, recordSuccessfulRun } from './last-run';
 
 /**
@@ -84,9 +87,13 @@ export class Daemon {
   private loop: Promise<void> | undefined;
   private readonly listeners = new Set<(c: CycleRecord) => void>();
   private readonly inventory: Inventory;
+  private readonly readiness: ReadinessSchedule;
+  private readonly digest: Digest;
 
   constructor(private readonly opts: DaemonOptions) {
     this.inventory = new Inventory({ log: opts.log, clock: opts.clock });
+    this.readiness = new ReadinessSchedule({ log: opts.log, clock: opts.clock });
+    this.digest = new Digest({ log: opts.log, clock: opts.clock });
   }
 
   /** Loads the config, starts the HTTP endpoint and the loop. A bad config rejects (exit 2). */
@@ -201,6 +208,7 @@ export class Daemon {
     const interval = config.daemon.checkIntervalMs;
     let report: RenewReport | undefined;
     let error: string | undefined;
+    const notifier = config.notify ? createNotifier(config.notify, this.opts.log) : silentNotifier;
     try {
       report = await runRenew(
         config,
@@ -214,6 +222,10 @@ export class Daemon {
           lookaheadMs: 0,
           lockWaitMs: 0,
           certificateProblems: certificateProblems(config),
+          // One `critical` alert per certificate version, not one per failed run.
+          ...(config.notify
+            ? { notifier: gateCritical(notifier, config.storage.stateDir, this.opts.log) }
+            : {}),
         },
       );
       this.record(report.outcomes);
@@ -224,13 +236,7 @@ export class Daemon {
       this.opts.log.error('check cycle failed', { error });
     }
     // After the renewals, so the inventory sees (and reminders resolve on) what was just deployed.
-    if (!this.stopping.signal.aborted) {
-      await this.inventory.refresh(
-        config,
-        config.notify ? createNotifier(config.notify, this.opts.log) : silentNotifier,
-        this.stopping.signal,
-      );
-    }
+    if (!this.stopping.signal.aborted) await this.monitor(config, notifier);
     // Announced after the inventory, so whoever the heartbeat wakes finds /metrics complete.
     this.cycles++;
     if (report?.ok) await this.succeeded(config);
@@ -245,6 +251,17 @@ export class Daemon {
       renewed: report?.outcomes.filter((o) => o.status === 'renewed').length ?? 0,
     });
     return { startedAt, finishedAt, nextAt, ...(report ? { report } : {}), ...(error ? { error } : {}) };
+  }
+
+  /** The inventory (and its reminders), the daily readiness canary and the digest: never throw. */
+  private async monitor(config: AgentConfig, notifier: Notifier): Promise<void> {
+    const signal = this.stopping.signal;
+    await this.inventory.refresh(config, notifier, signal);
+    if (!signal.aborted) await this.readiness.refresh(config, notifier, signal);
+    const inventory = this.inventory.report;
+    if (inventory && !signal.aborted) {
+      await this.digest.refresh(config, notifier, [...inventory.results, ...this.readiness.rows]);
+    }
   }
 
   /**
@@ -285,8 +302,11 @@ export class Daemon {
     const prom = await import('prom-client');
     const { buildMetricsRegistry, checkResultMetrics } = await import('../metrics/registry');
     const inventory = this.inventory.report;
-    const registry = await buildMetricsRegistry((inventory?.results ?? []).map(checkResultMetrics), {
+    const rows = [...(inventory?.results ?? []), ...this.readiness.rows];
+    const readiness = this.readiness.checks;
+    const registry = await buildMetricsRegistry(rows.map(checkResultMetrics), {
       ...(inventory ? { checkedAt: inventory.checkedAt } : {}),
+      ...(readiness.length > 0 ? { readiness: [...readiness] } : {}),
       ...(this.lastSuccessfulRun ? { lastSuccessfulRun: this.lastSuccessfulRun } : {}),
     });
     const seconds = toEpochSeconds;

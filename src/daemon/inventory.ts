@@ -1,21 +1,38 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { describeError } from '../core/errors';
 import type { Clock } from '../core/clock';
 import type { Logger } from '../core/logger';
+import { checkSettingsOf } from '../config/access';
 import type { AgentConfig } from '../config/types';
-import { runCheck, type CheckReport } from '../inspect/check';
+import { runCheck, worstStatus, type CheckReport, type CheckResult } from '../inspect/check';
 import type { Notifier } from '../notify';
+import { atomicWriteFile } from '../store/atomic';
 import { planReminders, readReminderState, writeReminderState } from './reminders';
 
 /**
  * The daemon's inventory: everything `certpilot check` inspects (managed certificates as stored
  * and their endpoints, watched files and endpoints), on the daemon's own schedule, for /metrics
- * and for expiry reminders. It runs at the first cycle after start, so /metrics is complete
- * again within one cycle of a restart, and then every `daemon.endpointInterval`, jittered so a
- * fleet of agents does not probe shared endpoints in lockstep.
+ * and for expiry reminders. Two parts:
+ *
+ *  - local (stored certificates, watched files): every cycle; reading a few files is cheap and
+ *    a certificate replaced on disk shows on /metrics at the next cycle;
+ *  - remote (every endpoint): every `daemon.endpointInterval`, jittered so a fleet of agents
+ *    does not probe shared endpoints in lockstep, and at once when the configuration changed or
+ *    a managed certificate's stored version changed (a renewal: its endpoints must be looked at
+ *    again, not reported with the old leaf for an hour).
+ *
+ * The last endpoint rows and when they are next due are kept in the state directory, so after
+ * a restart /metrics is complete again within one cycle without probing everything again.
  */
 
 /** Up to this fraction of the interval is taken off at random. */
 export const ENDPOINT_JITTER = 0.1;
+export const INVENTORY_FILE = 'inventory.json';
+/** Certificate names, endpoints and public certificates only; still nobody else's business. */
+const INVENTORY_MODE = 0o600;
+const DEFAULT_ENDPOINT_INTERVAL_MS = 3_600_000;
 
 export interface InventoryDeps {
   readonly log: Logger;
@@ -24,9 +41,22 @@ export interface InventoryDeps {
   readonly random?: () => number;
 }
 
+/** The last endpoint probes, as persisted. */
+interface Probed {
+  /** Hash of what decides the endpoint rows (endpoints, names, thresholds). */
+  readonly configKey: string;
+  /** Epoch ms when the endpoints are next due. */
+  readonly dueAt: number;
+  /** Managed certificate name -> fingerprint of the stored version the rows were compared with. */
+  readonly stored: Readonly<Record<string, string>>;
+  readonly rows: readonly CheckResult[];
+}
+
 export class Inventory {
   private last: CheckReport | undefined;
-  private dueAt = 0;
+  private probed: Probed | undefined;
+  private restored = false;
+  private forced = false;
 
   constructor(private readonly deps: InventoryDeps) {}
 
@@ -35,33 +65,65 @@ export class Inventory {
     return this.last;
   }
 
-  /** When the next inventory is due (the daemon wakes for it). */
+  /** When the endpoints are next probed (epoch 0 before the first inventory). */
   get nextAt(): Date {
-    return new Date(this.dueAt);
+    return new Date(this.probed?.dueAt ?? 0);
   }
 
-  /** A reload may change what is watched: inspect again at the next cycle. */
+  /** A reload may change what is watched: probe the endpoints again at the next cycle. */
   invalidate(): void {
-    this.dueAt = 0;
+    this.forced = true;
   }
 
   /**
-   * Inspects everything when due, then sends the expiry reminders it calls for. Never throws:
-   * an inventory that fails is logged and retried at the next cycle, and must not fail renewals.
+   * Inspects the local part, and the endpoints when due, then sends the expiry reminders the
+   * rows call for. Never throws: an inventory that fails is logged and retried at the next
+   * cycle, and must not fail renewals.
    */
   async refresh(config: AgentConfig, notifier: Notifier, signal: AbortSignal): Promise<void> {
-    const now = this.deps.clock.now();
-    if (now.getTime() < this.dueAt) return;
-    const interval = config.daemon.endpointIntervalMs ?? 3_600_000;
-    const jitter = Math.floor(interval * ENDPOINT_JITTER * (this.deps.random ?? Math.random)());
     try {
-      this.last = await runCheck(config, {}, { now, signal, log: this.deps.log });
-      this.dueAt = now.getTime() + interval - jitter;
+      if (!this.restored) {
+        this.probed = await readInventoryState(config.storage.stateDir).catch((err: unknown) => {
+          this.deps.log.warn('inventory state unreadable; probing endpoints again', {
+            error: describeError(err),
+          });
+          return undefined;
+        });
+        this.restored = true;
+      }
+      this.last = await this.inspect(config, signal);
     } catch (err) {
       this.deps.log.error('inventory failed', { error: describeError(err) });
       return;
     }
     await this.remind(config, notifier, this.last);
+  }
+
+  private async inspect(config: AgentConfig, signal: AbortSignal): Promise<CheckReport> {
+    const now = this.deps.clock.now();
+    const checkDeps = { now, signal, log: this.deps.log };
+    const key = configKeyOf(config);
+    const p = this.probed;
+    if (p && !this.forced && p.configKey === key && now.getTime() < p.dueAt) {
+      const local = await runCheck(config, { endpoints: false }, checkDeps);
+      if (sameStoredVersions(local.results, p.stored)) return mergeEndpointRows(local, p.rows);
+    }
+    const full = await runCheck(config, {}, checkDeps);
+    const interval = config.daemon.endpointIntervalMs || DEFAULT_ENDPOINT_INTERVAL_MS;
+    const jitter = Math.floor(interval * ENDPOINT_JITTER * (this.deps.random ?? Math.random)());
+    this.forced = false;
+    this.probed = {
+      configKey: key,
+      dueAt: now.getTime() + interval - jitter,
+      stored: storedVersionsOf(full.results),
+      rows: full.results.filter((r) => r.source === 'endpoint'),
+    };
+    await writeInventoryState(config.storage.stateDir, this.probed).catch((err: unknown) =>
+      this.deps.log.warn('cannot persist the inventory; endpoints are probed again after a restart', {
+        error: describeError(err),
+      }),
+    );
+    return full;
   }
 
   /**
@@ -80,4 +142,80 @@ export class Inventory {
       this.deps.log.error('expiry reminders failed', { error: describeError(err) });
     }
   }
+}
+
+/** What the endpoint rows depend on besides the servers: a change probes them again at once. */
+function configKeyOf(config: AgentConfig): string {
+  const basis = {
+    certificates: config.certificates.map((c) => [c.name, c.domains, c.endpoints ?? [], c.thresholds]),
+    endpoints: config.watch?.endpoints ?? [],
+    check: checkSettingsOf(config),
+  };
+  return createHash('sha256').update(JSON.stringify(basis)).digest('hex');
+}
+
+function storedVersionsOf(rows: readonly CheckResult[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const r of rows) {
+    if (r.managed && r.source === 'file' && r.certificate) out[r.name] = r.certificate.fingerprint256;
+  }
+  return out;
+}
+
+function sameStoredVersions(rows: readonly CheckResult[], before: Readonly<Record<string, string>>): boolean {
+  const now = storedVersionsOf(rows);
+  const names = new Set([...Object.keys(now), ...Object.keys(before)]);
+  return [...names].every((n) => now[n] === before[n]);
+}
+
+/**
+ * The local rows with the kept endpoint rows in runCheck's order: each managed certificate's
+ * stored row followed by its endpoints, the watched files, then the watched endpoints.
+ */
+export function mergeEndpointRows(local: CheckReport, endpoints: readonly CheckResult[]): CheckReport {
+  const results: CheckResult[] = [];
+  for (const r of local.results) {
+    results.push(r);
+    if (r.managed && r.source === 'file')
+      results.push(...endpoints.filter((e) => e.managed && e.name === r.name));
+  }
+  results.push(...endpoints.filter((e) => !e.managed));
+  return { checkedAt: local.checkedAt, status: worstStatus(results.map((r) => r.status)), results };
+}
+
+function inventoryPath(stateDir: string): string {
+  return path.join(stateDir, INVENTORY_FILE);
+}
+
+/** JSON has no dates: the leaf's validity comes back as strings. */
+function reviveRow(r: CheckResult): CheckResult {
+  if (!r.certificate) return r;
+  const c = r.certificate;
+  return { ...r, certificate: { ...c, notBefore: new Date(c.notBefore), notAfter: new Date(c.notAfter) } };
+}
+
+async function readInventoryState(stateDir: string): Promise<Probed | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(inventoryPath(stateDir), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  const v = JSON.parse(text) as Partial<Probed> & { version?: unknown };
+  if (v.version !== 1 || typeof v.configKey !== 'string' || !Array.isArray(v.rows)) {
+    throw new Error(`${inventoryPath(stateDir)}: not an inventory state (version 1)`);
+  }
+  return {
+    configKey: v.configKey,
+    dueAt: Number(v.dueAt) || 0,
+    stored: v.stored ?? {},
+    rows: v.rows.map(reviveRow),
+  };
+}
+
+async function writeInventoryState(stateDir: string, p: Probed): Promise<void> {
+  await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const body = JSON.stringify({ version: 1, ...p }) + '\n';
+  await atomicWriteFile(inventoryPath(stateDir), body, { mode: INVENTORY_MODE });
 }

@@ -68,6 +68,11 @@ export interface CheckOptions {
   readonly connectTimeoutMs?: number;
   readonly handshakeTimeoutMs?: number;
   readonly concurrency?: number;
+  /**
+   * False: stored certificates and watched files only, no endpoint probed and no archive read
+   * (the daemon's every-cycle part; it probes endpoints on their own, longer interval).
+   */
+  readonly endpoints?: boolean;
 }
 
 export interface CheckDeps {
@@ -228,6 +233,7 @@ async function inspectManaged(
   thresholds: ThresholdSettings,
   now: Date,
   log: Logger,
+  withEndpoints: boolean,
 ): Promise<{ row: CheckResult; jobs: ProbeJob[] }> {
   const target = store.paths(spec.name).fullchain;
   const base = { name: spec.name, managed: true, source: 'file' as const, target };
@@ -282,7 +288,7 @@ async function inspectManaged(
       : unknownRow(base, 'unreadable', describeError(err));
   }
 
-  const endpoints = spec.endpoints ?? [];
+  const endpoints = withEndpoints ? (spec.endpoints ?? []) : [];
   const previous = stored && endpoints.length > 0 ? await readPrevious(store, spec.name, log) : [];
   const jobs = endpoints.map((e): ProbeJob => ({
     endpoint: e,
@@ -314,6 +320,7 @@ export async function runCheck(
   const connectTimeoutMs = options.connectTimeoutMs ?? settings.connectTimeoutMs;
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? settings.handshakeTimeoutMs;
   const { now, signal } = deps;
+  const withEndpoints = options.endpoints !== false;
 
   // Managed certificates: read the store (only when there are some to read).
   const managedRows: CheckResult[][] = [];
@@ -333,6 +340,7 @@ export async function runCheck(
           resolveThresholds(settings.thresholds, spec.thresholds),
           now,
           log,
+          withEndpoints,
         ),
       ),
     );
@@ -343,7 +351,7 @@ export async function runCheck(
   }
   throwIfAborted(signal, 'check');
   const managedJobCount = jobs.length;
-  for (const e of sel.endpoints) {
+  for (const e of withEndpoints ? sel.endpoints : []) {
     const key = endpointKey(e);
     jobs.push({
       endpoint: e,
@@ -363,7 +371,7 @@ export async function runCheck(
   const results: CheckResult[] = [];
   sel.certificates.forEach((spec, i) => {
     results.push(...(managedRows[i] ?? []));
-    const n = (spec.endpoints ?? []).length;
+    const n = withEndpoints ? (spec.endpoints ?? []).length : 0;
     results.push(...endpointRows.slice(j, j + n));
     j += n;
   });

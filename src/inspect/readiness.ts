@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fetchDirectoryInfo, fetchRenewalInfo, tryAriCertId, type DirectoryInfo } from '../acme/ari';
 import { readAccount } from '../acme/account';
+import { mapLimit } from '../core/concurrency';
 import { describeError } from '../core/errors';
 import { silentLogger, type Logger } from '../core/logger';
 import type { AgentConfig, CertificateSpec } from '../config/types';
@@ -113,9 +114,9 @@ export async function runReadiness(config: AgentConfig, deps: ReadinessDeps): Pr
       account,
       ca,
     };
-    const results: ReadinessResult[] = [];
-    // One certificate at a time: the canary writes share zones, and this runs once a day.
-    for (const spec of specs) results.push(await checkCertificate(spec, shared));
+    // As many certificates at once as renewals run (defaults.concurrency): the canary writes are
+    // the renewal's own DNS-01 writes, which the solver already does concurrently in one zone.
+    const results = await mapLimit(specs, config.concurrency, (spec) => checkCertificate(spec, shared));
     return { checkedAt: deps.now, results };
   } finally {
     await solver.close();

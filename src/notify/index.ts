@@ -46,6 +46,12 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning' | 'info'> = {
   'expiry-warning': 'warning',
   'expiry-critical': 'critical',
   'expiry-resolved': 'info',
+  // The daemon's renewal-readiness canary (src/daemon/readiness-schedule.ts): the next renewal
+  // would fail, usually weeks before it is attempted.
+  'readiness-failed': 'error',
+  'readiness-resolved': 'info',
+  // A summary (src/daemon/digest.ts): each item in it was, or will be, alerted on its own.
+  digest: 'warning',
 };
 
 export const silentNotifier: Notifier = { notify: async () => undefined };

@@ -52,7 +52,7 @@ function fullConfig(): Record<string, any> {
     renewal: { ratio: 0.25, shortLifetimeRatio: 0.6, shortLifetimeDays: 8, maxOrdersPerWeek: 2 },
     concurrency: 3,
   };
-  c.daemon = { checkInterval: '90s', listen: '[::]:9612', allowRemote: true };
+  c.daemon = { checkInterval: '90s', listen: '[::]:9612', allowRemote: true, readinessInterval: 'off' };
   c.dns.resolvers = ['192.0.2.1', '[2001:db8::1]:5353'];
   c.dns.nameserverPort = 5353;
   c.dns.queryTimeout = '1500ms';
@@ -123,6 +123,7 @@ function fullConfig(): Record<string, any> {
   c.notify = {
     on: ['renewal-failed', 'critical'],
     criticalDays: 5,
+    digest: '07:30',
     webhooks: [
       {
         url: 'https://alerts.example.com/in',
@@ -224,6 +225,8 @@ describe('the printed configuration loads back to the same configuration', () =>
       listen: '[::]:9612',
       allowRemote: true,
       silentAfter: '36h',
+      endpointInterval: '1h',
+      readinessInterval: 'off',
     });
     expect((view.acme as any).requestTimeout).toBe('45s');
   });

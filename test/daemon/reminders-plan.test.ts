@@ -69,3 +69,25 @@ test('an expired certificate is critical; a row dropped from the config is forgo
   expect(first.alerts[0]).toMatchObject({ cert: 'web', serial: 'S-A' });
   expect(planReminders([], first.state)).toEqual({ alerts: [], state: {} });
 });
+
+test('a managed certificate is one reminder: its endpoints serving the stored version add none', () => {
+  const stored: CheckResult = {
+    ...row('A', ['critical']),
+    managed: true,
+    source: 'file',
+    target: '/state/web.pem',
+  };
+  const same: CheckResult = { ...row('A', ['critical']), managed: true, source: 'endpoint' };
+  const stale: CheckResult = {
+    ...row('OLD', ['critical']),
+    managed: true,
+    source: 'endpoint',
+    target: 'b:443',
+  };
+  const first = planReminders([stored, same, stale], {});
+  expect(first.alerts.map((a) => `${a.kind} ${a.serial}`)).toEqual([
+    'expiry-critical S-A',
+    'expiry-critical S-OLD',
+  ]);
+  expect(planReminders([stored, same, stale], first.state).alerts).toEqual([]);
+});
