@@ -46,6 +46,8 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning' | 'info'> = {
   'expiry-warning': 'warning',
   'expiry-critical': 'critical',
   'expiry-resolved': 'info',
+  // The other nodes keep serving the previous version: nothing is down yet.
+  'fleet-canary-failed': 'error',
 };
 
 export const silentNotifier: Notifier = { notify: async () => undefined };
