@@ -36,7 +36,10 @@ export function parseFleet(
   }
   const nodeName = values.get('fleet.nodeName') ?? defaultNodeName();
   if (!NODE_NAME.test(nodeName))
-    issues.add('fleet.nodeName', 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
+    issues.add(
+      'fleet.nodeName',
+      'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit',
+    );
   const rollout = values.get('fleet.rollout') ?? 'all';
   if (rollout !== 'all' && rollout !== 'canary')
     issues.add('fleet.rollout', `must be "all" or "canary", not ${JSON.stringify(rollout)}`);

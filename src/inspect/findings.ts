@@ -58,7 +58,9 @@ export type FindingCode =
   | 'readiness-dns-write'
   | 'readiness-ari'
   /** The CA's ARI window for the certificate has started: it wants it replaced now. */
-  | 'ari-replace';
+  | 'ari-replace'
+  /** Fleet mode (src/fleet/check.ts): a node does not serve the store's current version. */
+  | 'fleet-node-stale';
 
 /**
  * `info` never changes the status; it is reported so an operator sees it. `unknown` is the
