@@ -33,8 +33,13 @@ interface CachedVersion extends Version {
   revision: string;
 }
 
-/** Deploys at once on one node: each may reload a server, so a few, not all of them. */
-const DEPLOY_CONCURRENCY = 4;
+/**
+ * Deploys at once on one node: one. The deploy steps of different certificates usually act on
+ * the same server, and a config test (`nginx -t`) loads every certificate: run while another
+ * certificate's output pair is being swapped (key first, then the chain), it sees a key and a
+ * certificate that do not match and fails that other deploy.
+ */
+const DEPLOY_CONCURRENCY = 1;
 
 /**
  * The fleet side of one `certpilot run`: a loop of its own, beside the renewal cycle, that

@@ -50,13 +50,23 @@ function staleFinding(cert: string, current: Current, record: DeployRecord | und
   };
 }
 
-/** This node's own probes: an endpoint of a managed certificate serving another leaf than the store's. */
-function probeFindings(results: readonly CheckResult[], currents: ReadonlyMap<string, Current>): Finding[] {
+/**
+ * This node's own probes: an endpoint serving another leaf than the store's current version
+ * while this node's record says it verified that version (the record and the server disagree:
+ * someone replaced the files, or the server was restarted with old ones). When the record
+ * already says the node is behind, its finding says so and the probe adds nothing.
+ */
+function probeFindings(
+  results: readonly CheckResult[],
+  currents: ReadonlyMap<string, Current>,
+  mine: ReadonlyMap<string, DeployRecord | undefined>,
+): Finding[] {
   const out: Finding[] = [];
   for (const r of results) {
     if (r.source !== 'endpoint' || !r.managed || !r.certificate) continue;
     const current = currents.get(r.name);
     if (!current || r.certificate.fingerprint256 === current.fingerprint) continue;
+    if (staleFinding(r.name, current, mine.get(r.name))) continue;
     out.push({
       code: 'fleet-node-stale',
       severity: 'critical',
@@ -103,7 +113,12 @@ export async function fleetCheckRows(
         const f = staleFinding(cert, current, records.deploys.get(cert)?.get(node));
         if (f) findings.push(f);
       }
-      if (node === fleet.nodeName) findings.push(...probeFindings(results, currents));
+      if (node === fleet.nodeName) {
+        const mine = new Map(
+          [...currents.keys()].map((cert) => [cert, records.deploys.get(cert)?.get(node)]),
+        );
+        findings.push(...probeFindings(results, currents, mine));
+      }
       return rowOf(node, target(node), findings);
     });
   } catch (err) {
