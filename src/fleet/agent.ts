@@ -56,6 +56,8 @@ export class FleetAgent {
   /** Versions already reported as blocked, so a stopped rollout is logged once, not every poll. */
   private readonly blockedSeen = new Set<string>();
   private announced = false;
+  /** Set at start and on reload: failed versions are tried again at the next sync (see decideRollout). */
+  private retryFailed = true;
   private readonly stopping = new AbortController();
   private wake = new AbortController();
   private loop: Promise<void> | undefined;
@@ -111,6 +113,7 @@ export class FleetAgent {
     if (config.fleet?.nodeName !== this.fleet.nodeName) this.announced = false;
     this.config = config;
     this.store = this.storeOf(config);
+    this.retryFailed = true;
     this.poke();
   }
 
@@ -167,11 +170,13 @@ export class FleetAgent {
       this.announced = true;
     }
     const summary: SyncSummary = { deployed: 0, failed: 0, waiting: 0, blocked: 0 };
+    const retryFailed = this.retryFailed;
+    this.retryFailed = false;
     const due: { spec: CertificateSpec; version: Version }[] = [];
     for (const spec of this.config.certificates) {
       const version = await this.versionOf(spec.name, revisions.get(spec.name));
       if (!version) continue;
-      this.plan(spec, version, records, summary, due);
+      this.plan(spec, version, records, summary, due, retryFailed);
     }
     const results = await mapLimit(due, DEPLOY_CONCURRENCY, ({ spec, version }) =>
       this.deployOne(spec, version, records.deploys.get(spec.name)?.get(this.fleet.nodeName), records),
@@ -190,8 +195,9 @@ export class FleetAgent {
     records: FleetRecords,
     summary: SyncSummary,
     due: { spec: CertificateSpec; version: Version }[],
+    retryFailed: boolean,
   ): void {
-    const step = decideRollout(this.fleet, version, records, spec.name, this.deps.clock.now());
+    const step = decideRollout(this.fleet, version, records, spec.name, this.deps.clock.now(), retryFailed);
     const later = (at: Date | undefined): void => {
       if (at && (!summary.wakeAt || at < summary.wakeAt)) summary.wakeAt = at;
     };

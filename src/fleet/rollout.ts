@@ -40,19 +40,25 @@ function staggerSlot(node: string, canary: string, nodes: readonly string[]): nu
   return others.indexOf(node) + 1;
 }
 
+/**
+ * `retryFailed`: a version that failed on this node is tried again now rather than
+ * FAILED_RETRY_MS after the failure (the daemon sets it once after a start or a reload: the
+ * operator may have fixed the deploy).
+ */
 export function decideRollout(
   settings: FleetSettings,
   version: Version,
   records: FleetRecords,
   cert: string,
   now: Date,
+  retryFailed = false,
 ): RolloutStep {
   const byNode = records.deploys.get(cert);
   const mine = byNode?.get(settings.nodeName);
   if (mine?.fingerprint === version.fingerprint) {
     if (mine.status === 'verified') return { kind: 'done' };
     const at = retryAt(mine);
-    if (at.getTime() > now.getTime()) return { kind: 'done', until: at };
+    if (!retryFailed && at.getTime() > now.getTime()) return { kind: 'done', until: at };
   }
   if (settings.rollout === 'all') return { kind: 'deploy' };
   const canary = canaryOf(settings, records.nodes);

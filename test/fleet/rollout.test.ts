@@ -58,6 +58,8 @@ test('a version that failed on this node is tried again after FAILED_RETRY_MS, n
   });
   const later = new Date(failedAt.getTime() + FAILED_RETRY_MS);
   expect(decideRollout(all, V2, records(failed), 'www', later)).toEqual({ kind: 'deploy' });
+  // After a start or a reload (the deploy may have been fixed): at once.
+  expect(decideRollout(all, V2, records(failed), 'www', NOW, true)).toEqual({ kind: 'deploy' });
 });
 
 test('canary: the canary deploys at once; the others wait for its verified record', () => {
