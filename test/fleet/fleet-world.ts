@@ -55,8 +55,6 @@ export interface FleetWorld {
   hostOf(cert: string): string;
   /** (Re)writes a node's configuration. */
   writeNodeConfig(node: FleetNode, opts?: NodeConfigOptions): Promise<string>;
-  /** A configuration for the test's own `certpilot renew`: same store, no fleet section, no deploy. */
-  operatorConfig(): Promise<string>;
   startNode(node: FleetNode): DaemonChild;
   stopNode(node: FleetNode): Promise<void>;
   /** The shared store's current serial of every certificate. */
@@ -193,12 +191,6 @@ export async function startFleetWorld(opts: FleetWorldOptions): Promise<FleetWor
       await writeFile(file, stringify(config));
       node.config = file;
       return file;
-    },
-    async operatorConfig() {
-      return tb.writeConfig(
-        certNames.map((cert) => ({ name: cert, domains: [hostOf(cert)], dns: { provider: 'bind' } })),
-        { acme, storage: storage('operator') },
-      );
     },
     startNode(node) {
       node.daemon = startDaemon(node.config);
