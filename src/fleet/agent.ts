@@ -40,6 +40,8 @@ interface CachedVersion extends Version {
  * certificate that do not match and fails that other deploy.
  */
 const DEPLOY_CONCURRENCY = 1;
+/** Reads of changed certificates at once (two small etcd requests each). */
+const READ_CONCURRENCY = 8;
 
 /**
  * The fleet side of one `certpilot run`: a loop of its own, beside the renewal cycle, that
@@ -173,10 +175,14 @@ export class FleetAgent {
     const retryFailed = this.retryFailed;
     this.retryFailed = false;
     const due: { spec: CertificateSpec; version: Version }[] = [];
-    for (const spec of this.config.certificates) {
-      const version = await this.versionOf(spec.name, revisions.get(spec.name));
-      if (!version) continue;
-      this.plan(spec, version, records, summary, due, retryFailed);
+    const specs = this.config.certificates;
+    // Reads happen only for certificates whose `current` moved: all of them at start.
+    const versions = await mapLimit(specs, READ_CONCURRENCY, (spec) =>
+      this.versionOf(spec.name, revisions.get(spec.name)),
+    );
+    for (const [i, spec] of specs.entries()) {
+      const version = versions[i];
+      if (version) this.plan(spec, version, records, summary, due, retryFailed);
     }
     const results = await mapLimit(due, DEPLOY_CONCURRENCY, ({ spec, version }) =>
       this.deployOne(spec, version, records.deploys.get(spec.name)?.get(this.fleet.nodeName), records),

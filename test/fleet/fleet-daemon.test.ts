@@ -1,5 +1,17 @@
-import { loggedTimes, marks, IDLE_SYNC, startFleetWorld, type FleetWorld } from './fleet-world';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { runCli } from '../helpers/testbed';
+import {
+  loggedTimes,
+  marks,
+  IDLE_SYNC,
+  startFleetWorld,
+  writePlaceholder,
+  type FleetWorld,
+} from './fleet-world';
+
+const execFileP = promisify(execFile);
 
 /**
  * One orders, every node deploys: three `certpilot run` processes (the built CLI) with the same
@@ -66,4 +78,35 @@ test('20 certificates on 3 nodes: exactly 20 orders, and every node serves every
     for (const n of Object.values(row.nodes))
       expect(n).toMatchObject({ serial: current.get(row.name), status: 'verified' });
   }
+
+  // `check` on a node: a row per node, nothing stale.
+  const quiet = await runCli(['check', '--json', '--config', world.nodes[2]!.config]);
+  const fleetRows = (json: string) =>
+    (
+      JSON.parse(json) as {
+        results: { name: string; status: string; findings: { code: string; message: string }[] }[];
+      }
+    ).results.filter((r) => r.name.startsWith('fleet:'));
+  expect(fleetRows(quiet.stdout).map((r) => [r.name, r.status, r.findings])).toEqual([
+    ['fleet:a', 'ok', []],
+    ['fleet:b', 'ok', []],
+    ['fleet:c', 'ok', []],
+  ]);
+
+  // c's nginx is made to serve something else for c0 behind certpilot's back: c's record still
+  // says verified, and only c's own probe can tell.
+  const c = world.nodes[2]!;
+  await writePlaceholder(path.join(c.dir, 'out', 'c0'), world.hostOf('c0'));
+  const [nginx, ...reload] = c.nginx.reloadArgv() as [string, ...string[]];
+  await execFileP(nginx, reload);
+  await c.nginx.settled();
+  const probed = fleetRows((await runCli(['check', '--json', '--config', c.config])).stdout);
+  const rowC = probed.find((r) => r.name === 'fleet:c')!;
+  expect(rowC.status).toBe('critical');
+  expect(rowC.findings).toHaveLength(1);
+  expect(rowC.findings[0]).toMatchObject({ code: 'fleet-node-stale' });
+  expect(rowC.findings[0]!.message).toContain(
+    `current serial is ${current.get('c0')} (probed from this node)`,
+  );
+  expect(probed.filter((r) => r.name !== 'fleet:c').map((r) => r.status)).toEqual(['ok', 'ok']);
 }, 300_000);

@@ -77,7 +77,7 @@ export function servedSerial(port: number, servername: string): Promise<string> 
 }
 
 /** A placeholder pair so nginx can start before the first certificate exists. */
-async function writePlaceholder(dir: string, host: string): Promise<void> {
+export async function writePlaceholder(dir: string, host: string): Promise<void> {
   const now = Date.now();
   const pair = makeCertificate({
     names: [host],
