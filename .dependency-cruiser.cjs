@@ -13,6 +13,7 @@ const LAYERS = [
   ['index', '^src/index\\.ts$'],
   ['import', '^src/import/'],
   ['daemon', '^src/daemon/'],
+  ['fleet', '^src/fleet/'],
   ['config-loader', '^src/config/(?!(types|defaults|access|secrets|issues)\\.ts$)'],
   ['renew', '^src/renew/'],
   ['metrics', '^src/metrics/'],

@@ -36,6 +36,19 @@ export interface CertificateRow {
   detail: string | null;
   renewAt: string | null;
   deploy: { status: string; serial: string; endpoints: Record<string, string> } | null;
+  /**
+   * Fleet mode: every node's deploy record of this certificate (from etcd), by node name: the
+   * serial it deployed, `verified`/`failed`/`rolled-back`, when, what it serves after a failure.
+   */
+  nodes?: Record<string, NodeDeployColumn>;
+}
+
+export interface NodeDeployColumn {
+  serial: string;
+  status: string;
+  at: string;
+  servingSerial?: string;
+  error?: string;
 }
 
 export async function certificatesCommand(ctx: CommandContext): Promise<number> {
@@ -89,7 +102,36 @@ export async function listCertificates(
   for (const name of stored.filter((n) => !configured.has(n) && wanted(n))) {
     rows.push(await unconfiguredRow(store, name, stateDir));
   }
-  return rows;
+  return config.fleet ? withNodeColumns(config, rows, ctx.signal) : rows;
+}
+
+/** Fleet mode: each row gets every node's deploy record (one etcd request for all of them). */
+async function withNodeColumns(
+  config: AgentConfig,
+  rows: CertificateRow[],
+  signal: AbortSignal | undefined,
+): Promise<CertificateRow[]> {
+  const { createEtcdBackend } = await import('../store/etcd');
+  const { readFleetRecords } = await import('../fleet');
+  const backend = createEtcdBackend(config.storage.etcd!);
+  try {
+    const records = await readFleetRecords(backend.client, backend.storage.prefix, signal);
+    return rows.map((row) => {
+      const nodes: Record<string, NodeDeployColumn> = {};
+      for (const [node, r] of records.deploys.get(row.name) ?? []) {
+        nodes[node] = {
+          serial: r.serial,
+          status: r.status,
+          at: r.at,
+          ...(r.servingSerial ? { servingSerial: r.servingSerial } : {}),
+          ...(r.error ? { error: r.error } : {}),
+        };
+      }
+      return { ...row, nodes };
+    });
+  } finally {
+    backend.close();
+  }
 }
 
 async function configuredRow(
@@ -182,6 +224,12 @@ function formatRow(r: CertificateRow): string {
     const eps = Object.entries(r.deploy.endpoints).map(([k, s]) => `${k} ${s}`);
     lines.push(
       `  deploy:    ${r.deploy.status} (serial ${r.deploy.serial})${eps.length ? `: ${eps.join(', ')}` : ''}`,
+    );
+  }
+  for (const [node, n] of Object.entries(r.nodes ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+    const serving = n.servingSerial ? `, serves ${n.servingSerial}` : '';
+    lines.push(
+      `  node ${node}: ${n.status} serial ${n.serial} at ${n.at}${serving}${n.error ? `: ${n.error}` : ''}`,
     );
   }
   return lines.join('\n');

@@ -149,6 +149,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
       report = await withLivenessRow(report, config);
     }
     if (flags.readiness) report = await withReadinessRows(report, config, flags.options.names ?? [], ctx);
+    if (config.fleet) report = await withFleetRows(report, config, ctx);
   } catch (err) {
     return unknownExit(ctx, err);
   }
@@ -211,6 +212,18 @@ async function withLivenessRow(
     status: worstStatus(results.map((r) => r.status)),
     ...(read.lastRun ? { lastSuccessfulRun: read.lastRun.at } : {}),
   };
+}
+
+/** Fleet mode: one row per node, fleet-node-stale for what it does not serve (src/fleet/check.ts). */
+async function withFleetRows(
+  report: FullReport,
+  config: AgentConfig,
+  ctx: CommandContext,
+): Promise<FullReport> {
+  const { fleetCheckRows } = await import('../fleet');
+  const rows = await fleetCheckRows(config, report.results, { log: ctx.log, signal: ctx.signal });
+  const results = [...report.results, ...rows];
+  return { ...report, results, status: worstStatus(results.map((r) => r.status)) };
 }
 
 /** `--readiness`: one row per selected managed certificate, each failed check a finding. */

@@ -20,8 +20,10 @@ export async function renewCommand(ctx: CommandContext): Promise<number> {
   await assertReadyToRenew(config);
   const overrideGuard = ctx.flags['override-guard'] === true;
   if (overrideGuard) checkAtTerminal(ctx);
+  // A fleet node orders and installs only: the fleet daemons deploy, in rollout order (src/fleet).
+  const renewWith = config.fleet ? (await import('../fleet')).renewConfigOf(config) : config;
   const report = await runRenew(
-    config,
+    renewWith,
     {
       names: ctx.args,
       // Overriding the guard is asking for an order now.

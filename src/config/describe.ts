@@ -377,9 +377,20 @@ export function describeConfig(config: AgentConfig): Doc {
     ...(config.notify ? { notify: describeNotify(config.notify) } : {}),
     ...(config.verify ? { verify: describeVerify(config.verify) } : {}),
     ...describeMonitoring(config),
+    ...(config.fleet ? { fleet: describeFleet(config.fleet) } : {}),
   };
   // Belt and braces: a registered secret pasted into a field that is not marked secret.
   return redactStrings(doc) as Doc;
+}
+
+function describeFleet(f: NonNullable<AgentConfig['fleet']>): Doc {
+  return {
+    nodeName: f.nodeName,
+    rollout: f.rollout,
+    ...(f.canary !== undefined ? { canary: f.canary } : {}),
+    stagger: formatDuration(f.staggerMs),
+    pollInterval: formatDuration(f.pollIntervalMs),
+  };
 }
 
 function describeVerify(v: NonNullable<AgentConfig['verify']>): Doc {

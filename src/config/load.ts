@@ -6,6 +6,7 @@ import { checkOutputSecretFiles, parseCertificates } from './certificates';
 import { DEFAULT_CHECK } from './access';
 import { parseCheckSection } from './check';
 import { parseDaemon } from './daemon';
+import { parseFleet } from './fleet';
 import { checkDeploySecretFiles, DEPLOY_ROOT_KEYS, parseDeploySettings } from './deploy';
 import { parseDefaults } from './renewal';
 import { parseDns } from './dns';
@@ -158,10 +159,12 @@ async function parseSections(
   const deploy = parseDeploySettings(raw, '', issues);
   await checkDeploySecretFiles(deploy, raw.certificates, issues);
   await checkOutputSecretFiles(raw.certificates, issues);
+  const storage = parseStorage(values, issues);
+  const fleet = parseFleet(values, raw.fleet !== undefined && raw.fleet !== null, storage, issues);
   return {
     source,
     acme,
-    storage: parseStorage(values, issues),
+    storage,
     ...defaults,
     daemon: parseDaemon(values, issues),
     dns: dns.settings,
@@ -169,6 +172,7 @@ async function parseSections(
     ...deploy,
     ...(check ? { check } : {}),
     ...(watch ? { watch } : {}),
+    ...(fleet ? { fleet } : {}),
   };
 }
 

@@ -356,6 +356,36 @@ const SCHEMA = {
       default: '24h',
     },
   },
+  // Read only when the file has a `fleet:` section (src/config/fleet.ts).
+  fleet: {
+    nodeName: {
+      doc: "This node's name in the fleet's shared deploy records (letters, digits, . _ -); default: the host name.",
+      format: 'certpilot-string',
+      default: null,
+      nullable: true,
+    },
+    rollout: {
+      doc: 'How a new version reaches the nodes: "all" (every node deploys it as soon as it sees it) or "canary" (fleet.canary first; the others only after it verified).',
+      format: 'certpilot-string',
+      default: 'all',
+    },
+    canary: {
+      doc: 'Node name of the canary (rollout: canary); default: the first node name in sorted order.',
+      format: 'certpilot-string',
+      default: null,
+      nullable: true,
+    },
+    stagger: {
+      doc: 'With rollout: canary, the k-th other node (sorted by name) deploys k × stagger after the canary verified.',
+      format: 'certpilot-duration',
+      default: '30s',
+    },
+    pollInterval: {
+      doc: "How often a fleet node reads the store's current versions and the fleet's deploy records (two etcd requests when nothing changed).",
+      format: 'certpilot-duration',
+      default: '10s',
+    },
+  },
   dns: {
     resolvers: {
       doc: 'Recursive resolvers ("ip", "ip:port", "[v6]:port"). When set, every host name certpilot connects to (CA, DNS provider APIs and servers, webhooks, SMTP, heartbeat, endpoints; not storage.etcd.endpoints) is resolved through them, never the system resolver (/etc/hosts is not read; localhost is loopback); empty = the system resolvers.',
@@ -523,6 +553,11 @@ export interface LeafTypes {
   'daemon.silentAfter': number;
   'daemon.endpointInterval': number;
   'daemon.readinessInterval': number;
+  'fleet.nodeName': string;
+  'fleet.rollout': string;
+  'fleet.canary': string;
+  'fleet.stagger': number;
+  'fleet.pollInterval': number;
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;

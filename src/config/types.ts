@@ -67,6 +67,20 @@ export interface EtcdSettings {
   readonly retryForMs: number;
 }
 
+/** `fleet:` (with storage.backend: etcd): several daemons share one store; see src/fleet. */
+export interface FleetSettings {
+  /** This node's name in the shared deploy records (default: the host name). */
+  readonly nodeName: string;
+  /** `all`: every node deploys a new version at once; `canary`: the canary first, then the others. */
+  readonly rollout: 'all' | 'canary';
+  /** The canary's node name; absent = the first known node name in sorted order. */
+  readonly canary?: string;
+  /** With canary: node k (k = 1, 2, ... of the others, sorted) deploys k × stagger after the canary verified. */
+  readonly staggerMs: number;
+  /** How often a node reads the store's versions and the fleet's deploy records. */
+  readonly pollIntervalMs: number;
+}
+
 export interface RenewalPolicy {
   /** Renew when this fraction of the lifetime is left (default 1/3). */
   readonly renewRatio: number;
@@ -272,6 +286,8 @@ export interface AgentConfig {
   readonly check?: CheckSettings;
   /** Present when the file has a `watch:` section. */
   readonly watch?: WatchSettings;
+  /** Present when the file has a `fleet:` section (storage.backend must be etcd). */
+  readonly fleet?: FleetSettings;
 }
 
 // ---- deploy, hooks, verification and alerts (parsed by src/config/deploy.ts and neighbours) ----
@@ -360,7 +376,9 @@ export type AlertKind =
   | 'expiry-resolved'
   | 'readiness-failed'
   | 'readiness-resolved'
-  | 'digest';
+  | 'digest'
+  /** Fleet canary rollout: the canary node failed to deploy or verify a new version (src/fleet). */
+  | 'fleet-canary-failed';
 export const ALERT_KINDS: readonly AlertKind[] = [
   'renewal-failed',
   'deploy-failed',
@@ -374,6 +392,7 @@ export const ALERT_KINDS: readonly AlertKind[] = [
   'readiness-failed',
   'readiness-resolved',
   'digest',
+  'fleet-canary-failed',
 ];
 
 export interface WebhookAlert {

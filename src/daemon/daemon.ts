@@ -30,6 +30,7 @@ import { Inventory } from './inventory';
 import { ReadinessSchedule } from './readiness-schedule';
 import { gateCritical } from './reminders';
 import { readLastRun, recordSuccessfulRun } from './last-run';
+import type { FleetAgent } from '../fleet';
 
 /**
  * `certpilot run`: the long-running agent. Every check interval, or earlier when a certificate
@@ -89,6 +90,8 @@ export class Daemon {
   private readonly inventory: Inventory;
   private readonly readiness: ReadinessSchedule;
   private readonly digest: Digest;
+  /** Fleet mode only (src/fleet, loaded then): the deploy loop and the renewal config it needs. */
+  private fleet: { agent: FleetAgent; renewConfigOf: (c: AgentConfig) => AgentConfig } | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.inventory = new Inventory({ log: opts.log, clock: opts.clock });
@@ -105,6 +108,7 @@ export class Daemon {
       () => undefined,
     );
     await this.listen();
+    await this.applyFleet(this.config);
     this.opts.log.info('certpilot daemon started', {
       certificates: this.config.certificates.length,
       checkIntervalMs: this.config.daemon.checkIntervalMs,
@@ -152,6 +156,7 @@ export class Daemon {
         await this.listen();
       }
       this.inventory.invalidate();
+      await this.applyFleet(next);
       this.opts.log.info('configuration reloaded', { certificates: next.certificates.length });
       this.reloadRequested = true;
       this.wake.abort();
@@ -184,6 +189,7 @@ export class Daemon {
         timeoutMs: SHUTDOWN_TIMEOUT_MS,
       });
     }
+    await this.fleet?.agent.stop();
     await this.closeServer();
     this.opts.log.info('certpilot daemon stopped');
   }
@@ -211,7 +217,7 @@ export class Daemon {
     const notifier = config.notify ? createNotifier(config.notify, this.opts.log) : silentNotifier;
     try {
       report = await runRenew(
-        config,
+        this.fleet ? this.fleet.renewConfigOf(config) : config,
         {},
         {
           log: this.opts.log,
@@ -229,6 +235,8 @@ export class Daemon {
         },
       );
       this.record(report.outcomes);
+      // New versions may be in the store: this node deploys them without waiting for its poll.
+      this.fleet?.agent.poke();
     } catch (err) {
       // A bug or an unreadable state directory: log it, keep the daemon alive, try next time.
       this.cycleFailures++;
@@ -372,6 +380,22 @@ export class Daemon {
         failing,
       },
     };
+  }
+
+  /** Fleet mode follows the configuration: started, reconfigured or stopped on start and reload. */
+  private async applyFleet(config: AgentConfig): Promise<void> {
+    if (!config.fleet || config.storage.backend !== 'etcd') {
+      await this.fleet?.agent.stop();
+      this.fleet = undefined;
+      return;
+    }
+    if (this.fleet) return this.fleet.agent.reconfigure(config);
+    const { FleetAgent, renewConfigOf } = await import('../fleet');
+    this.fleet = {
+      agent: new FleetAgent(config, { log: this.opts.log, clock: this.opts.clock }),
+      renewConfigOf,
+    };
+    this.fleet.agent.start();
   }
 
   private async listen(): Promise<void> {

@@ -60,7 +60,9 @@ export type FindingCode =
   /** The CA's ARI window for the certificate has started: it wants it replaced now. */
   | 'ari-replace'
   /** The lifetime differs from what the ACME profile promised (src/inspect/profile-lifetime.ts). */
-  | 'profile-lifetime';
+  | 'profile-lifetime'
+  /** Fleet mode (src/fleet/check.ts): a node does not serve the store's current version. */
+  | 'fleet-node-stale';
 
 /**
  * `info` never changes the status; it is reported so an operator sees it. `unknown` is the

@@ -52,6 +52,8 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning' | 'info'> = {
   'readiness-resolved': 'info',
   // A summary (src/daemon/digest.ts): each item in it was, or will be, alerted on its own.
   digest: 'warning',
+  // The other nodes keep serving the previous version: nothing is down yet.
+  'fleet-canary-failed': 'error',
 };
 
 export const silentNotifier: Notifier = { notify: async () => undefined };

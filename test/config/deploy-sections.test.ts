@@ -110,7 +110,7 @@ test("an unknown top-level key names every section as allowed, the section parse
     {
       path: 'colour',
       message:
-        'unknown key (allowed: acme, storage, defaults, daemon, dns, certificates, hooks, notify, verify, check, watch)',
+        'unknown key (allowed: acme, storage, defaults, daemon, fleet, dns, certificates, hooks, notify, verify, check, watch)',
     },
   ]);
 });

@@ -192,6 +192,22 @@ describe('the printed configuration loads back to the same configuration', () =>
     await roundTrip(c, '.yaml', {});
   });
 
+  test('a fleet node: storage.etcd and every fleet option', async () => {
+    const c = baseConfig(dir);
+    delete c.dns.providers.bind.tsigSecret;
+    c.dns.providers.bind.tsigSecret_file = writeSecret(dir, TSIG_SECRET);
+    c.storage = {
+      ...c.storage,
+      backend: 'etcd',
+      etcd: {
+        endpoints: ['http://127.0.0.1:2379'],
+        encryptionKeys: [{ id: 'k1', file: '/etc/certpilot/k1' }],
+      },
+    };
+    c.fleet = { nodeName: 'web1', rollout: 'canary', canary: 'web2', stagger: '45s', pollInterval: '2s' };
+    await roundTrip(c, '.yaml', {});
+  });
+
   test('file keys, not internal names; every section', async () => {
     const view = describeConfig(await load(writeConfig(dir, fullConfig()), ENV));
     expect(Object.keys(view)).toEqual([

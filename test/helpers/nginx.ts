@@ -63,13 +63,15 @@ export async function startNginx(opts: { sites: readonly NginxSite[] }): Promise
   );
   const conf = path.join(dir, 'nginx.conf');
   // Temp paths inside the prefix: the compiled-in defaults under /var/lib/nginx may not be writable.
+  // Each listening socket takes one of the worker's connections: room for every site's listener
+  // and its probes (the fleet bench runs 100 sites on one nginx).
   const tmp = path.join(dir, 'tmp');
   await writeFile(
     conf,
     `worker_processes 1;
 pid ${path.join(dir, 'nginx.pid')};
 error_log ${path.join(dir, 'logs', 'error.log')} info;
-events { worker_connections 64; }
+events { worker_connections ${Math.max(64, 4 * opts.sites.length)}; }
 http {
   access_log off;
   client_body_temp_path ${tmp}/body;

@@ -172,7 +172,8 @@ export class EtcdLocker implements Locker {
         opts.signal,
       );
     } catch (err) {
-      void this.revoke(grant.ID);
+      // Not awaited, never thrown: a lease that cannot be revoked (etcd slow) runs out on the server.
+      void this.revoke(grant.ID).catch(() => undefined);
       throw err;
     }
     // Read back rather than trust `succeeded`: after a retried request whose first answer was
@@ -184,7 +185,7 @@ export class EtcdLocker implements Locker {
       handle.start(opts.keepAlive === true || opts.leaseMs === undefined);
       return { handle };
     }
-    void this.revoke(grant.ID);
+    void this.revoke(grant.ID).catch(() => undefined);
     return found ? { holder: found } : {};
   }
 
