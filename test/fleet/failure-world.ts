@@ -24,8 +24,16 @@ export interface FailureWorld {
   alerts: WebhookReceiver;
   /** The data key every node has (id "k1"). */
   keyFile: string;
-  /** Writes node `node`'s configuration for `certs`; `etcd` overrides storage.etcd options. */
-  nodeConfig(node: string, certs: unknown[], etcd?: Record<string, unknown>): Promise<string>;
+  /**
+   * Writes node `node`'s configuration for `certs`; `etcd` overrides storage.etcd options,
+   * `top` adds top-level sections (daemon).
+   */
+  nodeConfig(
+    node: string,
+    certs: unknown[],
+    etcd?: Record<string, unknown>,
+    top?: Record<string, unknown>,
+  ): Promise<string>;
   /** A backend for the test's own reads of the shared store. */
   backend(): EtcdBackend;
   stop(): Promise<void>;
@@ -58,7 +66,7 @@ export async function startFailureWorld(): Promise<FailureWorld> {
     proxy,
     alerts,
     keyFile,
-    nodeConfig: (node, certs, extra) =>
+    nodeConfig: (node, certs, extra, top = {}) =>
       tb.writeConfig(certs, {
         acme: {
           directory: proxy.directoryUrl,
@@ -69,6 +77,7 @@ export async function startFailureWorld(): Promise<FailureWorld> {
         },
         storage: { stateDir: path.join(tb.dir, node), backend: 'etcd', etcd: etcdOptions(extra) },
         notify: { webhooks: [{ url: alerts.url }] },
+        ...top,
       }),
     backend() {
       const settings: EtcdSettings = {
@@ -84,6 +93,9 @@ export async function startFailureWorld(): Promise<FailureWorld> {
       return b;
     },
     async stop() {
+      // A node a failed test left running would keep jest alive.
+      for (const child of running)
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       backends.forEach((b) => b.close());
       await Promise.allSettled([proxy.stop(), alerts.close()]);
       await Promise.allSettled([tb.stop(), etcd.stop()]);
@@ -98,12 +110,17 @@ export function sharedCertStore(backend: EtcdBackend, stateDir: string): CertSto
 
 export interface NodeProcess {
   child: ChildProcess;
-  /** Resolves when the JSON log has a line with this message (rejects if the node exits first). */
-  logged(message: string): Promise<void>;
+  /**
+   * Resolves when the JSON log has a line with this message at or after character `from`
+   * (rejects if the node exits first).
+   */
+  logged(message: string, from?: number): Promise<void>;
   /** Exit code (null when killed by a signal) once the process is gone. */
   exited: Promise<number | null>;
   log(): string;
 }
+
+const running = new Set<ChildProcess>();
 
 /** `certpilot <args> --config CONFIG` as a child process, logging JSON at debug level. */
 export function startNode(config: string, args: string[]): NodeProcess {
@@ -117,24 +134,25 @@ export function startNode(config: string, args: string[]): NodeProcess {
     '--log-level',
     'debug',
   ]);
+  running.add(child);
   let log = '';
   let out = '';
-  const waiters: { needle: string; resolve: () => void }[] = [];
+  const waiters: { needle: string; from: number; resolve: () => void }[] = [];
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => {
     log += c.toString();
-    for (const w of [...waiters]) if (log.includes(w.needle)) w.resolve();
+    for (const w of [...waiters]) if (log.indexOf(w.needle, w.from) >= 0) w.resolve();
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     child,
     exited,
     log: () => `${log}\n--- stdout ---\n${out}`,
-    logged: (message) =>
+    logged: (message, from = 0) =>
       new Promise((resolve, reject) => {
         const needle = `"message":"${message}"`;
-        if (log.includes(needle)) return resolve();
-        waiters.push({ needle, resolve });
+        if (log.indexOf(needle, from) >= 0) return resolve();
+        waiters.push({ needle, from, resolve });
         void exited.then((code) => reject(new Error(`node exited (${code}) before "${message}":\n${log}`)));
       }),
   };
