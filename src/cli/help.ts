@@ -256,6 +256,20 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     ],
   },
   {
+    name: 'storage',
+    summary: "Copy this host's store between the state directory and the etcd cluster (fleet mode).",
+    synopsis: ['certpilot storage migrate --to etcd|file [--dry-run] [--json]'],
+    options: [
+      { flags: '--to etcd', description: 'copy from storage.stateDir into storage.etcd' },
+      { flags: '--to file', description: 'copy from storage.etcd back into storage.stateDir' },
+      { flags: '--dry-run', description: 'list what would be copied; write nothing' },
+      { flags: '--json', description: 'the result per certificate as JSON' },
+    ],
+    notes: [
+      'Copies every certificate version, the archive, the scheduling state and the challenge journal, each certificate under its lock on both sides, reading every key back after writing it. The source is left as it was; a second run copies nothing. A certificate the destination already holds with other content is not copied (conflict). The ACME account stays in the state directory. See docs/fleet.md. Exit status: 0 copied or nothing to do, 1 a certificate was busy or in conflict, 2 usage or configuration error.',
+    ],
+  },
+  {
     name: 'providers',
     summary: 'List the DNS providers and their options.',
     synopsis: ['certpilot providers [--json]'],

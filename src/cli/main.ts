@@ -35,6 +35,7 @@ const RUNNERS: Record<string, Runner> = {
   revoke: async (ctx) => (await import('./revoke')).revokeCommand(ctx),
   account: async (ctx) => (await import('./account')).accountCommand(ctx),
   import: async (ctx) => (await import('./import')).importCommand(ctx),
+  storage: async (ctx) => (await import('./storage')).storageCommand(ctx),
   providers: async (ctx) => {
     const { providersText } = await import('../dns/provider-docs');
     const { listProviders } = await import('../dns/registry');
@@ -117,6 +118,8 @@ export const OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   dir: { type: 'string' },
   path: { type: 'string' },
   write: { type: 'boolean' },
+  // storage migrate
+  to: { type: 'string' },
 };
 
 export interface ParsedArgs {

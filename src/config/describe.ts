@@ -316,6 +316,7 @@ function describeStorage(st: AgentConfig['storage']): Doc {
       encryptionKeys: e.encryptionKeys.map((k) => ({ id: k.id, file: k.file })),
       requestTimeout: formatDuration(e.requestTimeoutMs),
       retryFor: formatDuration(e.retryForMs),
+      lockLease: formatDuration(e.lockLeaseMs),
     }),
   };
 }

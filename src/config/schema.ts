@@ -263,7 +263,7 @@ const SCHEMA = {
       default: 'file',
     },
     etcd: {
-      doc: 'The etcd backend: { endpoints, prefix, caFile, certFile, keyFile, user, password_file, encryptionKeys, requestTimeout, retryFor }; parsed in storage.ts.',
+      doc: 'The etcd backend: { endpoints, prefix, caFile, certFile, keyFile, user, password_file, encryptionKeys, requestTimeout, retryFor, lockLease }; parsed in storage.ts.',
       // `Object` so convict assigns it whole; its options are parsed in storage.ts.
       format: Object,
       default: {} as Record<string, unknown>,
@@ -388,7 +388,7 @@ const SCHEMA = {
   },
   dns: {
     resolvers: {
-      doc: 'Recursive resolvers ("ip", "ip:port", "[v6]:port"). When set, every host name certpilot connects to (CA, DNS provider APIs and servers, webhooks, SMTP, heartbeat, endpoints; not storage.etcd.endpoints) is resolved through them, never the system resolver (/etc/hosts is not read; localhost is loopback); empty = the system resolvers.',
+      doc: 'Recursive resolvers ("ip", "ip:port", "[v6]:port"). When set, every host name certpilot connects to (CA, DNS provider APIs and servers, webhooks, SMTP, heartbeat, endpoints, storage.etcd.endpoints) is resolved through them, never the system resolver (/etc/hosts is not read; localhost is loopback); empty = the system resolvers.',
       format: 'certpilot-resolvers',
       default: [] as string[],
       env: ENV.resolvers,

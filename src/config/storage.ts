@@ -34,11 +34,16 @@ export const ETCD_OPTIONS: Readonly<Record<string, string>> = {
     'Keys sealing secrets (AES-256-GCM): [{ id, file }], file = 32 random bytes as base64 (openssl rand -base64 32), mode 0600. The first seals new values; all open old ones.',
   requestTimeout: 'Longest wait for one member before trying the next (default 5s).',
   retryFor: 'How long one operation keeps trying the members before failing as unavailable (default 15s).',
+  lockLease:
+    'Lease of a certificate lock (default 15s, at least 2s): a holder that dies or is cut off loses the lock this long after its last keep-alive.',
 };
 
 const DEFAULT_PREFIX = '/certpilot/';
 const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 const DEFAULT_RETRY_FOR_MS = 15_000;
+const DEFAULT_LOCK_LEASE_MS = 15_000;
+/** etcd refuses leases shorter than about 3/2 of its election timeout; 2 s is the least it grants. */
+const MIN_LOCK_LEASE_MS = 2_000;
 const KEY_ID = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
 
 function parseEtcd(raw: unknown, at: string, issues?: IssueList): EtcdSettings | undefined {
@@ -82,6 +87,12 @@ function parseEtcd(raw: unknown, at: string, issues?: IssueList): EtcdSettings |
     bad('encryptionKeys', 'is required: private keys are sealed before they are written to etcd');
   const requestTimeoutMs = field('requestTimeout', parseDuration) ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const retryForMs = field('retryFor', parseDuration) ?? DEFAULT_RETRY_FOR_MS;
+  const lockLeaseMs =
+    field('lockLease', (v) => {
+      const ms = parseDuration(v);
+      if (ms < MIN_LOCK_LEASE_MS) throw new Error('must be at least 2s (etcd grants no shorter lease)');
+      return ms;
+    }) ?? DEFAULT_LOCK_LEASE_MS;
   if (!endpoints) return undefined;
   return {
     endpoints,
@@ -92,6 +103,7 @@ function parseEtcd(raw: unknown, at: string, issues?: IssueList): EtcdSettings |
     encryptionKeys,
     requestTimeoutMs,
     retryForMs,
+    lockLeaseMs,
   };
 }
 

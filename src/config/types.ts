@@ -65,6 +65,8 @@ export interface EtcdSettings {
   readonly requestTimeoutMs: number;
   /** How long a call keeps trying the members before it fails as unavailable. */
   readonly retryForMs: number;
+  /** Lease of a certificate lock; renewed every third of it while the holder works. */
+  readonly lockLeaseMs: number;
 }
 
 /** `fleet:` (with storage.backend: etcd): several daemons share one store; see src/fleet. */

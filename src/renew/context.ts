@@ -10,6 +10,7 @@ import { deployCertificate, findPrevious, hasDeployWork, type DeployResult } fro
 import { runHookList } from '../deploy/hooks';
 import { deployPending, readDeployState } from '../state/deploy-state';
 import { dropKept, readKept, type KeptVersion } from '../state/kept';
+import { configuredHostLookup } from '../dns/host-lookup';
 import type { Dns01Solver } from '../dns/solver';
 import { createNotifier, type Notifier } from '../notify';
 import { DEFAULT_EMERGENCY_RATIO, type SchedulePolicy } from '../plan/schedule';
@@ -210,10 +211,12 @@ export function createRenewContext(
   const stateDir = config.storage.stateDir;
   const settings = deploySettingsOf(config);
   const notifier = overrides.notifier ?? deps.notifier ?? createNotifier(settings.notify, log);
-  // storage.backend: etcd puts certificates, state, journal and locks in the cluster.
+  // storage.backend: etcd puts certificates, state, journal and locks in the cluster; its
+  // endpoints are resolved like every other connection (dns.resolvers).
+  const lookup = configuredHostLookup();
   const etcd =
     config.storage.etcd && config.storage.backend === 'etcd'
-      ? createEtcdBackend(config.storage.etcd)
+      ? createEtcdBackend(config.storage.etcd, lookup ? { lookup } : {})
       : undefined;
   const storage = etcd?.storage;
   const store = new CertStore({

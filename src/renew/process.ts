@@ -113,6 +113,30 @@ async function lockCertificate(ctx: RenewContext, name: string, log: Logger): Pr
   }
 }
 
+/**
+ * The context of work under `lock`. Its loss (lease ran out while this process hung or was cut
+ * off from the store) aborts the work: the ACME order stops and removes the challenge records it
+ * presented. The certificate and its state are written fenced on the lock, so a write that
+ * comes after the loss is refused by the store instead of replacing the new holder's.
+ */
+function underLockContext(ctx: RenewContext, lock: Lock): RenewContext {
+  const { store, states } = ctx;
+  return {
+    ...ctx,
+    signal: ctx.signal ? AbortSignal.any([ctx.signal, lock.signal]) : lock.signal,
+    store: {
+      readInfo: (...a) => store.readInfo(...a),
+      read: (...a) => store.read(...a),
+      paths: (...a) => store.paths(...a),
+      install: (name, files, outputs, opts) => store.install(name, files, outputs, { ...opts, lock }),
+    },
+    states: {
+      read: (...a) => states.read(...a),
+      write: (state, now, opts) => states.write(state, now, { ...opts, lock }),
+    },
+  };
+}
+
 /** Under the lock: clean up after a killed run, look again (another process may have renewed), act. */
 async function underLock(
   ctx: RenewContext,
@@ -159,7 +183,7 @@ export async function processCertificate(
       return { ...outcomeFor(first, action.next, 'busy'), error: 'another certpilot process holds its lock' };
     }
     try {
-      return await underLock(ctx, first, action, preFailed, log, started);
+      return await underLock(underLockContext(ctx, lock), first, action, preFailed, log, started);
     } finally {
       await lock
         .release()

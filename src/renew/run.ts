@@ -35,7 +35,7 @@ export async function runRenew(
   const specs = selectCertificates(config as AgentConfig, options.names);
   const ctx = createRenewContext(config, options, deps, overrides);
   try {
-    const pendingJournals = new Set(await ctx.journal.pending());
+    const pendingJournals = await pendingJournalsOf(ctx);
     const problems = deps.certificateProblems ?? new Map<string, readonly string[]>();
     const planned = await Promise.all(
       specs.map((spec) =>
@@ -62,6 +62,22 @@ export async function runRenew(
     return assembleReport(outcomes, hookErrors, await ctx.clients.openedAcme(), ctx.clock.now());
   } finally {
     await ctx.clients.close();
+  }
+}
+
+/**
+ * Certificates with a killed run's challenge records to clean. An unreadable journal (the
+ * store is unreachable: etcd down) fails no run by itself: each certificate then meets the
+ * store on its own and fails alone, with its alert, and the next run finds the journal again.
+ */
+async function pendingJournalsOf(ctx: RenewContext): Promise<Set<string>> {
+  try {
+    return new Set(await ctx.journal.pending());
+  } catch (err) {
+    ctx.log.error('challenge journal not readable; interrupted runs are cleaned up next time', {
+      error: describeError(err),
+    });
+    return new Set();
   }
 }
 

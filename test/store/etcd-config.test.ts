@@ -59,6 +59,7 @@ describe('storage.etcd options', () => {
         prefix: '/fleet-a',
         encryptionKeys: [{ id: 'k1', file: k }],
         requestTimeout: '2s',
+        lockLease: '3s',
       },
     });
     expect(etcd).toEqual({
@@ -67,6 +68,7 @@ describe('storage.etcd options', () => {
       encryptionKeys: [{ id: 'k1', file: k }],
       requestTimeoutMs: 2000,
       retryForMs: 15_000,
+      lockLeaseMs: 3_000,
     });
     // The file backend ignores the section.
     expect(await load({ etcd: { endpoints: ['https://x:2379'] } })).toBeUndefined();
@@ -80,6 +82,7 @@ describe('storage.etcd options', () => {
         certFile: '/etc/c.pem',
         user: 'certpilot',
         encryptionKeys: [{ id: 'k1', file: 'relative' }],
+        lockLease: '500ms',
         colour: 'blue',
       },
     });
@@ -88,6 +91,7 @@ describe('storage.etcd options', () => {
     expect(text).toContain('storage.etcd.password_file: user and password_file go together');
     expect(text).toMatch(/storage\.etcd\.encryptionKeys: .*absolute/);
     expect(text).toContain('storage.etcd.colour: unknown option');
+    expect(text).toContain('storage.etcd.lockLease: must be at least 2s');
     const missing = await problems({ backend: 'etcd', etcd: {} });
     expect(missing).toContain('storage.etcd.endpoints: is required');
     expect(missing).toContain('storage.etcd.encryptionKeys: is required');
@@ -136,6 +140,7 @@ describe('a TLS cluster with client certificates and auth, through secret files'
       encryptionKeys: [{ id: 'k1', file: keyFile() }],
       requestTimeoutMs: 2_000,
       retryForMs: 2_000,
+      lockLeaseMs: 5_000,
     };
   });
   afterAll(async () => {

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import type { LookupFunction } from 'node:net';
 import { CertpilotError } from '../../src/core/errors';
 import { EtcdClient, b64, type KeyValue, type RangeResponse } from '../../src/store/etcd/client';
 import { makeKeyring } from '../../src/store/etcd/envelope';
@@ -165,4 +166,35 @@ describe('EtcdStorage specifics', () => {
     expect(root.some((k) => k.startsWith('.'))).toBe(false);
     await held.release();
   });
+});
+
+test('endpoint host names go through the lookup passed in (dns.resolvers), never the system resolver', async () => {
+  const asked: string[] = [];
+  // A name the system resolver cannot know: the call only works through this lookup.
+  const lookup = ((host: string, _opts: unknown, cb: (...a: unknown[]) => void) => {
+    asked.push(host);
+    const all = (_opts as { all?: boolean } | undefined)?.all;
+    if (all) cb(null, [{ address: '127.0.0.1', family: 4 }]);
+    else cb(null, '127.0.0.1', 4);
+  }) as unknown as LookupFunction;
+  const endpoints = cluster.endpoints.map((e) => e.replace('127.0.0.1', 'etcd-member.invalid'));
+  const client = new EtcdClient({ endpoints, lookup, requestTimeoutMs: 2_000, retryForMs: 4_000 });
+  clients.push(client);
+  const storage = new EtcdStorage(client, '/lookup/', makeKeyring([dataKey]));
+  await storage.put('a', 'through the lookup');
+  expect((await storage.get('a'))?.toString()).toBe('through the lookup');
+  expect(asked).toContain('etcd-member.invalid');
+});
+
+test('a lock taken without a lease gets the locker’s default (storage.etcd.lockLease)', async () => {
+  const client = new EtcdClient({ endpoints: cluster.endpoints });
+  clients.push(client);
+  const locker = new EtcdLocker(client, '/default-lease/', 2_000);
+  const lock = (await locker.acquire('site', { wait: false }))!;
+  const granted = await client.call<{ TTL: string; grantedTTL: string }>('/v3/lease/timetolive', {
+    ID: (await client.call<RangeResponse>('/v3/kv/range', { key: b64('/default-lease/.locks/site') }))
+      .kvs![0]!.lease,
+  });
+  expect(granted.grantedTTL).toBe('2');
+  await lock.release();
 });

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { sleep, throwIfAborted } from '../../core/abort';
 import { CertpilotError, abortError } from '../../core/errors';
 
@@ -34,6 +35,11 @@ export interface EtcdClientOptions {
   requestTimeoutMs?: number;
   /** How long one call keeps trying the members before it fails as unavailable. */
   retryForMs?: number;
+  /**
+   * Resolution of the endpoints' host names (dns.resolvers); absent = the system resolver.
+   * Passed in by the caller: the store sits below the DNS layer and cannot reach for it.
+   */
+  lookup?: LookupFunction;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
@@ -108,6 +114,7 @@ export class EtcdClient {
   private readonly requestTimeoutMs: number;
   private readonly retryForMs: number;
   private readonly credentials: EtcdClientOptions['credentials'];
+  private readonly lookup: EtcdClientOptions['lookup'];
   private loaded?: Promise<{ agents: http.Agent[]; auth?: { user: string; password: string } }>;
   private token?: Promise<string>;
   private current = 0;
@@ -119,6 +126,7 @@ export class EtcdClient {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.retryForMs = opts.retryForMs ?? DEFAULT_RETRY_FOR_MS;
     this.credentials = opts.credentials;
+    this.lookup = opts.lookup;
   }
 
   /**
@@ -174,6 +182,8 @@ export class EtcdClient {
   private load(): NonNullable<EtcdClient['loaded']> {
     this.loaded ??= (async () => {
       const creds = (await this.credentials?.()) ?? {};
+      // Agents pass `lookup` on to net.connect/tls.connect for every socket they open.
+      const resolve = this.lookup ? { lookup: this.lookup } : {};
       const agents = this.endpoints.map((e) =>
         e.startsWith('https:')
           ? new https.Agent({
@@ -181,8 +191,9 @@ export class EtcdClient {
               ca: creds.tls?.ca,
               cert: creds.tls?.cert,
               key: creds.tls?.key,
+              ...resolve,
             })
-          : new http.Agent({ keepAlive: true }),
+          : new http.Agent({ keepAlive: true, ...resolve }),
       );
       return { agents, ...(creds.auth ? { auth: creds.auth } : {}) };
     })();

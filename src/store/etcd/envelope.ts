@@ -121,6 +121,11 @@ export function describe(stored: Buffer): { size: number; modified: Date } {
   return { size: p.body.length, modified: p.modified };
 }
 
+/** True when a stored value is sealed (a secret), known without opening it. */
+export function isSealed(stored: Buffer): boolean {
+  return parse(stored).flags !== CLEAR;
+}
+
 /**
  * The value stored under `storageKey`. A sealed value whose key this node does not have, or
  * that fails authentication, is STORE_IO naming the key id (never key material or the value).

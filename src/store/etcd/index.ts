@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { LookupFunction } from 'node:net';
 import { readSecretFile } from '../../config/secrets';
 import type { EtcdSettings } from '../../config/types';
 import { CertpilotError } from '../../core/errors';
@@ -21,20 +22,25 @@ export interface EtcdBackend {
 }
 
 /**
- * The backend from `storage.etcd`. Synchronous: secret files (TLS key, password, data keys)
+ * The backend from `storage.etcd`; `opts.lookup` resolves the endpoints' host names (the
+ * composition root passes dns.resolvers' lookup). Synchronous: secret files (TLS key, password, data keys)
  * are read on first use, with the same checks as every secret file (absolute, 0600, not
  * empty), so a wrong file is an error of the first operation that names the file and never
  * its content.
  */
-export function createEtcdBackend(settings: EtcdSettings): EtcdBackend {
+export function createEtcdBackend(
+  settings: EtcdSettings,
+  opts: { lookup?: LookupFunction } = {},
+): EtcdBackend {
   const client = new EtcdClient({
     endpoints: settings.endpoints,
     requestTimeoutMs: settings.requestTimeoutMs,
     retryForMs: settings.retryForMs,
     credentials: () => loadCredentials(settings),
+    ...(opts.lookup ? { lookup: opts.lookup } : {}),
   });
   const storage = new EtcdStorage(client, settings.prefix, () => loadKeyring(settings));
-  const locker = new EtcdLocker(client, settings.prefix);
+  const locker = new EtcdLocker(client, settings.prefix, settings.lockLeaseMs);
   return { storage, locker, client, close: () => client.close() };
 }
 

@@ -41,7 +41,8 @@ import {
  *
  * etcd leases are whole seconds, at least ~2 s (3/2 of the election timeout): a lease asked
  * for in milliseconds is rounded up on the server, and the holder keeps its own, shorter,
- * deadline. A lock taken without `leaseMs` gets DEFAULT_LEASE_MS with keep-alive: the process
+ * deadline. A lock taken without `leaseMs` gets the locker's default lease (storage.etcd.lockLease,
+ * DEFAULT_LEASE_MS unless set) with keep-alive: the process
  * holds it while it lives and answers, which is what the file backend means by no lease.
  */
 
@@ -97,6 +98,8 @@ export class EtcdLocker implements Locker {
   constructor(
     private readonly client: EtcdClient,
     prefix: string,
+    /** Lease of an acquisition that names none (storage.etcd.lockLease). */
+    private readonly defaultLeaseMs = DEFAULT_LEASE_MS,
   ) {
     this.lockPrefix = `${prefix}.locks/`;
   }
@@ -120,7 +123,7 @@ export class EtcdLocker implements Locker {
     const key = this.keyOf(name);
     const deadline = opts.timeoutMs === undefined ? undefined : Date.now() + opts.timeoutMs;
     const interval = opts.pollIntervalMs ?? LOCK_POLL_INTERVAL_MS;
-    const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+    const leaseMs = opts.leaseMs ?? this.defaultLeaseMs;
     for (;;) {
       if (opts.signal?.aborted) throw abortError(`lock: ${name}`, opts.signal);
       let holder = await this.holder(name, opts);

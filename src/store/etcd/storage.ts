@@ -20,7 +20,7 @@ import {
   type RequestOp,
   type TxnResponse,
 } from './client';
-import { describe, open, seal, type Keyring } from './envelope';
+import { describe, isSealed, open, seal, type Keyring } from './envelope';
 import { fenceOf } from './locker';
 
 /**
@@ -105,6 +105,15 @@ export class EtcdStorage implements Storage {
   async stat(key: string, opts: CallOptions = {}): Promise<KeyStat | null> {
     const stored = await this.fetch(key, opts);
     return stored === null ? null : { key, ...describe(stored) };
+  }
+
+  /**
+   * Whether `key` holds a secret (stored sealed), or null when it does not exist: what a copy
+   * to another backend needs to give the value its mode back (`storage migrate`).
+   */
+  async sealed(key: string, opts: CallOptions = {}): Promise<boolean | null> {
+    const stored = await this.fetch(key, opts);
+    return stored === null ? null : isSealed(stored);
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<string[]> {
