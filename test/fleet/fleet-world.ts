@@ -104,6 +104,7 @@ export async function startFleetWorld(opts: FleetWorldOptions): Promise<FleetWor
     encryptionKeys: [{ id: 'k1', file: keyFile }],
     requestTimeoutMs: 2_000,
     retryForMs: 10_000,
+    lockLeaseMs: 15_000,
   };
   const storage = (node: string): Record<string, unknown> => ({
     stateDir: path.join(tb.dir, node, 'state'),
