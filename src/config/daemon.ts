@@ -30,5 +30,6 @@ export function parseDaemon(values: LeafValues, issues: IssueList): DaemonSettin
       : {}),
     silentAfterMs: values.get('daemon.silentAfter') ?? 0,
     endpointIntervalMs: values.get('daemon.endpointInterval') ?? 0,
+    redeployBackoffMs: values.get('daemon.redeployBackoff') ?? 0,
   };
 }

@@ -330,6 +330,9 @@ export function describeConfig(config: AgentConfig): Doc {
         ? { heartbeat: REDACTED, heartbeatTimeout: formatDuration(daemon.heartbeat.timeoutMs) }
         : {}),
       ...(daemon.silentAfterMs !== undefined ? { silentAfter: formatDuration(daemon.silentAfterMs) } : {}),
+      ...(daemon.redeployBackoffMs !== undefined
+        ? { redeployBackoff: formatDuration(daemon.redeployBackoffMs) }
+        : {}),
     },
     dns: {
       resolvers: [...dns.resolvers],

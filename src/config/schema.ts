@@ -345,6 +345,11 @@ const SCHEMA = {
       format: 'certpilot-duration',
       default: '1h',
     },
+    redeployBackoff: {
+      doc: '`certpilot run` deploys a certificate again when an endpoint serves an older version; after a failed redeploy it waits this long, doubling after each further failure up to daemon.endpointInterval (an alert after 3 failures in a row).',
+      format: 'certpilot-duration',
+      default: '5m',
+    },
   },
   dns: {
     resolvers: {
@@ -512,6 +517,7 @@ export interface LeafTypes {
   'daemon.heartbeatTimeout': number;
   'daemon.silentAfter': number;
   'daemon.endpointInterval': number;
+  'daemon.redeployBackoff': number;
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;

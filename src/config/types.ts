@@ -87,6 +87,8 @@ export interface DaemonSettings {
   readonly silentAfterMs?: number;
   /** `certpilot run`: how often endpoints (managed and watched) are probed for the inventory. */
   readonly endpointIntervalMs?: number;
+  /** `certpilot run`: the wait after the first failed self-healing redeploy (then doubling). */
+  readonly redeployBackoffMs?: number;
 }
 
 export interface DnsProviderInstance {
@@ -348,7 +350,9 @@ export type AlertKind =
   | 'critical'
   | 'expiry-warning'
   | 'expiry-critical'
-  | 'expiry-resolved';
+  | 'expiry-resolved'
+  | 'redeploy-failed'
+  | 'redeploy-resolved';
 export const ALERT_KINDS: readonly AlertKind[] = [
   'renewal-failed',
   'deploy-failed',
@@ -359,6 +363,8 @@ export const ALERT_KINDS: readonly AlertKind[] = [
   'expiry-warning',
   'expiry-critical',
   'expiry-resolved',
+  'redeploy-failed',
+  'redeploy-resolved',
 ];
 
 export interface WebhookAlert {

@@ -27,6 +27,7 @@ import { createNotifier, silentNotifier } from '../notify';
 import { sendHeartbeat } from './heartbeat';
 import { Inventory } from './inventory';
 import { readLastRun, recordSuccessfulRun } from './last-run';
+import { SelfHeal } from './self-heal';
 
 /**
  * `certpilot run`: the long-running agent. Every check interval, or earlier when a certificate
@@ -84,9 +85,12 @@ export class Daemon {
   private loop: Promise<void> | undefined;
   private readonly listeners = new Set<(c: CycleRecord) => void>();
   private readonly inventory: Inventory;
+  /** Redeploys of endpoints serving an older version, and the renewal state for /metrics. */
+  private readonly selfHeal: SelfHeal;
 
   constructor(private readonly opts: DaemonOptions) {
     this.inventory = new Inventory({ log: opts.log, clock: opts.clock });
+    this.selfHeal = new SelfHeal({ log: opts.log, clock: opts.clock });
   }
 
   /** Loads the config, starts the HTTP endpoint and the loop. A bad config rejects (exit 2). */
@@ -230,6 +234,7 @@ export class Daemon {
         config.notify ? createNotifier(config.notify, this.opts.log) : silentNotifier,
         this.stopping.signal,
       );
+      await this.selfHeal.afterCycle(config, report?.outcomes, this.inventory, this.stopping.signal);
     }
     // Announced after the inventory, so whoever the heartbeat wakes finds /metrics complete.
     this.cycles++;
@@ -238,7 +243,8 @@ export class Daemon {
     const wakes = (report?.outcomes ?? [])
       .map((o) => o.decision.wakeAt?.getTime())
       .filter((t): t is number => t !== undefined);
-    const nextAt = new Date(Math.min(finishedAt.getTime() + interval, ...wakes));
+    const healAt = this.selfHeal.wakeAt?.getTime() ?? Infinity;
+    const nextAt = new Date(Math.min(finishedAt.getTime() + interval, healAt, ...wakes));
     this.opts.log.debug('check cycle done', {
       cycle: this.cycles,
       nextAt,
@@ -301,6 +307,7 @@ export class Daemon {
       if (c.nextRenewal) next.set({ name }, seconds(c.nextRenewal));
       if (c.notAfter) notAfter.set({ name, source: 'store', endpoint: '' }, seconds(c.notAfter));
     }
+    await this.selfHeal.addMetrics(registry);
     createCounter(prom, registry, DAEMON_CYCLES).inc(this.cycles);
     createCounter(prom, registry, DAEMON_CYCLE_FAILURES).inc(this.cycleFailures);
     if (this.last) createGauge(prom, registry, DAEMON_LAST_CYCLE).set(seconds(this.last.finishedAt));

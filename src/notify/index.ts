@@ -46,6 +46,9 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning' | 'info'> = {
   'expiry-warning': 'warning',
   'expiry-critical': 'critical',
   'expiry-resolved': 'info',
+  // Self-healing deploys of the daemon (src/daemon/self-heal.ts).
+  'redeploy-failed': 'error',
+  'redeploy-resolved': 'info',
 };
 
 export const silentNotifier: Notifier = { notify: async () => undefined };

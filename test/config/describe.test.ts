@@ -222,6 +222,7 @@ describe('the printed configuration loads back to the same configuration', () =>
       listen: '[::]:9612',
       allowRemote: true,
       silentAfter: '36h',
+      redeployBackoff: '5m',
     });
     expect((view.acme as any).requestTimeout).toBe('45s');
   });

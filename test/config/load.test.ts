@@ -54,6 +54,7 @@ describe('defaults', () => {
         listen: { host: '127.0.0.1', port: 9612 },
         silentAfterMs: 36 * 3_600_000,
         endpointIntervalMs: 3_600_000,
+        redeployBackoffMs: 300_000,
       },
       dns: {
         resolvers: [],

@@ -30,6 +30,7 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'daemon.heartbeatTimeout': true,
   'daemon.silentAfter': true,
   'daemon.endpointInterval': true,
+  'daemon.redeployBackoff': true,
   'dns.resolvers': true,
   'dns.nameserverPort': true,
   'dns.queryTimeout': true,
