@@ -16,7 +16,10 @@ import { createEtcdBackend } from '../store/etcd';
  * thus reads no file.
  */
 export class RenewalStateTracker {
-  private readonly known = new Map<string, { serial?: string; state: CertState; guarded: boolean }>();
+  private readonly known = new Map<
+    string,
+    { serial?: string; state: CertState; guarded: boolean; renewAt?: Date }
+  >();
 
   constructor(private readonly log: Logger) {}
 
@@ -30,7 +33,7 @@ export class RenewalStateTracker {
     });
     for (const o of outcomes) {
       const k = this.known.get(o.name);
-      if (k) k.guarded = o.decision.reason === 'guarded';
+      if (k) Object.assign(k, { guarded: o.decision.reason === 'guarded', renewAt: o.decision.renewAt });
     }
     if (stale.length === 0) return;
     const etcd =
@@ -43,7 +46,8 @@ export class RenewalStateTracker {
         try {
           const { state } = await states.read(o.name, { readOnly: true });
           const guarded = o.decision.reason === 'guarded';
-          this.known.set(o.name, { ...(o.serial ? { serial: o.serial } : {}), state, guarded });
+          const renewAt = o.decision.renewAt;
+          this.known.set(o.name, { ...(o.serial ? { serial: o.serial } : {}), state, guarded, renewAt });
         } catch (err) {
           this.log.warn('renewal state unreadable for /metrics', { cert: o.name, error: describeError(err) });
         }
@@ -61,10 +65,19 @@ export class RenewalStateTracker {
     return [...this.known].map(([name, k]) => ({
       name,
       guarded: k.guarded,
+      ...(k.renewAt ? { nextRenewal: laterOf(k.renewAt, k.state.failures.nextRetryAt) } : {}),
       ...(k.state.failures.nextRetryAt ? { backoffUntil: k.state.failures.nextRetryAt } : {}),
       ...(k.state.ari?.window ? { ariWindow: k.state.ari.window } : {}),
       redeployFailures: failing.get(name) ?? 0,
       ...(redeploys.has(name) ? { redeploys: redeploys.get(name)! } : {}),
     }));
   }
+}
+
+/**
+ * A failed order's outcome still carries the plan it was made under ("due now"); the backoff
+ * the failure started is what holds the next attempt back.
+ */
+function laterOf(a: Date, b: Date | undefined): Date {
+  return b && b.getTime() > a.getTime() ? b : a;
 }

@@ -1,4 +1,4 @@
-import type { Registry } from 'prom-client';
+import type { Gauge, Registry } from 'prom-client';
 import type { CheckResult } from '../inspect/check';
 import type { CheckStatus } from '../inspect/findings';
 import type { FileInspection } from '../inspect/local';
@@ -20,6 +20,7 @@ import {
   ENDPOINT_PROBE_SUCCESS,
   ENDPOINT_SERVES_CURRENT,
   LAST_SUCCESSFUL_RUN,
+  NEXT_RENEWAL,
   READINESS_STATUS,
   REDEPLOYS,
   toEpochSeconds,
@@ -168,6 +169,8 @@ export async function buildMetricsRegistry(
 export interface RenewalStateMetrics {
   readonly name: string;
   readonly guarded: boolean;
+  /** When the next renewal may happen: the plan, or the end of the backoff when later. */
+  readonly nextRenewal?: Date;
   /** Absent or past: not backing off (exported as 0). */
   readonly backoffUntil?: Date;
   readonly ariWindow?: { readonly start: Date; readonly end: Date };
@@ -190,8 +193,11 @@ export async function addRenewalStateMetrics(
   const ariEnd = createGauge(prom, registry, CERTIFICATE_ARI_WINDOW_END);
   const failures = createGauge(prom, registry, CERTIFICATE_REDEPLOY_FAILURES);
   const redeploys = createCounter(prom, registry, REDEPLOYS);
+  // The daemon's own series (from each cycle's outcomes), corrected where the state knows better.
+  const next = registry.getSingleMetric(NEXT_RENEWAL.name) as Gauge<'name'> | undefined;
   for (const r of rows) {
     const name = { name: r.name };
+    if (next && r.nextRenewal) next.set(name, seconds(r.nextRenewal));
     const until = r.backoffUntil && r.backoffUntil.getTime() > now.getTime() ? seconds(r.backoffUntil) : 0;
     backoff.set(name, until);
     guarded.set(name, r.guarded ? 1 : 0);
