@@ -122,7 +122,8 @@ export class SelfHeal {
   /** Adds the renewal-state and redeploy series to the daemon's /metrics registry. */
   async addMetrics(registry: Registry): Promise<void> {
     const rows = this.renewalState.rows(this.failing, this.totals);
-    await addRenewalStateMetrics(registry, rows, this.deps.clock.now());
+    // No rows before the first cycle: the series are declared, and no clock is needed yet.
+    await addRenewalStateMetrics(registry, rows, rows.length > 0 ? this.deps.clock.now() : new Date(0));
   }
 
   /** When the daemon must run a cycle for a retry or a probe after a redeploy; undefined: no need. */
