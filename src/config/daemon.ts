@@ -31,5 +31,6 @@ export function parseDaemon(values: LeafValues, issues: IssueList): DaemonSettin
     silentAfterMs: values.get('daemon.silentAfter') ?? 0,
     endpointIntervalMs: values.get('daemon.endpointInterval') ?? 0,
     readinessIntervalMs: values.get('daemon.readinessInterval') ?? 0,
+    redeployBackoffMs: values.get('daemon.redeployBackoff') ?? 0,
   };
 }

@@ -347,6 +347,9 @@ export function describeConfig(config: AgentConfig): Doc {
         ? { heartbeat: REDACTED, heartbeatTimeout: formatDuration(daemon.heartbeat.timeoutMs) }
         : {}),
       ...(daemon.silentAfterMs !== undefined ? { silentAfter: formatDuration(daemon.silentAfterMs) } : {}),
+      ...(daemon.redeployBackoffMs !== undefined
+        ? { redeployBackoff: formatDuration(daemon.redeployBackoffMs) }
+        : {}),
       ...(daemon.endpointIntervalMs !== undefined
         ? { endpointInterval: formatDuration(daemon.endpointIntervalMs) }
         : {}),

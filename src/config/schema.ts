@@ -350,6 +350,11 @@ const SCHEMA = {
       format: 'certpilot-duration',
       default: '1h',
     },
+    redeployBackoff: {
+      doc: '`certpilot run` deploys a certificate again when an endpoint serves an older version; after a failed redeploy it waits this long, doubling after each further failure up to daemon.endpointInterval (an alert after 3 failures in a row).',
+      format: 'certpilot-duration',
+      default: '5m',
+    },
     readinessInterval: {
       doc: '`certpilot run` runs the renewal-readiness canary (`certpilot check --readiness`) this often, jittered by up to 10%, and alerts once per failing check; the next run time is kept in the state directory across restarts; `0` or `off` disables it.',
       format: 'certpilot-duration-or-off',
@@ -558,6 +563,7 @@ export interface LeafTypes {
   'fleet.canary': string;
   'fleet.stagger': number;
   'fleet.pollInterval': number;
+  'daemon.redeployBackoff': number;
   'dns.resolvers': string[];
   'dns.nameserverPort': number;
   'dns.queryTimeout': number;

@@ -105,6 +105,8 @@ export interface DaemonSettings {
   readonly endpointIntervalMs?: number;
   /** `certpilot run`: how often the renewal-readiness canary runs; 0 = never. */
   readonly readinessIntervalMs?: number;
+  /** `certpilot run`: the wait after the first failed self-healing redeploy (then doubling). */
+  readonly redeployBackoffMs?: number;
 }
 
 export interface DnsProviderInstance {
@@ -380,7 +382,9 @@ export type AlertKind =
   | 'readiness-resolved'
   | 'digest'
   /** Fleet canary rollout: the canary node failed to deploy or verify a new version (src/fleet). */
-  | 'fleet-canary-failed';
+  | 'fleet-canary-failed'
+  | 'redeploy-failed'
+  | 'redeploy-resolved';
 export const ALERT_KINDS: readonly AlertKind[] = [
   'renewal-failed',
   'deploy-failed',
@@ -395,6 +399,8 @@ export const ALERT_KINDS: readonly AlertKind[] = [
   'readiness-resolved',
   'digest',
   'fleet-canary-failed',
+  'redeploy-failed',
+  'redeploy-resolved',
 ];
 
 export interface WebhookAlert {

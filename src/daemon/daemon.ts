@@ -31,6 +31,7 @@ import { ReadinessSchedule } from './readiness-schedule';
 import { gateCritical } from './reminders';
 import { readLastRun, recordSuccessfulRun } from './last-run';
 import type { FleetAgent } from '../fleet';
+import { SelfHeal } from './self-heal';
 
 /**
  * `certpilot run`: the long-running agent. Every check interval, or earlier when a certificate
@@ -92,11 +93,14 @@ export class Daemon {
   private readonly digest: Digest;
   /** Fleet mode only (src/fleet, loaded then): the deploy loop and the renewal config it needs. */
   private fleet: { agent: FleetAgent; renewConfigOf: (c: AgentConfig) => AgentConfig } | undefined;
+  /** Redeploys of endpoints serving an older version, and the renewal state for /metrics. */
+  private readonly selfHeal: SelfHeal;
 
   constructor(private readonly opts: DaemonOptions) {
     this.inventory = new Inventory({ log: opts.log, clock: opts.clock });
     this.readiness = new ReadinessSchedule({ log: opts.log, clock: opts.clock });
     this.digest = new Digest({ log: opts.log, clock: opts.clock });
+    this.selfHeal = new SelfHeal({ log: opts.log, clock: opts.clock });
   }
 
   /** Loads the config, starts the HTTP endpoint and the loop. A bad config rejects (exit 2). */
@@ -244,7 +248,14 @@ export class Daemon {
       this.opts.log.error('check cycle failed', { error });
     }
     // After the renewals, so the inventory sees (and reminders resolve on) what was just deployed.
-    if (!this.stopping.signal.aborted) await this.monitor(config, notifier);
+    if (!this.stopping.signal.aborted) {
+      await this.monitor(config, notifier);
+      // In fleet mode the fleet agent owns deploys (canary order, per-node records): a redeploy
+      // here would bypass the rollout.
+      if (!this.fleet) {
+        await this.selfHeal.afterCycle(config, report?.outcomes, this.inventory, this.stopping.signal);
+      }
+    }
     // Announced after the inventory, so whoever the heartbeat wakes finds /metrics complete.
     this.cycles++;
     if (report?.ok) await this.succeeded(config);
@@ -252,7 +263,8 @@ export class Daemon {
     const wakes = (report?.outcomes ?? [])
       .map((o) => o.decision.wakeAt?.getTime())
       .filter((t): t is number => t !== undefined);
-    const nextAt = new Date(Math.min(finishedAt.getTime() + interval, ...wakes));
+    const healAt = this.selfHeal.wakeAt?.getTime() ?? Infinity;
+    const nextAt = new Date(Math.min(finishedAt.getTime() + interval, healAt, ...wakes));
     this.opts.log.debug('check cycle done', {
       cycle: this.cycles,
       nextAt,
@@ -329,6 +341,7 @@ export class Daemon {
       if (c.nextRenewal) next.set({ name }, seconds(c.nextRenewal));
       if (c.notAfter) notAfter.set({ name, source: 'store', endpoint: '' }, seconds(c.notAfter));
     }
+    await this.selfHeal.addMetrics(registry);
     createCounter(prom, registry, DAEMON_CYCLES).inc(this.cycles);
     createCounter(prom, registry, DAEMON_CYCLE_FAILURES).inc(this.cycleFailures);
     if (this.last) createGauge(prom, registry, DAEMON_LAST_CYCLE).set(seconds(this.last.finishedAt));

@@ -145,6 +145,51 @@ export const READINESS_STATUS: MetricDefinition<'name' | 'check'> = {
   labelNames: ['name', 'check'],
 };
 
+// ---- renewal state of `certpilot run` (from the persisted state: right again one cycle after a restart)
+
+export const CERTIFICATE_BACKOFF_UNTIL: MetricDefinition<'name'> = {
+  name: 'certpilot_certificate_backoff_until_seconds',
+  help: 'End of the backoff (or CA rate limit) after failed renewals, seconds since the Unix epoch; 0 when none.',
+  type: 'gauge',
+  labelNames: ['name'],
+};
+
+export const CERTIFICATE_GUARDED: MetricDefinition<'name'> = {
+  name: 'certpilot_certificate_guarded',
+  help: '1 when the exact-set guard holds the certificate back (no order until a human looks), else 0.',
+  type: 'gauge',
+  labelNames: ['name'],
+};
+
+export const CERTIFICATE_ARI_WINDOW_START: MetricDefinition<'name'> = {
+  name: 'certpilot_certificate_ari_window_start_seconds',
+  help: "Start of the CA's suggested renewal window (ARI), seconds since the Unix epoch.",
+  type: 'gauge',
+  labelNames: ['name'],
+};
+
+export const CERTIFICATE_ARI_WINDOW_END: MetricDefinition<'name'> = {
+  name: 'certpilot_certificate_ari_window_end_seconds',
+  help: "End of the CA's suggested renewal window (ARI), seconds since the Unix epoch.",
+  type: 'gauge',
+  labelNames: ['name'],
+};
+
+/** Self-healing deploys (src/daemon/self-heal.ts): an endpoint served an older version. */
+export const REDEPLOYS: MetricDefinition<'name' | 'result'> = {
+  name: 'certpilot_redeploys_total',
+  help: 'Redeploys of the current version by this daemon after an endpoint served an older one, by result.',
+  type: 'counter',
+  labelNames: ['name', 'result'],
+};
+
+export const CERTIFICATE_REDEPLOY_FAILURES: MetricDefinition<'name'> = {
+  name: 'certpilot_certificate_redeploy_failures',
+  help: 'Failed redeploys in a row while an endpoint serves an older version (persisted); 0 when none.',
+  type: 'gauge',
+  labelNames: ['name'],
+};
+
 /** Every definition, for documentation and for tests that compare an exposition against them. */
 export const METRIC_DEFINITIONS: readonly MetricDefinition[] = [
   CERTIFICATE_NOT_AFTER,
@@ -162,6 +207,12 @@ export const METRIC_DEFINITIONS: readonly MetricDefinition[] = [
   DAEMON_HEALTHY,
   LAST_SUCCESSFUL_RUN,
   READINESS_STATUS,
+  CERTIFICATE_BACKOFF_UNTIL,
+  CERTIFICATE_GUARDED,
+  CERTIFICATE_ARI_WINDOW_START,
+  CERTIFICATE_ARI_WINDOW_END,
+  REDEPLOYS,
+  CERTIFICATE_REDEPLOY_FAILURES,
 ];
 
 /** Seconds since the Unix epoch, the unit of every *_timestamp_seconds metric. */

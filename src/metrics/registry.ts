@@ -1,4 +1,4 @@
-import type { Registry } from 'prom-client';
+import type { Gauge, Registry } from 'prom-client';
 import type { CheckResult } from '../inspect/check';
 import type { CheckStatus } from '../inspect/findings';
 import type { FileInspection } from '../inspect/local';
@@ -6,15 +6,23 @@ import type { EndpointAssessment, ProbeResult } from '../inspect/remote';
 import { atomicWriteFile } from '../store/atomic';
 import type { CertInfo } from '../x509';
 import {
+  CERTIFICATE_ARI_WINDOW_END,
+  CERTIFICATE_ARI_WINDOW_START,
+  CERTIFICATE_BACKOFF_UNTIL,
+  CERTIFICATE_GUARDED,
   CERTIFICATE_NOT_AFTER,
   CERTIFICATE_NOT_BEFORE,
   CHECK_STATUS,
+  CERTIFICATE_REDEPLOY_FAILURES,
   CHECK_TIMESTAMP,
+  createCounter,
   createGauge,
   ENDPOINT_PROBE_SUCCESS,
   ENDPOINT_SERVES_CURRENT,
   LAST_SUCCESSFUL_RUN,
+  NEXT_RENEWAL,
   READINESS_STATUS,
+  REDEPLOYS,
   toEpochSeconds,
 } from './definitions';
 
@@ -152,6 +160,56 @@ export async function buildMetricsRegistry(
     }
   }
   return registry;
+}
+
+/**
+ * The renewal state of one managed certificate as `certpilot run` knows it (from the persisted
+ * scheduling and redeploy state). `certpilot check` does not plan, so it exports none of it.
+ */
+export interface RenewalStateMetrics {
+  readonly name: string;
+  readonly guarded: boolean;
+  /** When the next renewal may happen: the plan, or the end of the backoff when later. */
+  readonly nextRenewal?: Date;
+  /** Absent or past: not backing off (exported as 0). */
+  readonly backoffUntil?: Date;
+  readonly ariWindow?: { readonly start: Date; readonly end: Date };
+  /** Failed self-healing redeploys in a row. */
+  readonly redeployFailures: number;
+  /** Redeploys by this process, by result. */
+  readonly redeploys?: { readonly success: number; readonly failure: number };
+}
+
+/** Adds the renewal-state series of `rows` to `registry` (the daemon's /metrics). */
+export async function addRenewalStateMetrics(
+  registry: Registry,
+  rows: readonly RenewalStateMetrics[],
+  now: Date,
+): Promise<void> {
+  const prom = await import('prom-client');
+  const backoff = createGauge(prom, registry, CERTIFICATE_BACKOFF_UNTIL);
+  const guarded = createGauge(prom, registry, CERTIFICATE_GUARDED);
+  const ariStart = createGauge(prom, registry, CERTIFICATE_ARI_WINDOW_START);
+  const ariEnd = createGauge(prom, registry, CERTIFICATE_ARI_WINDOW_END);
+  const failures = createGauge(prom, registry, CERTIFICATE_REDEPLOY_FAILURES);
+  const redeploys = createCounter(prom, registry, REDEPLOYS);
+  // The daemon's own series (from each cycle's outcomes), corrected where the state knows better.
+  const next = registry.getSingleMetric(NEXT_RENEWAL.name) as Gauge<'name'> | undefined;
+  for (const r of rows) {
+    const name = { name: r.name };
+    if (next && r.nextRenewal) next.set(name, seconds(r.nextRenewal));
+    const until = r.backoffUntil && r.backoffUntil.getTime() > now.getTime() ? seconds(r.backoffUntil) : 0;
+    backoff.set(name, until);
+    guarded.set(name, r.guarded ? 1 : 0);
+    if (r.ariWindow) {
+      ariStart.set(name, seconds(r.ariWindow.start));
+      ariEnd.set(name, seconds(r.ariWindow.end));
+    }
+    failures.set(name, r.redeployFailures);
+    // Both results from the first cycle on, so rate() sees the first increase.
+    redeploys.inc({ name: r.name, result: 'success' }, r.redeploys?.success ?? 0);
+    redeploys.inc({ name: r.name, result: 'failure' }, r.redeploys?.failure ?? 0);
+  }
 }
 
 /**

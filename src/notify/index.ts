@@ -54,6 +54,9 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning' | 'info'> = {
   digest: 'warning',
   // The other nodes keep serving the previous version: nothing is down yet.
   'fleet-canary-failed': 'error',
+  // Self-healing deploys of the daemon (src/daemon/self-heal.ts).
+  'redeploy-failed': 'error',
+  'redeploy-resolved': 'info',
 };
 
 export const silentNotifier: Notifier = { notify: async () => undefined };

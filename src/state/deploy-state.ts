@@ -26,7 +26,13 @@ export type DeployStatus =
   /** A newer version failed and this one was restored and verified. */
   | 'rolled-back'
   /** Restoring the previous version failed too: needs a human. */
-  | 'rollback-failed';
+  | 'rollback-failed'
+  /**
+   * Verified once, then an endpoint served an older version again and `certpilot run`'s
+   * redeploy failed (src/daemon/self-heal.ts). Not pending: the daemon retries with its own
+   * backoff, so `renew` does not redeploy (and alert) on every run.
+   */
+  | 'redeploy-failed';
 
 /** Statuses after which the next run deploys and verifies the current version again. */
 export const PENDING_STATUSES: readonly DeployStatus[] = [
@@ -125,4 +131,57 @@ export function deployPending(state: DeployState | null, serial: string | undefi
     state.serial === serial &&
     PENDING_STATUSES.includes(state.status)
   );
+}
+
+// ---- self-healing redeploys (src/daemon/self-heal.ts) --------------------------------------
+
+/**
+ * One certificate whose endpoint served an older version and whose redeploy has not yet
+ * succeeded. Persisted so that a restart neither forgets the backoff nor alerts again.
+ */
+export interface RedeployEntry {
+  /** Failed redeploys in a row. */
+  attempts: number;
+  /** ISO time of the last attempt; a probe older than this says nothing about its result. */
+  lastAttemptAt?: string;
+  /** ISO time before which no new attempt is made. */
+  nextAttemptAt?: string;
+  lastError?: string;
+  /** True once the redeploy-failed alert went out: one alert per episode. */
+  alerted: boolean;
+}
+
+const REDEPLOY_KEY = 'redeploy.json';
+
+/** By certificate name; empty when nothing was recorded or the value is unreadable. */
+export async function readRedeployState(stateDir: string): Promise<Record<string, RedeployEntry>> {
+  let value: Buffer | null;
+  try {
+    value = await new FileStorage(stateDir).get(REDEPLOY_KEY);
+  } catch (err) {
+    throw new CertpilotError('STORE_IO', 'redeploy: cannot read its state', { cause: err });
+  }
+  if (value === null) return {};
+  try {
+    const parsed = JSON.parse(value.toString('utf8')) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
+    const out: Record<string, RedeployEntry> = {};
+    for (const [name, e] of Object.entries(parsed as Record<string, Partial<RedeployEntry>>)) {
+      if (!isCertificateName(name) || typeof e?.attempts !== 'number') continue;
+      out[name] = { ...e, attempts: e.attempts, alerted: e.alerted === true };
+    }
+    return out;
+  } catch {
+    // Torn or hand-edited: start over (at worst one more attempt and one more alert).
+    return {};
+  }
+}
+
+export async function writeRedeployState(
+  stateDir: string,
+  entries: Readonly<Record<string, RedeployEntry>>,
+): Promise<void> {
+  await new FileStorage(stateDir).put(REDEPLOY_KEY, JSON.stringify(entries, null, 2) + '\n', {
+    mode: SECRET_MODE,
+  });
 }

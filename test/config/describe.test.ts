@@ -243,6 +243,7 @@ describe('the printed configuration loads back to the same configuration', () =>
       silentAfter: '36h',
       endpointInterval: '1h',
       readinessInterval: 'off',
+      redeployBackoff: '5m',
     });
     expect((view.acme as any).requestTimeout).toBe('45s');
   });

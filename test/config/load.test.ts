@@ -55,6 +55,7 @@ describe('defaults', () => {
         silentAfterMs: 36 * 3_600_000,
         endpointIntervalMs: 3_600_000,
         readinessIntervalMs: 86_400_000,
+        redeployBackoffMs: 300_000,
       },
       dns: {
         resolvers: [],

@@ -36,6 +36,7 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'fleet.canary': true,
   'fleet.stagger': true,
   'fleet.pollInterval': true,
+  'daemon.redeployBackoff': true,
   'dns.resolvers': true,
   'dns.nameserverPort': true,
   'dns.queryTimeout': true,
