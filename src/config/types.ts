@@ -33,6 +33,11 @@ export interface AcmeSettings {
   readonly caaIdentities?: readonly string[];
   /** Timeout of one HTTP request to the CA. */
   readonly requestTimeoutMs: number;
+  /**
+   * Further CAs, in order, for orders the primary keeps failing within one run (server errors,
+   * timeouts, rate limits) and CAA allows; each with its own account. Only on the primary.
+   */
+  readonly fallback?: readonly AcmeSettings[];
 }
 
 export interface StorageSettings {
@@ -348,7 +353,8 @@ export type AlertKind =
   | 'critical'
   | 'expiry-warning'
   | 'expiry-critical'
-  | 'expiry-resolved';
+  | 'expiry-resolved'
+  | 'ca-failover';
 export const ALERT_KINDS: readonly AlertKind[] = [
   'renewal-failed',
   'deploy-failed',
@@ -359,6 +365,7 @@ export const ALERT_KINDS: readonly AlertKind[] = [
   'expiry-warning',
   'expiry-critical',
   'expiry-resolved',
+  'ca-failover',
 ];
 
 export interface WebhookAlert {

@@ -46,6 +46,8 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning' | 'info'> = {
   'expiry-warning': 'warning',
   'expiry-critical': 'critical',
   'expiry-resolved': 'info',
+  // An order went to a fallback CA: issuance worked, but the primary needs a look.
+  'ca-failover': 'warning',
 };
 
 export const silentNotifier: Notifier = { notify: async () => undefined };
