@@ -4,6 +4,7 @@ import { loadConfig, resolveConfigPath } from '../config/load';
 import type { AgentConfig, CertificateSpec } from '../config/types';
 import { runRenew, type CertOutcome } from '../renew/run';
 import { readDeployState, type DeployState } from '../state/deploy-state';
+import { StateStore } from '../state/store';
 import { CertStore } from '../store/cert-store';
 import type { CertInfo } from '../x509';
 import { EXIT_FAILED, EXIT_OK, type CommandContext } from './context';
@@ -98,7 +99,7 @@ async function configuredRow(
     configured: true,
     domains: [...spec.domains],
     keyType: spec.keyType,
-    ca: config.acme.directoryUrl,
+    ca: await issuerOf(config, spec.name, o.serial, stateDir),
     profile: spec.profile ?? null,
     serial: o.serial ?? null,
     notAfter: o.notAfter?.toISOString() ?? null,
@@ -109,6 +110,18 @@ async function configuredRow(
     renewAt: o.decision.renewAt?.toISOString() ?? null,
     deploy: deployColumn(await readDeployState(stateDir, spec.name).catch(() => null)),
   };
+}
+
+/** The CA that issued the installed version: recorded at install (acme.fallback), else the primary. */
+async function issuerOf(
+  config: AgentConfig,
+  name: string,
+  serial: string | undefined,
+  stateDir: string,
+): Promise<string> {
+  const read = await new StateStore(stateDir).read(name, { readOnly: true }).catch(() => undefined);
+  const last = read?.state.lastSuccess;
+  return last?.ca && serial !== undefined && last.serial === serial ? last.ca : config.acme.directoryUrl;
 }
 
 async function unconfiguredRow(store: CertStore, name: string, stateDir: string): Promise<CertificateRow> {

@@ -77,6 +77,8 @@ export interface SuccessRecord {
   at: Date;
   serial: string;
   notAfter: Date;
+  /** Directory URL of the CA that issued `serial` (acme.fallback); absent in older records = the primary. */
+  ca?: string;
 }
 
 export interface CertState {
@@ -168,7 +170,8 @@ function decodeSuccess(v: unknown): SuccessRecord | undefined {
   const at = date(o.at);
   const notAfter = date(o.notAfter);
   const serial = str(o.serial);
-  return at && notAfter && serial ? { at, serial, notAfter } : undefined;
+  const ca = str(o.ca);
+  return at && notAfter && serial ? { at, serial, notAfter, ...(ca ? { ca } : {}) } : undefined;
 }
 
 function decodeGuard(v: unknown): GuardState | undefined {
