@@ -168,7 +168,7 @@ function fallbackSection(): string {
   return section(
     3,
     '`acme.fallback[]`',
-    'A further CA, tried in order when the primary keeps failing an order within one run and CAA allows it (see "CA fallback" in docs/reliability.md).',
+    'A further CA, tried in order when the primary keeps failing an order within one run and CAA allows it (see [CA fallback](#ca-fallback)).',
     keyTable(FALLBACK_KEYS, FALLBACK_KEY_DOCS),
   );
 }

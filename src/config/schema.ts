@@ -238,7 +238,7 @@ const SCHEMA = {
       default: DEFAULT_REQUEST_TIMEOUT,
     },
     fallback: {
-      doc: 'Further CAs, in order, for an order the primary keeps failing in one run (5xx, timeouts, rate limits) where CAA allows them; parsed element by element in acme.ts (see `acme.fallback[]`).',
+      doc: 'Further CAs, in order, for an order the primary keeps failing in one run (5xx, timeouts, rate limits) where CAA allows them; each entry as in `acme.fallback[]` below.',
       format: 'certpilot-list',
       default: [] as unknown[],
     },
