@@ -92,6 +92,8 @@ function reportJson(report: RenewReport, dryRun: boolean): unknown {
       renewAt: o.decision.renewAt?.toISOString() ?? null,
       error: o.error ?? null,
       errorCode: o.errorCode ?? null,
+      // Set when an acme.fallback CA issued the new certificate.
+      ca: o.ca ?? null,
       durationMs: o.durationMs ?? null,
       deploy: o.deploy ?? null,
     })),
@@ -115,5 +117,6 @@ function formatLine(o: CertOutcome, width: number): string {
   const deploy = o.deploy
     ? ` deploy: ${o.deploy.status}${o.deploy.rolledBack ? ` (${describeRollback(o.deploy.rolledBack)})` : ''}`
     : '';
-  return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${deploy}${tail}`;
+  const ca = o.ca ? ` from fallback CA ${o.ca}` : '';
+  return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${ca}${deploy}${tail}`;
 }
