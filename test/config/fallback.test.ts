@@ -1,3 +1,4 @@
+import { accountIssues } from '../../src/cli/account-preflight';
 import { ACME_DIRECTORY_PRESETS } from '../../src/config/formats';
 import {
   baseConfig,
@@ -110,4 +111,22 @@ test('an inline HMAC key is a secret: never in an error', async () => {
   );
   expect(err.issues.map((i) => i.path)).toContain('acme.fallback[0].eab.keyId');
   expect(JSON.stringify(err.issues)).not.toContain('not base64');
+});
+
+test('a fallback CA whose terms are not agreed and that has no account: stopped before anything runs', async () => {
+  const config = await load(
+    writeConfig(
+      dir,
+      withFallback([
+        { directory: 'https://ca2.example.org/acme' },
+        { directory: 'buypass', termsAgreed: true },
+      ]),
+    ),
+  );
+  expect(await accountIssues(config)).toEqual([
+    {
+      path: 'acme.fallback[0].termsAgreed',
+      message: expect.stringContaining('https://ca2.example.org/acme'),
+    },
+  ]);
 });
