@@ -79,7 +79,11 @@ interface Case {
 let n = 0;
 
 /** A certificate of its own (own state directory, so no backoff or account is shared). */
-async function newCase(label: string, primaryDirectory = primary.directoryUrl): Promise<Case> {
+async function newCase(
+  label: string,
+  primaryDirectory = primary.directoryUrl,
+  requestTimeout = '10s',
+): Promise<Case> {
   const name = `${label}${++n}`;
   const stateDir = path.join(tb.dir, `state-${name}`);
   const domain = ['only-a', 'only-b', 'nobody'].includes(label)
@@ -91,7 +95,7 @@ async function newCase(label: string, primaryDirectory = primary.directoryUrl): 
       caBundle: tb.pebble.tlsCaPath,
       termsAgreed: true,
       email: 'ops@example.test',
-      requestTimeout: '10s',
+      requestTimeout,
       caaIdentities: ['ca-a.test'],
       fallback: [
         {
@@ -99,6 +103,7 @@ async function newCase(label: string, primaryDirectory = primary.directoryUrl): 
           caBundle: pebbleB.tlsCaPath,
           termsAgreed: true,
           caaIdentities: ['ca-b.test'],
+          requestTimeout: '10s',
           eab: { keyId: KID, hmacKey_file: eabFile },
         },
       ],
@@ -125,6 +130,10 @@ function alerts(kind: string, cert: string): Record<string, unknown>[] {
 /** newOrder requests Pebble B received (the ARI proxy in front of it records each). */
 function ordersAtB(): number {
   return fallback.orders.length;
+}
+
+function totalAtB(): number {
+  return Object.values(fallback.counts).reduce((a, b) => a + b, 0);
 }
 
 /** True when the issued chain leads to `pebble`'s root (each Pebble makes its own). */
@@ -181,6 +190,11 @@ test('the primary answers newOrder with 500: issued by the fallback CA, one ca-f
   const listed = await runCli(['certificates', '--config', c.configPath, '--json']);
   const rows = (JSON.parse(listed.stdout) as { certificates: { ca: string }[] }).certificates;
   expect(rows[0]!.ca).toBe(fallback.directoryUrl);
+
+  // Nothing due: the next run sends nothing to either CA.
+  const seen = [primary.count(), totalAtB()];
+  expect((await renew(c)).cert).toMatchObject({ status: 'valid' });
+  expect([primary.count(), totalAtB()]).toEqual(seen);
 }, 90_000);
 
 test('a rateLimited primary (Retry-After beyond the inline cap) fails over at once', async () => {
@@ -193,6 +207,26 @@ test('a rateLimited primary (Retry-After beyond the inline cap) fails over at on
   expect(alerts('ca-failover', c.name)).toHaveLength(1);
   expect(alerts('ca-failover', c.name)[0]!.message).toMatch(/rate limited/);
 }, 90_000);
+
+test.each([
+  ['never answers (request timeouts)', faults.hang(), /connection failed or timed out/],
+  ['resets the connection', faults.reset(), /connection failed or timed out: .*ECONNRESET/],
+])(
+  'a primary that %s fails over after the normal retries',
+  async (_what, action, reason) => {
+    // The smallest request timeout certpilot accepts: the primary's four attempts take seconds.
+    const c = await newCase('net', primary.directoryUrl, '1s');
+    primary.inject({ method: 'POST', path: primary.paths.newOrder, action });
+    const atA = primary.count({ method: 'POST', path: primary.paths.newOrder });
+    const r = await renew(c);
+    expect(r.cert).toMatchObject({ status: 'renewed', ca: fallback.directoryUrl });
+    expect(primary.count({ method: 'POST', path: primary.paths.newOrder }) - atA).toBe(4);
+    const failovers = alerts('ca-failover', c.name);
+    expect(failovers).toHaveLength(1);
+    expect(failovers[0]!.message).toMatch(reason);
+  },
+  90_000,
+);
 
 test('CAA allows only the primary: no failover, and the error quotes the record', async () => {
   const c = await newCase('only-a');
