@@ -5,6 +5,7 @@
  * src/metrics/definitions.ts). `npm run docs` writes them; test/docs/reference.test.ts fails
  * when the committed files differ, or when a key is accepted without a doc.
  */
+import { FALLBACK_KEY_DOCS, FALLBACK_KEYS } from '../src/config/acme';
 import {
   CERT_DNS_KEY_DOCS,
   CERT_DNS_KEYS,
@@ -141,7 +142,10 @@ function section(level: number, title: string, intro: string, body: string): str
 function schemaSections(): string[] {
   const leaves = schemaLeaves();
   const roots = [...new Set(leaves.map((l) => l.path.split('.')[0]))].filter((r) => r !== 'certificates');
-  const after: Record<string, () => string> = { acme: presetsSection, dns: providerSection };
+  const after: Record<string, () => string> = {
+    acme: () => [presetsSection(), fallbackSection()].join('\n'),
+    dns: providerSection,
+  };
   return roots.flatMap((root) => [
     section(2, `\`${root}\``, '', leafTable(leaves.filter((l) => l.path.split('.')[0] === root))),
     ...(after[root] ? [after[root]()] : []),
@@ -157,6 +161,15 @@ function presetsSection(): string {
       ['preset', 'URL'],
       Object.entries(ACME_DIRECTORY_PRESETS).map(([k, v]) => [`\`${k}\``, `\`${v}\``]),
     ),
+  );
+}
+
+function fallbackSection(): string {
+  return section(
+    3,
+    '`acme.fallback[]`',
+    'A further CA, tried in order when the primary keeps failing an order within one run and CAA allows it (see [CA fallback](#ca-fallback)).',
+    keyTable(FALLBACK_KEYS, FALLBACK_KEY_DOCS),
   );
 }
 

@@ -16,8 +16,11 @@ import { ConfigError, type ConfigIssue } from '../core/errors';
  * account.json holds the account URL). Reads only; a state directory that cannot be read
  * (another user's, 0700) counts as "cannot tell" and returns undefined.
  */
-export async function hasStoredAccount(config: AgentConfig): Promise<boolean | undefined> {
-  const file = path.join(accountDir(config.storage.stateDir, config.acme.directoryUrl), 'account.json');
+export async function hasStoredAccount(
+  config: AgentConfig,
+  directoryUrl = config.acme.directoryUrl,
+): Promise<boolean | undefined> {
+  const file = path.join(accountDir(config.storage.stateDir, directoryUrl), 'account.json');
   try {
     const meta = JSON.parse(await readFile(file, 'utf8')) as { url?: unknown };
     return typeof meta.url === 'string' && meta.url !== '';
@@ -28,18 +31,28 @@ export async function hasStoredAccount(config: AgentConfig): Promise<boolean | u
   }
 }
 
-/** Problems that need the state directory: registering an account the CA would refuse. */
+/**
+ * Problems that need the state directory: registering an account the CA would refuse. Each
+ * acme.fallback CA too: its account is registered when an order first fails over, which is the
+ * worst moment to learn that it cannot be.
+ */
 export async function accountIssues(config: AgentConfig): Promise<ConfigIssue[]> {
-  if (config.acme.termsAgreed || config.certificates.length === 0) return [];
-  if ((await hasStoredAccount(config)) !== false) return [];
-  return [
-    {
-      path: 'acme.termsAgreed',
-      message:
-        `must be true: no ACME account for ${config.acme.directoryUrl} is stored in ` +
-        `${config.storage.stateDir}, and the CA registers one only when its terms of service are agreed to`,
-    },
+  if (config.certificates.length === 0) return [];
+  const cas = [
+    { at: 'acme.termsAgreed', ca: config.acme },
+    ...(config.acme.fallback ?? []).map((ca, i) => ({ at: `acme.fallback[${i}].termsAgreed`, ca })),
   ];
+  const issues: ConfigIssue[] = [];
+  for (const { at, ca } of cas) {
+    if (ca.termsAgreed || (await hasStoredAccount(config, ca.directoryUrl)) !== false) continue;
+    issues.push({
+      path: at,
+      message:
+        `must be true: no ACME account for ${ca.directoryUrl} is stored in ` +
+        `${config.storage.stateDir}, and the CA registers one only when its terms of service are agreed to`,
+    });
+  }
+  return issues;
 }
 
 /**

@@ -4,7 +4,7 @@ import { loadConfig, resolveConfigPath } from '../config/load';
 import type { AgentConfig, CertificateSpec } from '../config/types';
 import { recordedProfile } from '../renew/profile';
 import { runRenew, type CertOutcome } from '../renew/run';
-import { StateStore } from '../state/store';
+import { StateStore, type CertState } from '../state/store';
 import { readDeployState, type DeployState } from '../state/deploy-state';
 import { CertStore } from '../store/cert-store';
 import type { CertInfo } from '../x509';
@@ -140,18 +140,17 @@ async function configuredRow(
   o: CertOutcome,
   stateDir: string,
 ): Promise<CertificateRow> {
+  const state = (await new StateStore(stateDir).read(spec.name, { readOnly: true }).catch(() => undefined))
+    ?.state;
   return {
     name: spec.name,
     configured: true,
     domains: [...spec.domains],
     keyType: spec.keyType,
-    ca: config.acme.directoryUrl,
+    ca: issuerOf(config, state, o.serial),
     profile: spec.profile ?? null,
     profileMode: spec.profileMode ?? null,
-    issuedProfile: recordedProfile(
-      (await new StateStore(stateDir).read(spec.name, { readOnly: true })).state,
-      o.serial,
-    ),
+    issuedProfile: state ? recordedProfile(state, o.serial) : null,
     serial: o.serial ?? null,
     notAfter: o.notAfter?.toISOString() ?? null,
     // `planned` is the dry run's word for "would be renewed now"; a listing says due.
@@ -161,6 +160,12 @@ async function configuredRow(
     renewAt: o.decision.renewAt?.toISOString() ?? null,
     deploy: deployColumn(await readDeployState(stateDir, spec.name).catch(() => null)),
   };
+}
+
+/** The CA that issued the installed version: recorded at install (acme.fallback), else the primary. */
+function issuerOf(config: AgentConfig, state: CertState | undefined, serial: string | undefined): string {
+  const last = state?.lastSuccess;
+  return last?.ca && serial !== undefined && last.serial === serial ? last.ca : config.acme.directoryUrl;
 }
 
 async function unconfiguredRow(store: CertStore, name: string, stateDir: string): Promise<CertificateRow> {

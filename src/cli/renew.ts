@@ -94,6 +94,8 @@ function reportJson(report: RenewReport, dryRun: boolean): unknown {
       renewAt: o.decision.renewAt?.toISOString() ?? null,
       error: o.error ?? null,
       errorCode: o.errorCode ?? null,
+      // Set when an acme.fallback CA issued the new certificate.
+      ca: o.ca ?? null,
       durationMs: o.durationMs ?? null,
       deploy: o.deploy ?? null,
       warnings: o.warnings ?? [],
@@ -119,5 +121,6 @@ function formatLine(o: CertOutcome, width: number): string {
     ? ` deploy: ${o.deploy.status}${o.deploy.rolledBack ? ` (${describeRollback(o.deploy.rolledBack)})` : ''}`
     : '';
   const warnings = (o.warnings ?? []).map((w) => ` warning: ${w}`).join('');
-  return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${deploy}${tail}${warnings}`;
+  const ca = o.ca ? ` from fallback CA ${o.ca}` : '';
+  return `${o.name.padEnd(width)}  ${o.status.padEnd(7)}  ${expiry}  (${why})${ca}${deploy}${tail}${warnings}`;
 }

@@ -96,6 +96,7 @@ function describeAcme(acme: AcmeSettings): Doc {
     preferredChain: acme.preferredChain,
     caaIdentities: acme.caaIdentities ? [...acme.caaIdentities] : undefined,
     requestTimeout: formatDuration(acme.requestTimeoutMs),
+    fallback: acme.fallback?.map(describeAcme),
   });
 }
 

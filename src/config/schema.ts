@@ -242,6 +242,11 @@ const SCHEMA = {
       minMs: MIN_REQUEST_TIMEOUT_MS,
       default: DEFAULT_REQUEST_TIMEOUT,
     },
+    fallback: {
+      doc: 'Further CAs, in order, for an order the primary keeps failing in one run (5xx, timeouts, rate limits) where CAA allows them; each entry as in `acme.fallback[]` below.',
+      format: 'certpilot-list',
+      default: [] as unknown[],
+    },
   },
   storage: {
     stateDir: {
@@ -540,6 +545,7 @@ export interface LeafTypes {
   'acme.preferredChain': string;
   'acme.caaIdentities': unknown[];
   'acme.requestTimeout': number;
+  'acme.fallback': unknown[];
   'storage.stateDir': string;
   'storage.archiveDepth': number;
   'storage.backend': string;

@@ -33,6 +33,11 @@ export interface AcmeSettings {
   readonly caaIdentities?: readonly string[];
   /** Timeout of one HTTP request to the CA. */
   readonly requestTimeoutMs: number;
+  /**
+   * Further CAs, in order, for orders the primary keeps failing within one run (server errors,
+   * timeouts, rate limits) and CAA allows; each with its own account. Only on the primary.
+   */
+  readonly fallback?: readonly AcmeSettings[];
 }
 
 export interface StorageSettings {
@@ -384,7 +389,8 @@ export type AlertKind =
   /** Fleet canary rollout: the canary node failed to deploy or verify a new version (src/fleet). */
   | 'fleet-canary-failed'
   | 'redeploy-failed'
-  | 'redeploy-resolved';
+  | 'redeploy-resolved'
+  | 'ca-failover';
 export const ALERT_KINDS: readonly AlertKind[] = [
   'renewal-failed',
   'deploy-failed',
@@ -401,6 +407,7 @@ export const ALERT_KINDS: readonly AlertKind[] = [
   'fleet-canary-failed',
   'redeploy-failed',
   'redeploy-resolved',
+  'ca-failover',
 ];
 
 export interface WebhookAlert {

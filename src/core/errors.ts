@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'ACME_RATE_LIMITED'
   | 'ACME_CHALLENGE_FAILED'
   | 'ACME_ORDER_FAILED'
+  | 'CAA_FORBIDDEN'
   | 'STORE_IO'
   | 'STORE_KEY_MISMATCH'
   | 'LOCKED'

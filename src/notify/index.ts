@@ -57,6 +57,8 @@ const SEVERITY: Record<AlertKind, 'critical' | 'error' | 'warning' | 'info'> = {
   // Self-healing deploys of the daemon (src/daemon/self-heal.ts).
   'redeploy-failed': 'error',
   'redeploy-resolved': 'info',
+  // An order went to a fallback CA: issuance worked, but the primary needs a look.
+  'ca-failover': 'warning',
 };
 
 export const silentNotifier: Notifier = { notify: async () => undefined };

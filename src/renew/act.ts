@@ -1,7 +1,8 @@
 import { withDeadline } from '../core/abort';
 import { CertpilotError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
-import type { CertificateSpec } from '../config/types';
+import type { IssueRequest } from '../acme/service';
+import type { AcmeSettings, CertificateSpec } from '../config/types';
 import {
   afterFailure,
   afterSuccess,
@@ -16,6 +17,7 @@ import { generatePrivateKey, keyTypeOfKey, type CertInfo } from '../x509';
 import { isHeldBack, type Action, type Observation } from './choose';
 import { ORDER_TIMEOUT_MS, type RenewCertStore, type RenewContext } from './context';
 import { runCertHooks } from './hooks';
+import { issuingCa, orderWithFallback } from './fallback';
 import { ariSupportedFor } from './observe';
 import { issuedProfileWarnings, withIssuedProfile } from './profile';
 import { failedOutcome, outcomeFor, toDecision, withDeploy } from './report';
@@ -124,7 +126,7 @@ function recordDeployFailure(w: Work, outcome: CertOutcome): void {
 async function decisionAfter(w: Work, info: CertInfo): Promise<CertOutcome['decision']> {
   const { ctx, o } = w;
   const after = nextAction(o.spec, info, w.state, ctx.clock.now(), ctx.policy, {
-    supported: await ariSupportedFor(ctx, info),
+    supported: await ariSupportedFor(ctx, info, w.state),
   });
   return { ...toDecision(o.spec.name, w.action.next, o.info), renewAt: after.at, wakeAt: after.wakeAt };
 }
@@ -191,24 +193,20 @@ async function order(w: Work): Promise<CertOutcome> {
   const next = w.action.next;
   log.info('renewing', { reason: next.reason, detail: next.detail });
   try {
-    const service = await ctx.clients.acme();
     const keyPem = await chooseKey(spec, ctx.store, info ?? undefined);
-    const issued = await service.issue({
-      name: spec.name,
-      domains: spec.domains,
-      keyPem,
-      providerFor: (domain) => providerFor(spec, domain),
-      solver: ctx.clients.solver(),
-      signal: withDeadline(ctx.signal, ORDER_TIMEOUT_MS),
-      journal: ctx.journal,
-      ...(next.replaces ? { replaces: next.replaces } : {}),
-      ...(spec.profile ? { profile: spec.profile, profileMode: spec.profileMode } : {}),
-    });
+    const { issued, ca } = await orderWithFallback(
+      ctx,
+      spec,
+      { info, log, signal: withDeadline(ctx.signal, ORDER_TIMEOUT_MS) },
+      (service, at) => service.issue(issueRequest(w, keyPem, at)),
+    );
     // Counted at once: the CA has issued, whatever happens to the files next.
-    w.state = withOrder(w.state, spec.domains, ctx.clock.now(), ctx.config.acme.directoryUrl);
+    w.state = withOrder(w.state, spec.domains, ctx.clock.now(), ca.directoryUrl);
     const installed = await ctx.store.install(spec.name, issued, spec.outputs);
     w.state = withIssuedProfile(afterSuccess(w.state, installed.info, ctx.clock.now()), issued);
-    const warnings = issuedProfileWarnings(spec, issued, installed.info, ctx.config.acme.directoryUrl, log);
+    // Which CA issued this version: ARI and `replaces` go to that CA only.
+    w.state = { ...w.state, lastSuccess: { ...w.state.lastSuccess!, ca: ca.directoryUrl } };
+    const warnings = issuedProfileWarnings(spec, issued, installed.info, ca.directoryUrl, log);
     await ctx.faults?.afterInstall?.(spec.name, ctx.store.paths(spec.name));
     const renewed: CertOutcome = {
       name: spec.name,
@@ -219,6 +217,7 @@ async function order(w: Work): Promise<CertOutcome> {
       notAfter: installed.info.notAfter,
       durationMs: Math.round(performance.now() - w.started),
       ...(warnings.length > 0 ? { warnings } : {}),
+      ...(ca.directoryUrl !== ctx.config.acme.directoryUrl ? { ca: ca.directoryUrl } : {}),
     };
     const files: StoredCertificate = {
       name: spec.name,
@@ -241,6 +240,29 @@ async function order(w: Work): Promise<CertOutcome> {
     });
     return outcome;
   }
+}
+
+/**
+ * The order for one CA. `replaces` (RFC 9773 §5) names a certificate of the CA that issued
+ * it; another CA does not know it, so it is sent only to that CA. Each CA gets its own order
+ * deadline: a primary that hung until its deadline must not leave the fallback none.
+ */
+function issueRequest(w: Work, keyPem: string, ca: AcmeSettings): IssueRequest {
+  const { ctx, o } = w;
+  const { spec } = o;
+  const replaces = w.action.next.replaces;
+  const sameCa = issuingCa(o.state, o.info, ctx.config.acme) === ca.directoryUrl;
+  return {
+    name: spec.name,
+    domains: spec.domains,
+    keyPem,
+    providerFor: (domain) => providerFor(spec, domain),
+    solver: ctx.clients.solver(),
+    signal: withDeadline(ctx.signal, ORDER_TIMEOUT_MS),
+    journal: ctx.journal,
+    ...(replaces && sameCa ? { replaces } : {}),
+    ...(spec.profile ? { profile: spec.profile, profileMode: spec.profileMode } : {}),
+  };
 }
 
 async function deployRenewed(

@@ -5,7 +5,7 @@ import { CertpilotError, UsageError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { AgentConfig, CertificateSpec } from '../config/types';
 import { certDeployOf, deploySettingsOf } from '../config/access';
-import type { DeployAwareConfig, DeploySettings } from '../config/types';
+import type { AcmeSettings, DeployAwareConfig, DeploySettings } from '../config/types';
 import { deployCertificate, findPrevious, hasDeployWork, type DeployResult } from '../deploy/deploy';
 import { runHookList } from '../deploy/hooks';
 import { deployPending, readDeployState } from '../state/deploy-state';
@@ -19,8 +19,16 @@ import { CertStore, type StoredCertificate } from '../store/cert-store';
 import { ChallengeJournal } from '../store/journal';
 import { acquireLock, type AcquireLockOptions, type Lock } from '../store/lock';
 import { createEtcdBackend } from '../store/etcd';
+import { DnsResolver } from '../dns/resolver';
+import { findRelevantCaa, type CaaProperty } from '../inspect/caa';
 import { cachedDirectoryInfo, readCachedDirectoryInfo } from './directory';
 import type { RenewAcme, RenewDeps } from './types';
+
+/** A name's relevant CAA set and where it was found (none found: no CAA up to the root). */
+export interface CaaSet {
+  readonly foundAt?: string;
+  readonly properties: readonly CaaProperty[];
+}
 
 /** A whole order (propagation included) may not take longer than this. */
 export const ORDER_TIMEOUT_MS = 15 * 60_000;
@@ -44,8 +52,10 @@ export type HookRunner = typeof runHookList;
 /** The ACME service and the DNS solver, opened on first use and closed once at the end. */
 export interface RenewClients {
   acme(): Promise<RenewAcme>;
+  /** The service of `ca`: the primary's for acme itself, else that fallback CA's, opened on first use. */
+  acmeFor(ca: AcmeSettings): Promise<RenewAcme>;
   solver(): Dns01Solver;
-  /** The ACME service if one was opened successfully (for request counts). */
+  /** The ACME service if one was opened successfully (for request counts: every CA's, summed). */
   openedAcme(): Promise<RenewAcme | undefined>;
   /** Closes whatever was opened; never rejects. */
   close(): Promise<void>;
@@ -93,7 +103,32 @@ export interface RenewContext {
   directory(): Promise<DirectoryInfo>;
   /** One ARI request for `certId` at `url`. */
   renewalInfo(url: string, certId: string): Promise<RenewalInfo>;
+  /** The relevant CAA set of `name` (RFC 8659 tree climbing) through dns.resolvers; only with acme.fallback. */
+  findCaa(name: string, signal: AbortSignal): Promise<CaaSet>;
+  /** A CA's CAA issuer domains: its directory's caaIdentities (cached like the primary's), else its configured ones. */
+  caIdentities(ca: AcmeSettings): Promise<readonly string[] | undefined>;
   faults?: RenewDeps['faults'];
+}
+
+/**
+ * The CAA issuer domains of `ca`: what its directory publishes (RFC 8555 §7.1.1 meta.caaIdentities,
+ * cached on disk per directory URL like the primary's), else the configured ones. The same
+ * order as `check --readiness`.
+ */
+async function identitiesOf(
+  ca: AcmeSettings,
+  primary: AcmeSettings,
+  stateDir: string,
+  clock: Clock,
+  log: Logger,
+  signal: AbortSignal | undefined,
+  primaryDirectory: () => Promise<DirectoryInfo>,
+): Promise<readonly string[] | undefined> {
+  const info =
+    ca.directoryUrl === primary.directoryUrl
+      ? await primaryDirectory()
+      : await cachedDirectoryInfo(ca, stateDir, clock.now(), log, signal);
+  return info.caaIdentities ?? ca.caaIdentities;
 }
 
 /** Scheduling state for a dry run: read without moving a damaged value aside, never written. */
@@ -129,35 +164,75 @@ export function createClients(
   openAcme: RenewDeps['openAcme'],
   openSolver: RenewDeps['openSolver'],
   log: Logger,
+  /** Where fallback CAs' services come from; without it every CA gets the primary's service. */
+  fallback?: { primaryUrl: string; stateDir: string; open?: RenewDeps['openFallbackAcme'] },
 ): RenewClients {
   let acme: Promise<RenewAcme> | undefined;
   let solver: Dns01Solver | undefined;
-  const openedAcme = async (): Promise<RenewAcme | undefined> =>
-    acme ? acme.catch(() => undefined) : undefined;
+  // Fallback CAs by directory URL: nothing is opened for them unless an order fails over.
+  const fallbacks = new Map<string, Promise<RenewAcme>>();
+  const opened = async (): Promise<RenewAcme[]> => {
+    const all = await Promise.all([acme, ...fallbacks.values()].map((p) => p?.catch(() => undefined)));
+    return all.filter((s): s is RenewAcme => s !== undefined);
+  };
+  const open = (): Promise<RenewAcme> => {
+    if (!openAcme) throw new CertpilotError('ACME_ORDER_FAILED', 'renew: no ACME client available');
+    acme ??= openAcme();
+    return acme;
+  };
   return {
-    acme: () => {
-      if (!openAcme) throw new CertpilotError('ACME_ORDER_FAILED', 'renew: no ACME client available');
-      acme ??= openAcme();
-      return acme;
+    acme: open,
+    acmeFor: async (ca) => {
+      if (!fallback || ca.directoryUrl === fallback.primaryUrl) return open();
+      let service = fallbacks.get(ca.directoryUrl);
+      if (!service) {
+        service = fallback.open ? fallback.open(ca) : openFallbackService(ca, fallback.stateDir, log);
+        fallbacks.set(ca.directoryUrl, service);
+      }
+      return service;
     },
     solver: () => {
       solver ??= openSolver?.();
       if (!solver) throw new CertpilotError('DNS_NO_PROVIDER', 'renew: no DNS-01 solver available');
       return solver;
     },
-    openedAcme,
+    openedAcme: async () => {
+      const all = await opened();
+      return all.length <= 1 ? all[0] : summedStats(all);
+    },
     close: async () => {
-      // Each is closed even when the other's close throws: a leaked socket keeps the process alive.
-      try {
-        (await openedAcme())?.close();
-      } catch (err) {
-        log.warn('ACME client not closed cleanly', { error: describeError(err) });
+      // Each is closed even when another's close throws: a leaked socket keeps the process alive.
+      for (const service of await opened()) {
+        try {
+          service.close();
+        } catch (err) {
+          log.warn('ACME client not closed cleanly', { error: describeError(err) });
+        }
       }
       await solver
         ?.close()
         .catch((err: unknown) => log.warn('DNS clients not closed cleanly', { error: describeError(err) }));
     },
   };
+}
+
+/** The default opener of a fallback CA's service: its account is kept per CA, beside the primary's. */
+async function openFallbackService(ca: AcmeSettings, stateDir: string, log: Logger): Promise<RenewAcme> {
+  // Loaded only when an order fails over: a run that does not never loads it for this.
+  const { AcmeService } = await import('../acme/service');
+  return AcmeService.open(ca, stateDir, log);
+}
+
+/** The report counts every request of the run, whichever CA it went to. */
+function summedStats(services: readonly RenewAcme[]): RenewAcme {
+  const byEndpoint: Record<string, number> = {};
+  let total = 0;
+  for (const s of services) {
+    total += s.stats.total;
+    for (const [k, v] of Object.entries(s.stats.byEndpoint)) byEndpoint[k] = (byEndpoint[k] ?? 0) + v;
+  }
+  const [first] = services;
+  return { issue: (req) => first!.issue(req), close: () => undefined, stats: { total, byEndpoint } };
 }
 
 function createDeployRunner(
@@ -230,6 +305,13 @@ export function createRenewContext(
   let ca: Promise<string | undefined> | undefined;
   const readCa = (): Promise<string | undefined> =>
     (ca ??= config.acme.caBundle ? readFile(config.acme.caBundle, 'utf8') : Promise.resolve(undefined));
+  // A dry run contacts nothing and writes nothing: the directory comes from the cache only.
+  const directoryOf = (): Promise<DirectoryInfo> =>
+    (directory ??= options.dryRun
+      ? readCachedDirectoryInfo(config.acme, stateDir, clock.now())
+      : cachedDirectoryInfo(config.acme, stateDir, clock.now(), log, signal, readCa));
+  // Made on the first CAA question: only orders with acme.fallback ask any.
+  let resolver: DnsResolver | undefined;
   return {
     config: cfg,
     settings,
@@ -246,15 +328,18 @@ export function createRenewContext(
       : new StateStore(stateDir, storage),
     journal: new ChallengeJournal(stateDir, storage),
     acquireLock: (name, opts) => (etcd ? etcd.locker.acquire(name, opts) : acquireLock(stateDir, name, opts)),
-    clients: createClients(deps.openAcme, deps.openSolver, log),
+    clients: createClients(deps.openAcme, deps.openSolver, log, {
+      primaryUrl: config.acme.directoryUrl,
+      stateDir,
+      ...(deps.openFallbackAcme ? { open: deps.openFallbackAcme } : {}),
+    }),
     notifier,
     deploy: createDeployRunner(store, settings, stateDir, notifier, signal),
     runHooks: runHookList,
-    // A dry run contacts nothing and writes nothing: the directory comes from the cache only.
-    directory: () =>
-      (directory ??= options.dryRun
-        ? readCachedDirectoryInfo(config.acme, stateDir, clock.now())
-        : cachedDirectoryInfo(config.acme, stateDir, clock.now(), log, signal, readCa)),
+    directory: directoryOf,
+    findCaa: (name, caaSignal) =>
+      findRelevantCaa(name, (resolver ??= new DnsResolver(config.dns, log)), caaSignal),
+    caIdentities: (ca) => identitiesOf(ca, config.acme, stateDir, clock, log, signal, () => directoryOf()),
     renewalInfo: async (url, certId) => {
       const ca = await readCa();
       return fetchRenewalInfo(url, certId, {

@@ -6,15 +6,25 @@ import { renewalTime } from '../plan/index';
 import { exactSetKey, withAriError, withRenewalInfo } from '../plan/schedule';
 import { parseCertificate, type CertInfo } from '../x509';
 import type { Kept, Observation } from './choose';
+import type { CertState } from '../state/store';
+import { issuingCa } from './fallback';
 import { settingsFingerprint } from './fingerprint';
 import { observeProfileChange } from './profile';
 import type { RenewContext } from './context';
 
-/** Only certificates that exist can have ARI; the directory is looked up only for them. */
-export async function ariSupportedFor(ctx: RenewContext, info: CertInfo | null): Promise<boolean> {
-  return (
-    info !== null && tryAriCertId(info) !== undefined && (await ctx.directory()).renewalInfo !== undefined
-  );
+/**
+ * Only certificates that exist can have ARI; the directory is looked up only for them. ARI is
+ * asked of the primary only, so a certificate a fallback CA issued (acme.fallback) has none:
+ * the primary does not know it, and it is renewed by its lifetime, back at the primary first.
+ */
+export async function ariSupportedFor(
+  ctx: RenewContext,
+  info: CertInfo | null,
+  state?: CertState,
+): Promise<boolean> {
+  if (info === null || tryAriCertId(info) === undefined) return false;
+  if (state && issuingCa(state, info, ctx.config.acme) !== ctx.config.acme.directoryUrl) return false;
+  return (await ctx.directory()).renewalInfo !== undefined;
 }
 
 /**
@@ -38,7 +48,7 @@ export async function observeCertificate(
   }
   const { state, problem } = await ctx.states.read(spec.name);
   if (problem) log.warn('renewal state unusable, starting afresh', { cert: spec.name, problem });
-  const ariSupported = await ariSupportedFor(ctx, info);
+  const ariSupported = await ariSupportedFor(ctx, info, state);
   const deployPending =
     info !== null && ctx.deploy.hasWork(spec) && (await ctx.deploy.pending(spec.name, info.serial));
   const kept = await keptVersion(ctx, spec, info, log);

@@ -1,5 +1,6 @@
 import type { AcmeService } from '../acme/service';
 import type { Clock } from '../core/clock';
+import type { AcmeSettings } from '../config/types';
 import type { Logger } from '../core/logger';
 import type { DeployResult } from '../deploy/deploy';
 import type { Dns01Solver } from '../dns/solver';
@@ -49,6 +50,8 @@ export interface CertOutcome {
   notAfter?: Date;
   error?: string;
   errorCode?: string;
+  /** Directory URL of the fallback CA that issued the new certificate (absent: the primary). */
+  ca?: string;
   /** Wall time of the renewal (issue + install), when one ran. */
   durationMs?: number;
   /** Deploy and verification, when the certificate has deploy work and it ran. */
@@ -76,6 +79,12 @@ export interface RenewDeps {
   signal?: AbortSignal;
   /** Created lazily, only when something must be ordered. */
   openAcme?: () => Promise<RenewAcme>;
+  /**
+   * The service of one `acme.fallback` CA, opened only when an order fails over to it. Default:
+   * AcmeService.open on the state directory (its own account, registered on first use), so
+   * callers that pass only `openAcme` get fallback without a change.
+   */
+  openFallbackAcme?: (ca: AcmeSettings) => Promise<RenewAcme>;
   openSolver?: () => Dns01Solver;
   /** Default: built from `config.notify`. */
   notifier?: Notifier;

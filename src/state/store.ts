@@ -85,6 +85,8 @@ export interface SuccessRecord {
   profile?: string | null;
   /** A `preferred` profile the CA did not offer when this version was ordered (it went without). */
   profileUnavailable?: string;
+  /** Directory URL of the CA that issued `serial` (acme.fallback); absent in older records = the primary. */
+  ca?: string;
 }
 
 export interface CertState {
@@ -178,7 +180,14 @@ function decodeSuccess(v: unknown): SuccessRecord | undefined {
   const serial = str(o.serial);
   if (!at || !notAfter || !serial) return undefined;
   const profile = o.profile === null ? null : str(o.profile);
-  return defined({ at, serial, notAfter, profile, profileUnavailable: str(o.profileUnavailable) });
+  return defined({
+    at,
+    serial,
+    notAfter,
+    profile,
+    profileUnavailable: str(o.profileUnavailable),
+    ca: str(o.ca),
+  });
 }
 
 function decodeGuard(v: unknown): GuardState | undefined {

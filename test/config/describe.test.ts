@@ -45,6 +45,16 @@ function fullConfig(): Record<string, any> {
     eab: { keyId: 'kid-1', hmacKey_file: writeSecret(dir, EAB_HMAC) },
     caBundle: bundle,
     requestTimeout: '45s',
+    fallback: [
+      {
+        directory: 'https://ca2.example.org/acme',
+        termsAgreed: true,
+        caaIdentities: ['ca2.example.org'],
+        eab: { keyId: 'kid-2', hmacKey_file: writeSecret(dir, EAB_HMAC) },
+        preferredChain: 'Root Two',
+      },
+      { directory: 'letsencrypt', email: 'other@example.com', requestTimeout: '20s' },
+    ],
   };
   c.storage.archiveDepth = 7;
   c.defaults = {

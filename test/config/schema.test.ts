@@ -13,6 +13,7 @@ const TYPED: Record<keyof LeafTypes, true> = {
   'acme.preferredChain': true,
   'acme.caaIdentities': true,
   'acme.requestTimeout': true,
+  'acme.fallback': true,
   'storage.stateDir': true,
   'storage.archiveDepth': true,
   'storage.backend': true,
