@@ -264,7 +264,9 @@ export class Daemon {
       .map((o) => o.decision.wakeAt?.getTime())
       .filter((t): t is number => t !== undefined);
     const healAt = this.selfHeal.wakeAt?.getTime() ?? Infinity;
-    const nextAt = new Date(Math.min(finishedAt.getTime() + interval, healAt, ...wakes));
+    // An endpoint interval shorter than the check interval is honoured (epoch 0: not yet due).
+    const probeAt = this.inventory.nextAt.getTime() || Infinity;
+    const nextAt = new Date(Math.min(finishedAt.getTime() + interval, healAt, probeAt, ...wakes));
     this.opts.log.debug('check cycle done', {
       cycle: this.cycles,
       nextAt,

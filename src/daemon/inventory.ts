@@ -47,6 +47,8 @@ interface Probed {
   readonly configKey: string;
   /** Epoch ms when the endpoints are next due. */
   readonly dueAt: number;
+  /** Epoch ms when the endpoints were probed (0: unknown, from an older state file). */
+  readonly probedAt: number;
   /** Managed certificate name -> fingerprint of the stored version the rows were compared with. */
   readonly stored: Readonly<Record<string, string>>;
   readonly rows: readonly CheckResult[];
@@ -68,6 +70,14 @@ export class Inventory {
   /** When the endpoints are next probed (epoch 0 before the first inventory). */
   get nextAt(): Date {
     return new Date(this.probed?.dueAt ?? 0);
+  }
+
+  /**
+   * When the endpoint rows of the last report were probed: a report's own checkedAt is the
+   * local part's time, newer than endpoint rows kept from an earlier probe.
+   */
+  get endpointsCheckedAt(): Date | undefined {
+    return this.probed ? new Date(this.probed.probedAt) : undefined;
   }
 
   /** A reload may change what is watched: probe the endpoints again at the next cycle. */
@@ -104,17 +114,21 @@ export class Inventory {
     const checkDeps = { now, signal, log: this.deps.log };
     const key = configKeyOf(config);
     const p = this.probed;
-    if (p && !this.forced && p.configKey === key && now.getTime() < p.dueAt) {
+    const interval = config.daemon.endpointIntervalMs || DEFAULT_ENDPOINT_INTERVAL_MS;
+    // A shorter interval in a new config applies to probes kept from before the restart too.
+    const dueAt = p ? Math.min(p.dueAt, p.probedAt + interval) : 0;
+    if (p && dueAt !== p.dueAt) this.probed = { ...p, dueAt };
+    if (p && !this.forced && p.configKey === key && now.getTime() < dueAt) {
       const local = await runCheck(config, { endpoints: false }, checkDeps);
       if (sameStoredVersions(local.results, p.stored)) return mergeEndpointRows(local, p.rows);
     }
     const full = await runCheck(config, {}, checkDeps);
-    const interval = config.daemon.endpointIntervalMs || DEFAULT_ENDPOINT_INTERVAL_MS;
     const jitter = Math.floor(interval * ENDPOINT_JITTER * (this.deps.random ?? Math.random)());
     this.forced = false;
     this.probed = {
       configKey: key,
       dueAt: now.getTime() + interval - jitter,
+      probedAt: now.getTime(),
       stored: storedVersionsOf(full.results),
       rows: full.results.filter((r) => r.source === 'endpoint'),
     };
@@ -209,6 +223,7 @@ async function readInventoryState(stateDir: string): Promise<Probed | undefined>
   return {
     configKey: v.configKey,
     dueAt: Number(v.dueAt) || 0,
+    probedAt: Number(v.probedAt) || 0,
     stored: v.stored ?? {},
     rows: v.rows.map(reviveRow),
   };

@@ -50,6 +50,8 @@ export interface SelfHealDeps {
 /** The part of the inventory self-healing needs: its report, and a way to probe again soon. */
 export interface InventoryView {
   readonly report: CheckReport | undefined;
+  /** When the endpoint rows were probed (the report's checkedAt when not known). */
+  readonly endpointsCheckedAt?: Date | undefined;
   invalidate(): void;
 }
 
@@ -159,7 +161,8 @@ export class SelfHeal {
     this.alerts = [];
     try {
       const before = JSON.stringify((this.entries ??= await readRedeployState(config.storage.stateDir)));
-      const probe = await this.healAll(config, report, stale, signal);
+      const probedAt = inventory.endpointsCheckedAt ?? report.checkedAt;
+      const probe = await this.healAll(config, probedAt, stale, signal);
       if (probe) inventory.invalidate();
       // Written before the alerts go out: a crash in between loses an alert rather than
       // repeating it on every restart.
@@ -174,7 +177,7 @@ export class SelfHeal {
   /** Returns true when the inventory must probe again at the next cycle. */
   private async healAll(
     config: AgentConfig,
-    report: CheckReport,
+    probedAt: Date,
     stale: ReadonlySet<string>,
     signal: AbortSignal,
   ): Promise<boolean> {
@@ -184,7 +187,7 @@ export class SelfHeal {
     let probe = false;
     for (const [name, e] of Object.entries(entries)) {
       // Served again (fixed by hand, or a renewal deployed a new version), or no longer configured.
-      const observed = !e.lastAttemptAt || report.checkedAt.getTime() > Date.parse(e.lastAttemptAt);
+      const observed = !e.lastAttemptAt || probedAt.getTime() > Date.parse(e.lastAttemptAt);
       if (!specs.has(name) || (observed && !stale.has(name))) this.resolve(name, specs.get(name));
     }
     let ctx: RenewContext | undefined;
@@ -198,7 +201,7 @@ export class SelfHeal {
           this.wakeBy(new Date(dueAt));
           continue;
         }
-        if (e?.lastAttemptAt && report.checkedAt.getTime() <= Date.parse(e.lastAttemptAt)) {
+        if (e?.lastAttemptAt && probedAt.getTime() <= Date.parse(e.lastAttemptAt)) {
           // The last probe predates the last attempt: look again before deploying again.
           probe = true;
           this.wakeBy(now);

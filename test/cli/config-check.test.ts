@@ -54,6 +54,9 @@ test('a valid file prints as YAML in its own keys, with a header', async () => {
     listen: '127.0.0.1:9612',
     allowRemote: false,
     silentAfter: '36h',
+    endpointInterval: '1h',
+    readinessInterval: '24h',
+    redeployBackoff: '5m',
   });
   expect(res.stdout).not.toContain(TSIG_SECRET);
 });

@@ -88,8 +88,15 @@ async function serveFirstVersion(): Promise<void> {
   fs.writeFileSync(path.join(out, 'site.key'), first.key, { mode: 0o600 });
   const [file, ...args] = nginx.reloadArgv() as [string, ...string[]];
   await execFileP(file, args);
-  await nginx.settled();
-  expect(await servedSerial(nginx.ports[0]!, HOST)).not.toBe(current);
+  // Right after the signal the old worker may still be the only one (the master has not forked
+  // the new one yet), so settled() alone can return early: wait for the old version to be served.
+  let served = current;
+  for (let i = 0; i < 250 && served === current; i++) {
+    await nginx.settled();
+    served = await servedSerial(nginx.ports[0]!, HOST);
+    if (served === current) await new Promise((r) => setTimeout(r, 20));
+  }
+  expect(served).not.toBe(current);
 }
 
 /** Waits, cycle by cycle (an event each), until the log holds `n` lines with `message`. */
