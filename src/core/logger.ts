@@ -1,4 +1,3 @@
-import { EOL } from 'node:os';
 import { redact } from './redact';
 
 /**
@@ -37,6 +36,9 @@ export { redact };
  * that has nothing to do (bench/README.md); this is one small module and writes synchronously.
  */
 type Fields = Record<string, unknown>;
+
+/** os.EOL's own definition, without loading node:os into `--version` and `--help`. */
+const EOL = process.platform === 'win32' ? '\r\n' : '\n';
 
 /** npm's levels, as winston numbers them: a record is written when its level is at most the logger's. */
 const SEVERITY: Readonly<Record<string, number>> = {
