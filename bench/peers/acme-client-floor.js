@@ -8,7 +8,7 @@
 //
 //   node acme-client-floor.js issue SPEC.json   # issues every name in SPEC.names into SPEC.dir
 //   node acme-client-floor.js noop SPEC.json    # reads them back: prints "not due" per certificate
-//   node acme-client-floor.js --version         # loads acme-client and prints its version
+//   node acme-client-floor.js --version         # prints acme-client's version (Node's start-up and one file)
 //
 // Plain JavaScript run by node directly, so its start-up is not a compiler's.
 'use strict';
