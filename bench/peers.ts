@@ -1,9 +1,10 @@
 /**
  * Peers benchmark: the same N single-name certificates issued by certpilot, lego and certbot
- * against one local Pebble + BIND, then a no-op renewal pass and CLI start-up time.
+ * against one local Pebble + BIND, then a no-op renewal pass and CLI start-up time, with a
+ * minimal acme-client script as the floor and every figure also as a ratio to certpilot's.
  *
  *   npm run build && npx ts-node --transpile-only bench/peers.ts [N]
- *     [--clients=certpilot,lego,certbot-fast,certbot] [--certbot-fast-seconds=1]
+ *     [--clients=certpilot,acme-client,lego,certbot-fast,certbot] [--certbot-fast-seconds=1]
  *     [--json=FILE] [--debug-dir=DIR]
  *
  * See bench/README.md ("Peers") for the method. In short:
@@ -43,8 +44,10 @@ const DNS_PORT = 53;
 const CLIENT_SRC = '127.0.0.2';
 const CLEAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-type ClientId = 'certpilot' | 'lego' | 'certbot-fast' | 'certbot';
-const ALL_CLIENTS: ClientId[] = ['certpilot', 'lego', 'certbot-fast', 'certbot'];
+type ClientId = 'certpilot' | 'acme-client' | 'lego' | 'certbot-fast' | 'certbot';
+const ALL_CLIENTS: ClientId[] = ['certpilot', 'acme-client', 'lego', 'certbot-fast', 'certbot'];
+/** The floor: a minimal acme-client script (bench/peers/acme-client-floor.js). */
+const FLOOR_SCRIPT = path.join(__dirname, 'peers', 'acme-client-floor.js');
 
 interface Args {
   n: number;
@@ -371,6 +374,66 @@ async function runCertpilot(ctx: Ctx): Promise<ClientResult> {
   };
 }
 
+// ----- acme-client: the floor
+
+async function runAcmeClientFloor(ctx: Ctx): Promise<ClientResult> {
+  const { tb, proxy } = ctx;
+  const dir = path.join(ctx.work, 'acme-client');
+  const home = path.join(dir, 'home');
+  await mkdir(home, { recursive: true });
+  const keyFile = path.join(dir, 'tsig.key');
+  await writeFile(
+    keyFile,
+    `key "${tb.bind.tsig.name}" { algorithm ${tb.bind.tsig.algorithm}; secret "${tb.bind.tsig.secret}"; };\n`,
+    { mode: 0o600 },
+  );
+  const domains = names('floor', ctx.n);
+  const spec = path.join(dir, 'spec.json');
+  await writeFile(
+    spec,
+    JSON.stringify({
+      directoryUrl: proxy.directoryUrl,
+      email: 'ops@example.test',
+      names: domains,
+      dir,
+      concurrency: 4,
+      keyFile,
+      server: DNS_SERVER,
+      port: DNS_PORT,
+      zone: ZONE,
+    }),
+  );
+  // acme-client talks to Pebble through Node's https: Pebble's CA as an extra trusted root.
+  const env: NodeJS.ProcessEnv = { ...baseEnv(home), NODE_EXTRA_CA_CERTS: tb.pebble.tlsCaPath };
+  const timeoutMs = 60_000 + ctx.n * 15_000;
+  const issue = await runSequence(ctx, 'acme-client', [
+    { argv: [process.execPath, FLOOR_SCRIPT, 'issue', spec], env, timeoutMs },
+  ]);
+  if (!issue.results[0]!.stdout.includes(`issued ${ctx.n}`))
+    throw new Error(`acme-client floor: ${issue.results[0]!.stdout}`);
+  // One process, like certpilot's: no per-certificate figure of its own.
+  issue.phase.perCertMedianMs = NaN;
+  const noop = await runSequence(ctx, 'acme-client-noop', [
+    { argv: [process.execPath, FLOOR_SCRIPT, 'noop', spec], env, timeoutMs: 60_000 },
+  ]);
+  if (!noop.results[0]!.stdout.includes(`not due ${ctx.n}`))
+    throw new Error(`acme-client floor no-op pass: ${noop.results[0]!.stdout}`);
+  const versionArgv = [process.execPath, FLOOR_SCRIPT, '--version'];
+  const version = ensureOk(
+    await runProc(versionArgv, { env, timeoutMs: 30_000, scratchDir: ctx.work, measureRss: false }),
+  ).stdout.trim();
+  return {
+    id: 'acme-client',
+    label: 'acme-client floor script',
+    version: `${version} (node ${process.version})`,
+    names: domains,
+    issue: issue.phase,
+    noop: noop.phase,
+    startupMedianMs: await startupMedian(versionArgv, env, ctx.work),
+    startupCommand: 'node bench/peers/acme-client-floor.js --version',
+  };
+}
+
 // ----- lego
 
 function dpkgVersion(pkg: string): string {
@@ -587,26 +650,40 @@ function txtCell(t: TxtCheck | undefined): string {
   return `${verdict} (${t.namesChecked}/${t.names} names, ${t.queries} TXT queries)`;
 }
 
+/** `figure` as a multiple of certpilot's: taken in the same sitting, it survives a noisy machine. */
+function ratio(figure: number, certpilots: number | undefined): string {
+  return certpilots !== undefined && Number.isFinite(figure) && certpilots > 0
+    ? `${(figure / certpilots).toFixed(2)}x`
+    : 'n/a';
+}
+
 function table(results: ClientResult[], n: number): string {
   const head = [
     'client',
     `wall time (N=${n})`,
+    'wall ÷ certpilot',
     'per-certificate median',
     'peak RSS',
     'ACME requests',
     'TXT checked before answering',
     'no-op pass (wall / ACME requests)',
+    'no-op ÷ certpilot',
     'start-up (median of 10)',
+    'start-up ÷ certpilot',
   ];
+  const cp = results.find((r) => r.id === 'certpilot');
   const rows = results.map((r) => [
     r.label,
     s(r.issue.wallMs),
+    ratio(r.issue.wallMs, cp?.issue.wallMs),
     s(r.issue.perCertMedianMs),
     mb(r.issue.maxRssKb),
     String(r.issue.acmeRequests),
     txtCell(r.txt),
     `${s(r.noop.wallMs)} / ${r.noop.acmeRequests}`,
+    ratio(r.noop.wallMs, cp?.noop.wallMs),
     msStr(r.startupMedianMs),
+    ratio(r.startupMedianMs, cp?.startupMedianMs),
   ]);
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
@@ -664,9 +741,11 @@ async function inside(args: Args): Promise<void> {
       const r =
         c === 'certpilot'
           ? await runCertpilot(ctx)
-          : c === 'lego'
-            ? await runLego(ctx)
-            : await runCertbot(ctx, c === 'certbot-fast');
+          : c === 'acme-client'
+            ? await runAcmeClientFloor(ctx)
+            : c === 'lego'
+              ? await runLego(ctx)
+              : await runCertbot(ctx, c === 'certbot-fast');
       console.error(`peers: ${c}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       results.push(r);
     }
@@ -682,8 +761,15 @@ async function inside(args: Args): Promise<void> {
     }
     for (const r of results) r.txt = txtCheck(events, proxy, r.id, r.names);
 
+    // Node's own start-up, same sitting: what no Node program can go below.
+    const nodeStartup = await startupMedian([process.execPath, '-e', '0'], baseEnv(work), work);
     console.log(table(results, args.n));
     console.log('');
+    const cp = results.find((r) => r.id === 'certpilot');
+    console.log(
+      `start-up of node -e 0 (median of ${STARTUP_RUNS}): ${msStr(nodeStartup)}` +
+        (cp ? `; certpilot --version is ${(cp.startupMedianMs / nodeStartup).toFixed(2)}x that` : ''),
+    );
     console.log('versions:');
     for (const r of results) console.log(`  ${r.label}: ${r.version}`);
     console.log('ACME requests by kind (issuance):');
@@ -719,7 +805,11 @@ async function inside(args: Args): Promise<void> {
     if (args.json) {
       await writeFile(
         args.json,
-        JSON.stringify({ n: args.n, date: new Date().toISOString(), results }, null, 2) + '\n',
+        JSON.stringify(
+          { n: args.n, date: new Date().toISOString(), nodeStartupMs: nodeStartup, results },
+          null,
+          2,
+        ) + '\n',
       );
     }
   } finally {

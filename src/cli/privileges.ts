@@ -1,5 +1,6 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parse } from 'yaml';
+import { parsedConfigText } from '../config/file';
 import { secretOwnerMessage, settleSecretOwner } from '../config/secrets';
 import { ConfigError, type ConfigIssue } from '../core/errors';
 import type { Logger } from '../core/logger';
@@ -116,7 +117,10 @@ function warnAboutConfigFile(configPath: string, runAsGid: number, log: Logger):
   // Root's group is root's (init writes the file 0640 with the creator's group).
   const group = (st.mode & 0o040) !== 0 && st.gid !== runAsGid && st.gid !== 0;
   if (!others && !group) return;
-  const inline = inlineSecretPaths(parseQuietly(text));
+  // The loader parsed this very text a moment ago: its value, unless the file changed since.
+  const inline = inlineSecretPaths(
+    (parsedConfigText(configPath, text) ?? { value: parseQuietly(text) }).value,
+  );
   if (inline.length === 0) return;
   warned.add(configPath);
   log.warn(

@@ -170,6 +170,18 @@ function missingFileMessage(file: string): string {
   );
 }
 
+/**
+ * The last YAML configuration read, with its text: a start-up check that reads the same file
+ * again (src/cli/privileges.ts) takes this value instead of parsing it a second time, which
+ * for a thousand certificates costs as much as the rest of a no-op renew's planning.
+ */
+let lastYaml: { file: string; text: string; value: unknown } | undefined;
+
+/** What readConfigFile() parsed from `file`, if that was the last file read and `text` is still its text. */
+export function parsedConfigText(file: string, text: string): { value: unknown } | undefined {
+  return lastYaml?.file === file && lastYaml.text === text ? { value: lastYaml.value } : undefined;
+}
+
 /** Reads and parses the file; a missing file, unknown extension or syntax error is a ConfigError. */
 export async function readConfigFile(file: string): Promise<unknown> {
   const ext = path.extname(file).toLowerCase();
@@ -188,5 +200,8 @@ export async function readConfigFile(file: string): Promise<unknown> {
     const why = err.code === 'EACCES' ? 'is not readable' : `cannot be read (${err.code ?? err.message})`;
     throw fileError(file, `${file} ${why}`);
   }
-  return ext === '.json' ? parseJson(text, file) : parseYaml(text, file);
+  if (ext === '.json') return parseJson(text, file);
+  const value = parseYaml(text, file);
+  lastYaml = { file, text, value };
+  return value;
 }

@@ -5,7 +5,7 @@ import type { Notifier } from '../notify';
 import type { CertStore, StoredCertificate } from '../store/cert-store';
 import type { CommandSpec, CertificateDeploySpec, DeploySettings } from '../config/types';
 import { runChecked } from './command';
-import { runStep, type StepContext } from './deployers';
+import type { StepContext } from './deployers';
 import { certPlaceholders, certVars, type CertVarsInput } from './env';
 import {
   readDeployState,
@@ -15,7 +15,6 @@ import {
 } from '../state/deploy-state';
 import { endpointKey } from '../config/access';
 import { writeKept } from '../state/kept';
-import { verifyEndpoints } from './verify';
 
 /**
  * deploy → verify → (rollback) for one certificate whose new version is already in the store.
@@ -121,6 +120,9 @@ async function runDeploySteps(
     log: ctx.log,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   };
+  // The deployers (HTTP, DNS lookups) and the verifier (TLS probes) load when there is a deploy:
+  // a renew with nothing due never needs them.
+  const { runStep } = await import('./deployers');
   for (const [i, step] of ctx.deploy.deploy.entries()) await runStep(step, i, stepCtx);
   const hooks: [string, readonly CommandSpec[]][] = [
     [`certificates["${ctx.spec.name}"].hooks.deploy`, ctx.deploy.hooks.deploy],
@@ -175,6 +177,7 @@ async function deployAndVerify(
     return;
   }
   try {
+    const { verifyEndpoints } = await import('./verify');
     const outcomes = await verifyEndpoints(
       ctx.deploy.endpoints,
       cert.info,

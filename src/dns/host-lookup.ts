@@ -2,7 +2,7 @@ import type { LookupOptions } from 'node:dns';
 import net from 'node:net';
 import { CertpilotError } from '../core/errors';
 import { normalizeName } from './names';
-import { DnsResolver, type ResolverSettings } from './resolver';
+import type { DnsResolver, ResolverSettings } from './resolver';
 import type { QueryType } from './wire';
 
 /**
@@ -116,7 +116,11 @@ export function hostLookupFor(settings: ResolverSettings): HostLookup | undefine
   const key = JSON.stringify([settings.resolvers, settings.queryTimeoutMs]);
   let lookup = lookups.get(key);
   if (!lookup) {
-    lookup = createHostLookup(new DnsResolver(settings));
+    // The resolver and its wire format load only when dns.resolvers is set: every command
+    // imports this module, few configurations use it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { DnsResolver: Resolver } = require('./resolver') as typeof import('./resolver');
+    lookup = createHostLookup(new Resolver(settings));
     lookups.set(key, lookup);
   }
   return lookup;

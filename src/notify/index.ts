@@ -5,7 +5,6 @@ import { redactStrings, redactText } from '../core/redact';
 import type { Logger } from '../core/logger';
 import { readSecret } from '../config/secrets';
 import type { AlertKind, EmailAlert, NotifySettings, WebhookAlert } from '../config/types';
-import { postJson } from '../core/http';
 import { configuredHostLookup, resolveWith } from '../dns/host-lookup';
 
 /**
@@ -99,6 +98,8 @@ async function sendWebhook(w: WebhookAlert, e: AlertEvent, log: Logger): Promise
   // Slack (and Mattermost, Rocket.Chat, Teams workflows) accept {"text": ...}.
   const body = redactStrings(w.format === 'slack' ? { text: alertText(e) } : alertJson(e));
   const lookup = configuredHostLookup();
+  // The HTTP client loads with the first alert sent, not with every run that could send one.
+  const { postJson } = await import('../core/http');
   await postJson({
     url: w.url,
     body,

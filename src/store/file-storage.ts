@@ -112,12 +112,20 @@ export class FileStorage implements PointerStorage {
   private async resolvePointers(key: string): Promise<string> {
     let parts = key.split('/');
     let hops = 0;
+    // Prefixes already seen not to be links: a restart from a pointer's target walks the same
+    // directories again (certs/www twice for certs/www/cert.pem), and the no-follow open after
+    // this refuses a link wherever one appears since, so they are not asked about twice.
+    const plain = new Set<string>();
     for (let i = 0; i < parts.length; i++) {
       const prefix = parts.slice(0, i + 1).join('/');
+      if (plain.has(prefix)) continue;
       const st = await fs.lstat(this.locate(prefix)).catch(() => undefined);
       // Missing or not a link: a missing one is reported by the open that follows.
       if (st === undefined) break;
-      if (!st.isSymbolicLink()) continue;
+      if (!st.isSymbolicLink()) {
+        plain.add(prefix);
+        continue;
+      }
       if (++hops > MAX_POINTER_HOPS) throw ioError(`too many pointers at ${this.locate(prefix)}`);
       const target = await this.getPointer(prefix);
       if (target === null) break;
