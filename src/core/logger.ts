@@ -1,4 +1,4 @@
-import type winston from 'winston';
+import { EOL } from 'node:os';
 import { redact } from './redact';
 
 /**
@@ -29,63 +29,76 @@ export interface LoggerOptions {
 /** The one redaction policy (src/core/redact.ts); re-exported for existing importers. */
 export { redact };
 
-type Winston = typeof winston;
-let loaded: Winston | undefined;
-
 /**
- * winston (with its colour, stream and diagnostics modules) costs more start-up time than the
- * rest of the CLI together, so it loads on the first logger, not on import: `--version`,
- * `--help` and usage errors never pay for it.
+ * The lines are written here, not by winston: winston and its ~80 modules (streams, colours,
+ * diagnostics) cost a long-running daemon about 10 MB of resident memory for what is two line
+ * formats. The output is the one winston 3 produced with the formats certpilot used (redact,
+ * timestamp, then `json` or the text line below), byte for byte: `{...child meta, ...meta,
+ * level, message}` (a `message` field in the metadata is appended to the message, as winston
+ * did), `timestamp` added last, JSON with keys sorted at every level (logform's
+ * safe-stable-stringify), one line per record ending in os.EOL.
  */
-function loadWinston(): Winston {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  loaded ??= require('winston') as Winston;
-  return loaded;
-}
+const LEVEL_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
-function redactFormat(w: Winston): winston.Logform.Format {
-  return w.format((info) => {
-    const cleaned = redact({ ...info }) as winston.Logform.TransformableInfo;
-    for (const key of Object.keys(cleaned)) (info as Record<string, unknown>)[key] = cleaned[key];
-    return info;
-  })();
-}
-
-function textLine(info: winston.Logform.TransformableInfo): string {
-  const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
+function textLine(info: Record<string, unknown>): string {
+  const { level, message, timestamp, ...rest } = info;
   const fields = Object.entries(rest)
-    .filter(([k]) => typeof k === 'string')
     .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
     .join(' ');
   return `${String(timestamp)} ${String(level).padEnd(5)} ${String(message)}${fields ? ' ' + fields : ''}`;
 }
 
-export function createLogger(options: LoggerOptions = {}): Logger {
-  const winston = loadWinston();
-  const format =
-    options.format === 'json'
-      ? winston.format.combine(redactFormat(winston), winston.format.timestamp(), winston.format.json())
-      : winston.format.combine(
-          redactFormat(winston),
-          winston.format.timestamp(),
-          winston.format.printf(textLine),
-        );
-  const w = winston.createLogger({
-    level: options.level ?? 'info',
-    format,
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
-  });
-  return wrap(w);
+/**
+ * JSON with object keys sorted, `toJSON` honoured, bigints as strings and cycles as
+ * "[Circular]": what logform's json format (safe-stable-stringify) wrote.
+ */
+function stableJson(value: unknown, ancestors: object[] = []): string | undefined {
+  let v = value;
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function')
+    v = (v as { toJSON(): unknown }).toJSON();
+  if (typeof v === 'bigint') return JSON.stringify(v.toString());
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (ancestors.includes(v)) return '"[Circular]"';
+  ancestors.push(v);
+  let out: string;
+  if (Array.isArray(v)) {
+    out = `[${v.map((item) => stableJson(item, ancestors) ?? 'null').join(',')}]`;
+  } else {
+    const parts: string[] = [];
+    for (const key of Object.keys(v).sort()) {
+      const item = stableJson((v as Record<string, unknown>)[key], ancestors);
+      if (item !== undefined) parts.push(`${JSON.stringify(key)}:${item}`);
+    }
+    out = `{${parts.join(',')}}`;
+  }
+  ancestors.pop();
+  return out;
 }
 
-function wrap(w: winston.Logger): Logger {
-  return {
-    debug: (m, meta) => void w.debug(m, meta ?? {}),
-    info: (m, meta) => void w.info(m, meta ?? {}),
-    warn: (m, meta) => void w.warn(m, meta ?? {}),
-    error: (m, meta) => void w.error(m, meta ?? {}),
-    child: (meta) => wrap(w.child(meta)),
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const threshold = LEVEL_RANK[options.level ?? 'info'];
+  const stream = options.stream ?? process.stderr;
+  const format = options.format === 'json' ? (i: Record<string, unknown>) => stableJson(i)! : textLine;
+  const write = (level: LogLevel, message: string, context: Record<string, unknown>, meta = {}): void => {
+    if (LEVEL_RANK[level] > threshold) return;
+    const m = meta as Record<string, unknown>;
+    const info: Record<string, unknown> = { ...context, ...m, level, message };
+    if (m.message) info.message = `${message} ${String(m.message)}`;
+    if (m.stack) info.stack = m.stack;
+    if (m.cause) info.cause = m.cause;
+    const cleaned = redact(info) as Record<string, unknown>;
+    // As logform's timestamp format: a `timestamp` field in the metadata is kept.
+    if (!cleaned.timestamp) cleaned.timestamp = new Date().toISOString();
+    stream.write(format(cleaned) + EOL);
   };
+  const make = (context: Record<string, unknown>): Logger => ({
+    debug: (m, meta) => write('debug', m, context, meta),
+    info: (m, meta) => write('info', m, context, meta),
+    warn: (m, meta) => write('warn', m, context, meta),
+    error: (m, meta) => write('error', m, context, meta),
+    child: (meta) => make({ ...context, ...meta }),
+  });
+  return make({});
 }
 
 /** A logger that drops everything (library use, tests that do not look at logs). */
