@@ -14,6 +14,7 @@ import {
   ENDPOINT_PROBE_SUCCESS,
   ENDPOINT_SERVES_CURRENT,
   LAST_SUCCESSFUL_RUN,
+  loadPromClient,
   READINESS_STATUS,
   toEpochSeconds,
 } from './definitions';
@@ -23,8 +24,8 @@ import {
  * daemon exports the expiry series from the same definition). Expiry is exported as
  * timestamps, so alerts compute `..._not_after_timestamp_seconds - time()`.
  *
- * prom-client is loaded on first use: one-shot commands that print to a terminal never pay for
- * it (it pulls in @opentelemetry/api).
+ * prom-client is loaded on first use (loadPromClient: only the three classes used): one-shot
+ * commands that print to a terminal never pay for it.
  */
 
 /** Value of certpilot_check_status; ordered so `max()` across series picks the worst. */
@@ -120,7 +121,7 @@ export async function buildMetricsRegistry(
   results: readonly CertificateMetrics[],
   options: RegistryOptions = {},
 ): Promise<Registry> {
-  const prom = await import('prom-client');
+  const prom = loadPromClient();
   const registry = new prom.Registry();
   if (options.checkedAt) {
     createGauge(prom, registry, CHECK_TIMESTAMP).set(seconds(options.checkedAt));
