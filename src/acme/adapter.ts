@@ -8,6 +8,7 @@ import { classifyAcmeError, toProblem, type AcmeProblem } from './errors';
 import { NoncePool } from './nonce-pool';
 import { retryAcmeOperation } from './retry-policy';
 import { AcmeTransport, type AcmeHttpResponse } from './transport';
+import { loadAcmeClient, type AcmeModule } from './acme-client-loader';
 
 /**
  * Every acme-client workaround in one place, as an instance.
@@ -29,7 +30,6 @@ import { AcmeTransport, type AcmeHttpResponse } from './transport';
  * module-level axios.
  */
 
-type AcmeModule = typeof AcmeClient;
 export type AcmeClientInstance = AcmeClient.Client;
 
 export interface AcmeRequestStats {
@@ -90,7 +90,7 @@ export class AcmeAdapter {
 
   /** Loads acme-client and reads the CA bundle (once, for this adapter's lifetime). */
   static async open(settings: AcmeSettings, account: AcmeAccountKey, log: Logger): Promise<AcmeAdapter> {
-    const acme = (await import('acme-client')) as AcmeModule;
+    const acme = loadAcmeClient();
     const transport = await AcmeTransport.create(settings);
     return new AcmeAdapter({
       directoryUrl: settings.directoryUrl,

@@ -17,6 +17,7 @@ import {
   DAEMON_HEALTHY,
   DAEMON_LAST_CYCLE,
   LAST_SUCCESS,
+  loadPromClient,
   NEXT_RENEWAL,
   RENEWALS,
   toEpochSeconds,
@@ -321,7 +322,7 @@ export class Daemon {
    * store, with source="store".
    */
   async metrics(): Promise<string> {
-    const prom = await import('prom-client');
+    const prom = loadPromClient();
     const { buildMetricsRegistry, checkResultMetrics } = await import('../metrics/registry');
     const inventory = this.inventory.report;
     const rows = [...(inventory?.results ?? []), ...this.readiness.rows];

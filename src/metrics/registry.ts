@@ -21,6 +21,7 @@ import {
   ENDPOINT_SERVES_CURRENT,
   LAST_SUCCESSFUL_RUN,
   NEXT_RENEWAL,
+  loadPromClient,
   READINESS_STATUS,
   REDEPLOYS,
   toEpochSeconds,
@@ -31,8 +32,8 @@ import {
  * daemon exports the expiry series from the same definition). Expiry is exported as
  * timestamps, so alerts compute `..._not_after_timestamp_seconds - time()`.
  *
- * prom-client is loaded on first use: one-shot commands that print to a terminal never pay for
- * it (it pulls in @opentelemetry/api).
+ * prom-client is loaded on first use (loadPromClient: only the three classes used): one-shot
+ * commands that print to a terminal never pay for it.
  */
 
 /** Value of certpilot_check_status; ordered so `max()` across series picks the worst. */
@@ -128,7 +129,7 @@ export async function buildMetricsRegistry(
   results: readonly CertificateMetrics[],
   options: RegistryOptions = {},
 ): Promise<Registry> {
-  const prom = await import('prom-client');
+  const prom = loadPromClient();
   const registry = new prom.Registry();
   if (options.checkedAt) {
     createGauge(prom, registry, CHECK_TIMESTAMP).set(seconds(options.checkedAt));

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { BIN, runProgram } from '../helpers/daemon-child';
 import { httpsGet } from '../helpers/pebble';
 import { runCli, startTestbed, type Testbed } from '../helpers/testbed';
 
@@ -30,9 +31,15 @@ async function chainTop(name: string, stateDir: string): Promise<string> {
   return /CN=(.*)/.exec(new X509Certificate(blocks[blocks.length - 1]!).issuer)![1]!;
 }
 
+/**
+ * `process`: the built CLI as its own process. In Jest's module registry acme-client always
+ * loads whole; a real process loads its Client alone (src/acme/acme-client-loader.ts), whose
+ * chain choice reads issuers with certpilot's own helper.
+ */
 async function issue(
   name: string,
   preferredChain: string | undefined,
+  how: 'in-process' | 'process' = 'in-process',
 ): Promise<{ stderr: string; top: string }> {
   const stateDir = path.join(tb.dir, `state-${name}`);
   const config = await tb.writeConfig(
@@ -48,7 +55,8 @@ async function issue(
       storage: { stateDir },
     },
   );
-  const r = await runCli(['renew', '--config', config, '--log-level', 'warn']);
+  const argv = ['renew', '--config', config, '--log-level', 'warn'];
+  const r = how === 'process' ? await runProgram(process.execPath, [BIN, ...argv]) : await runCli(argv);
   if (r.code !== 0) throw new Error(r.stdout + r.stderr);
   return { stderr: r.stderr, top: await chainTop(name, stateDir) };
 }
@@ -66,4 +74,13 @@ test('a preferred issuer no chain has: the default chain, with a warning', async
   const r = await issue('nomatch', 'No Such Root CA');
   expect(r.top).toBe(await rootCn(0));
   expect(r.stderr).toContain('no chain from the CA has the preferred issuer; using its default chain');
+}, 120_000);
+
+test('the same in a real process, where acme-client loads without its own crypto module', async () => {
+  const alternate = await rootCn(1);
+  const preferred = await issue('alt-process', alternate, 'process');
+  expect(preferred.top).toBe(alternate);
+  expect(preferred.stderr).toBe('');
+  const nomatch = await issue('nomatch-process', 'No Such Root CA', 'process');
+  expect(nomatch.top).toBe(await rootCn(0));
 }, 120_000);

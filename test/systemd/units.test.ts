@@ -130,7 +130,7 @@ describe('systemd units', () => {
     'Type=exec',
     'User=certpilot',
     'Group=certpilot',
-    'ExecStart=/usr/bin/node --max-semi-space-size=1 /usr/bin/certpilot run --config /etc/certpilot/certpilot.yaml',
+    'ExecStart=/usr/bin/node --max-semi-space-size=1 --optimize-for-size /usr/bin/certpilot run --config /etc/certpilot/certpilot.yaml',
     'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=on-failure',
     'StateDirectory=certpilot',
