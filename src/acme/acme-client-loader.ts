@@ -4,14 +4,15 @@ import path from 'node:path';
 import type * as AcmeClient from 'acme-client';
 import { CertpilotError } from '../core/errors';
 import { createCsrPem, type CsrInput } from '../x509/csr';
+import { issuerCommonName } from '../x509';
 
 /**
  * What certpilot uses of acme-client: its Client (JWS signing, the RFC 8555 resources, the
  * directory and nonce logic) and a CSR builder. Loading the package itself costs a daemon
  * 25 MB of resident memory for good (335 modules, measured in bench/README.md): axios with
  * its form-data and MIME tables (the adapter replaces every client's request method, so it is
- * never called), @peculiar/x509 with its ASN.1 and DI stack (for four small PEM and JWK
- * helpers and the CSR) and node-forge (re-exported, unused).
+ * never called), acme-client's X.509 dependency with its ASN.1 and DI stack (for four small PEM and JWK
+ * helpers and the CSR) and the forge library (re-exported, unused).
  *
  * So the Client is loaded from acme-client's own files with its two heavy neighbours answered
  * here: `./axios` by an object that refuses any use, and `./crypto` by the node:crypto helpers
@@ -59,9 +60,7 @@ const CRYPTO = {
   },
   /** Only the issuer's common name is read (choosing a preferred chain). */
   readCertificateInfo(certPem: string | Buffer): { issuer: { commonName: string | null } } {
-    const issuer = new crypto.X509Certificate(certPem).issuer.split('\n');
-    const cn = issuer.filter((rdn) => rdn.startsWith('CN=')).pop();
-    return { issuer: { commonName: cn === undefined ? null : cn.slice(3) } };
+    return { issuer: { commonName: issuerCommonName(certPem) } };
   },
   readCsrDomains: unused('readCsrDomains'),
   isAlpnCertificateAuthorizationValid: unused('isAlpnCertificateAuthorizationValid'),
@@ -93,7 +92,7 @@ function createCsr(data: CsrInput, keyPem: string | Buffer): Promise<[Buffer, Bu
 
 let loaded: AcmeModule | undefined;
 
-/** acme-client's Client without axios, @peculiar/x509 or node-forge (loaded once). */
+/** acme-client's Client without axios or its X.509 and forge dependencies (loaded once). */
 export function loadAcmeClient(): AcmeModule {
   if (loaded) return loaded;
   const src = path.join(path.dirname(require.resolve('acme-client/package.json')), 'src');

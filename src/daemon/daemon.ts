@@ -265,8 +265,12 @@ export class Daemon {
       .map((o) => o.decision.wakeAt?.getTime())
       .filter((t): t is number => t !== undefined);
     const healAt = this.selfHeal.wakeAt?.getTime() ?? Infinity;
-    // An endpoint interval shorter than the check interval is honoured (epoch 0: not yet due).
-    const probeAt = this.inventory.nextAt.getTime() || Infinity;
+    // An endpoint interval shorter than the check interval is honoured (epoch 0: not yet due);
+    // with no endpoint configured there is nothing to wake for.
+    const hasEndpoints =
+      (config.watch?.endpoints?.length ?? 0) > 0 ||
+      config.certificates.some((c) => (c.endpoints?.length ?? 0) > 0);
+    const probeAt = (hasEndpoints && this.inventory.nextAt.getTime()) || Infinity;
     const nextAt = new Date(Math.min(finishedAt.getTime() + interval, healAt, probeAt, ...wakes));
     this.opts.log.debug('check cycle done', {
       cycle: this.cycles,

@@ -4,7 +4,7 @@ import { CertpilotError } from '../core/errors';
 
 /**
  * PKCS#10 certificate signing requests (RFC 2986) with node:crypto alone. acme-client builds
- * them with @peculiar/x509 and its ASN.1 stack, about 200 modules and 14 MB of resident memory
+ * them with an X.509 package and its ASN.1 stack, about 200 modules and 14 MB of resident memory
  * that a daemon kept for its whole life for one CSR per order. The request is the one
  * acme-client 5 made: subject CN (UTF8String) when a common name is given, an extensionRequest
  * with keyUsage digitalSignature + keyEncipherment (not critical) and subjectAltName (the

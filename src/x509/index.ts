@@ -154,6 +154,15 @@ function oneLineDn(dn: string): string {
   return dn.split('\n').filter(Boolean).join(', ');
 }
 
+/** The issuer's common name of a PEM certificate (the last CN), or null when it has none. */
+export function issuerCommonName(certPem: string | Buffer): string | null {
+  const cn = new crypto.X509Certificate(certPem).issuer
+    .split('\n')
+    .filter((rdn) => rdn.startsWith('CN='))
+    .pop();
+  return cn === undefined ? null : cn.slice(3);
+}
+
 /**
  * The DER of one certificate given as PEM or DER (outputs in DER and PKCS#12 carry it so).
  * Throws when it is not a readable certificate.
