@@ -10,56 +10,19 @@
  * counted in certpilot's process, though it shares the machine's CPUs). Prints the median wall
  * time of 5 runs after a warm-up; goals: files ≤ 1 s, endpoints ≤ 3 s (issue 4).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { makeCa, makeCertificate } from '../test/helpers/certs';
 import { machine, timeRuns, type Run } from './bench-util';
+import { spawnFarm } from './endpoint-farm';
 
 const DAY_MS = 86_400_000;
 const mode = process.argv[2] ?? 'files';
 const N = Number(process.argv[3] ?? 1000);
 const extra = process.argv.slice(4);
-
-/**
- * The server process: one TLS server per port, all sharing one secure context. Written as
- * plain JS for `node -e`, so it needs no compilation and holds no certpilot code.
- */
-const FARM = `
-const tls = require('node:tls');
-const { cert, key, n } = JSON.parse(require('node:fs').readFileSync(process.argv[1], 'utf8'));
-const ctx = tls.createSecureContext({ cert, key });
-// Every handshake gets the one shared context through SNI (certpilot always sends SNI for a
-// host name), instead of 1,000 copies of the same key material.
-const servers = [];
-let ready = 0;
-const ports = new Array(n);
-for (let i = 0; i < n; i++) {
-  const s = tls.createServer({ SNICallback: (_name, cb) => cb(null, ctx) });
-  s.on('tlsClientError', () => {});
-  s.on('secureConnection', (c) => c.on('error', () => {}));
-  s.listen(0, '127.0.0.1', () => {
-    ports[i] = s.address().port;
-    if (++ready === n) process.stdout.write(JSON.stringify(ports) + '\\n');
-  });
-  servers.push(s);
-}
-process.on('SIGTERM', () => process.exit(0));
-`;
-
-function startFarm(file: string): Promise<{ child: ChildProcess; ports: number[] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', FARM, file], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes('\n')) resolve({ child, ports: JSON.parse(out) as number[] });
-    });
-    child.on('exit', (code) => reject(new Error(`server farm exited ${code}`)));
-  });
-}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'certpilot-check-bench-'));
@@ -103,7 +66,7 @@ async function main(): Promise<void> {
         farmFile,
         JSON.stringify({ cert: served.certPem + intermediate.certPem, key: served.keyPem, n: N }),
       );
-      const started = await startFarm(farmFile);
+      const started = await spawnFarm(farmFile);
       farm = started.child;
       config = {
         watch: {

@@ -11,7 +11,12 @@ import { makeCa, makeCertificate } from '../test/helpers/certs';
 
 const DAY_MS = 86_400_000;
 
-/** The server process: one TLS server per port, all sharing one secure context (plain JS for `node -e`). */
+/**
+ * The server process: one TLS server per port, all sharing one secure context. Written as
+ * plain JS for `node -e`, so it needs no compilation and holds no certpilot code. Every
+ * handshake gets the one shared context through SNI (certpilot always sends SNI for a host
+ * name), instead of one copy of the same key material per server.
+ */
 const FARM = `
 const tls = require('node:tls');
 const { cert, key, n } = JSON.parse(require('node:fs').readFileSync(process.argv[1], 'utf8'));
@@ -41,6 +46,22 @@ export interface EndpointFarm {
   stop(): void;
 }
 
+/**
+ * Runs the farm script on `file` (JSON: cert, key, n) and resolves with the ports it listens
+ * on once every server is up. bench/check-bench.ts uses it too.
+ */
+export function spawnFarm(file: string): Promise<{ child: ChildProcess; ports: number[] }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', FARM, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve({ child, ports: JSON.parse(out) as number[] });
+    });
+    child.on('exit', (code) => reject(new Error(`endpoint farm exited ${code}`)));
+  });
+}
+
 /** Starts the farm with `n` endpoints; its files go to `dir`. */
 export async function startEndpointFarm(dir: string, n: number): Promise<EndpointFarm> {
   const now = Date.now();
@@ -66,15 +87,7 @@ export async function startEndpointFarm(dir: string, n: number): Promise<Endpoin
     farmFile,
     JSON.stringify({ cert: served.certPem + intermediate.certPem, key: served.keyPem, n }),
   );
-  const { child, ports } = await new Promise<{ child: ChildProcess; ports: number[] }>((resolve, reject) => {
-    const c = spawn(process.execPath, ['-e', FARM, farmFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('\n')) resolve({ child: c, ports: JSON.parse(out) as number[] });
-    });
-    c.on('exit', (code) => reject(new Error(`endpoint farm exited ${code}`)));
-  });
+  const { child, ports } = await spawnFarm(farmFile);
   return {
     ports,
     caFile,
