@@ -60,7 +60,24 @@ function textLine(info: winston.Logform.TransformableInfo): string {
   return `${String(timestamp)} ${String(level).padEnd(5)} ${String(message)}${fields ? ' ' + fields : ''}`;
 }
 
+const RANK: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 2, debug: 3 };
+
+/**
+ * The logger call sites get. winston is loaded and its logger built on the first record the
+ * configured level lets through, not before: a quiet run (a timer's `renew --log-level warn`
+ * with nothing due, `check` with its error-level logger) never loads it, and what is written
+ * is exactly what winston writes. Children keep their fields and build their winston child on
+ * their own first record; nested fields merge as winston's nested children do (inner wins,
+ * outer keys first).
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? 'info';
+  let root: winston.Logger | undefined;
+  const build = (): winston.Logger => (root ??= buildWinston(options, level));
+  return lazyLogger(RANK[level] ?? RANK.info, build, undefined);
+}
+
+function buildWinston(options: LoggerOptions, level: LogLevel): winston.Logger {
   const winston = loadWinston();
   const format =
     options.format === 'json'
@@ -70,21 +87,31 @@ export function createLogger(options: LoggerOptions = {}): Logger {
           winston.format.timestamp(),
           winston.format.printf(textLine),
         );
-  const w = winston.createLogger({
-    level: options.level ?? 'info',
+  return winston.createLogger({
+    level,
     format,
     transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
   });
-  return wrap(w);
 }
 
-function wrap(w: winston.Logger): Logger {
+function lazyLogger(
+  max: number,
+  root: () => winston.Logger,
+  fields: Record<string, unknown> | undefined,
+): Logger {
+  let own: winston.Logger | undefined;
+  const target = (): winston.Logger => (own ??= fields ? root().child(fields) : root());
+  const at =
+    (lvl: LogLevel) =>
+    (m: string, meta?: Record<string, unknown>): void => {
+      if (RANK[lvl] <= max) void target()[lvl](m, meta ?? {});
+    };
   return {
-    debug: (m, meta) => void w.debug(m, meta ?? {}),
-    info: (m, meta) => void w.info(m, meta ?? {}),
-    warn: (m, meta) => void w.warn(m, meta ?? {}),
-    error: (m, meta) => void w.error(m, meta ?? {}),
-    child: (meta) => wrap(w.child(meta)),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (meta) => lazyLogger(max, root, fields ? { ...fields, ...meta } : meta),
   };
 }
 

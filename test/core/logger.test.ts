@@ -97,3 +97,30 @@ test('an object-mode stream gets the record, with the line under Symbol.for("mes
   expect(got[0]![Symbol.for('level')]).toBe('info');
   expect(String(got[0]![Symbol.for('message')]).replace(TS, 'TS')).toBe('TS info  o a=1');
 });
+
+describe('winston loads on the first record written', () => {
+  test('records below the level never load it; the first one at the level does', () => {
+    jest.isolateModules(() => {
+      let loads = 0;
+      jest.doMock('winston', () => {
+        loads++;
+        return jest.requireActual('winston');
+      });
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { createLogger: isolated } =
+        require('../../src/core/logger') as typeof import('../../src/core/logger');
+      const stream = new PassThrough();
+      let text = '';
+      stream.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      const log = isolated({ level: 'warn', format: 'text', stream });
+      const child = log.child({ cert: 'c1' });
+      log.info('not written');
+      child.debug('not written either');
+      expect(loads).toBe(0);
+      child.warn('written', { a: 1 });
+      expect(loads).toBe(1);
+      expect(text.replace(TS, 'TS')).toBe('TS warn  written cert=c1 a=1\n');
+      jest.dontMock('winston');
+    });
+  });
+});
