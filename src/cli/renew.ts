@@ -1,6 +1,6 @@
 import { systemClock } from '../core/clock';
 import { UsageError } from '../core/errors';
-import { describeRollback } from '../deploy/deploy';
+import { describeRollback } from '../deploy/work';
 import { resolveConfigPath, loadConfig } from '../config/load';
 import { certificateProblems } from '../config/problems';
 import type { AgentConfig } from '../config/types';

@@ -16,6 +16,10 @@ import {
 import { endpointKey } from '../config/access';
 import { writeKept } from '../state/kept';
 
+import { describeRollback, hasDeployWork } from './work';
+
+export { describeRollback, hasDeployWork };
+
 /**
  * deploy → verify → (rollback) for one certificate whose new version is already in the store.
  *
@@ -63,21 +67,6 @@ export interface DeployResult {
 
 /** What the new version failed: its deploy steps, or the verification of the endpoints. */
 export type RollbackCause = 'deploy' | 'verification';
-
-/** "new serial X failed verification; rolled back to Y": what happened, in the order it did. */
-export function describeRollback(r: NonNullable<DeployResult['rolledBack']>): string {
-  return `new serial ${r.from} failed ${r.step}; rolled back to ${r.to}`;
-}
-
-/** True when this certificate has anything to deploy or verify. */
-export function hasDeployWork(deploy: CertificateDeploySpec, settings: DeploySettings): boolean {
-  return (
-    deploy.deploy.length > 0 ||
-    deploy.hooks.deploy.length > 0 ||
-    settings.hooks.deploy.length > 0 ||
-    deploy.endpoints.length > 0
-  );
-}
 
 /**
  * The newest archived version with a serial other than `serial`, for rolling back a version

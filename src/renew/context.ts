@@ -6,7 +6,8 @@ import type { Logger } from '../core/logger';
 import type { AgentConfig, CertificateSpec } from '../config/types';
 import { certDeployOf, deploySettingsOf } from '../config/access';
 import type { AcmeSettings, DeployAwareConfig, DeploySettings } from '../config/types';
-import { deployCertificate, findPrevious, hasDeployWork, type DeployResult } from '../deploy/deploy';
+import type { DeployResult } from '../deploy/deploy';
+import { hasDeployWork } from '../deploy/work';
 import { runHookList } from '../deploy/hooks';
 import { deployPending, readDeployState } from '../state/deploy-state';
 import { dropKept, readKept, type KeptVersion } from '../state/kept';
@@ -18,9 +19,8 @@ import { StateStore } from '../state/store';
 import { CertStore, type StoredCertificate } from '../store/cert-store';
 import { ChallengeJournal } from '../store/journal';
 import { acquireLock, type AcquireLockOptions, type Lock } from '../store/lock';
-import { createEtcdBackend } from '../store/etcd';
-import { DnsResolver } from '../dns/resolver';
-import { findRelevantCaa, type CaaProperty } from '../inspect/caa';
+import type { DnsResolver } from '../dns/resolver';
+import type { CaaProperty } from '../inspect/caa';
 import { cachedDirectoryInfo, readCachedDirectoryInfo } from './directory';
 import type { RenewAcme, RenewDeps } from './types';
 
@@ -249,6 +249,7 @@ function createDeployRunner(
     kept: (name) => readKept(stateDir, name),
     dropKept: (name) => dropKept(stateDir, name),
     previous: async (name, serial) => {
+      const { findPrevious } = await import('../deploy/deploy');
       const p = await findPrevious(store, name, serial);
       return p ? { serial: p.info.serial, dir: p.dir } : null;
     },
@@ -262,6 +263,8 @@ function createDeployRunner(
       if (!hasDeployWork(deploy, settings)) return undefined;
       const current = req.installed ?? (await store.read(spec.name));
       if (!current) throw new CertpilotError('STORE_IO', `store: ${spec.name}: nothing installed to deploy`);
+      // The deployers, their process runner and the verifier load when there is a deploy.
+      const { deployCertificate } = await import('../deploy/deploy');
       return deployCertificate(
         { spec, deploy, settings, store, stateDir, notifier, log, ...(signal ? { signal } : {}) },
         {
@@ -291,7 +294,11 @@ export function createRenewContext(
   const lookup = configuredHostLookup();
   const etcd =
     config.storage.etcd && config.storage.backend === 'etcd'
-      ? createEtcdBackend(config.storage.etcd, lookup ? { lookup } : {})
+      ? // eslint-disable-next-line @typescript-eslint/no-require-imports
+        (require('../store/etcd') as typeof import('../store/etcd')).createEtcdBackend(
+          config.storage.etcd,
+          lookup ? { lookup } : {},
+        )
       : undefined;
   const storage = etcd?.storage;
   const store = new CertStore({
@@ -337,8 +344,14 @@ export function createRenewContext(
     deploy: createDeployRunner(store, settings, stateDir, notifier, signal),
     runHooks: runHookList,
     directory: directoryOf,
-    findCaa: (name, caaSignal) =>
-      findRelevantCaa(name, (resolver ??= new DnsResolver(config.dns, log)), caaSignal),
+    findCaa: (name, caaSignal) => {
+      // The resolver (and its DNS wire code) loads on the first CAA question, not per run.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { findRelevantCaa } = require('../inspect/caa') as typeof import('../inspect/caa');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { DnsResolver: Resolver } = require('../dns/resolver') as typeof import('../dns/resolver');
+      return findRelevantCaa(name, (resolver ??= new Resolver(config.dns, log)), caaSignal);
+    },
     caIdentities: (ca) => identitiesOf(ca, config.acme, stateDir, clock, log, signal, () => directoryOf()),
     renewalInfo: async (url, certId) => {
       const ca = await readCa();
