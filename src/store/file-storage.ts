@@ -1,6 +1,17 @@
 import crypto from 'node:crypto';
-import { constants as fsConstants, promises as fs, type Dirent } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  promises as fs,
+  readFileSync,
+  readlinkSync,
+  type Dirent,
+} from 'node:fs';
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { throwIfAborted } from '../core/abort';
 import { CertpilotError } from '../core/errors';
 import {
@@ -9,7 +20,9 @@ import {
   fsyncDir,
   isTempName,
   openDirNoFollow,
+  openDirNoFollowSync,
   pathIn,
+  pathInFd,
   prepareAtomicWriteIn,
   tempNameFor,
   type OpenDir,
@@ -108,8 +121,13 @@ export class FileStorage implements PointerStorage {
    * each prefix that is a link is read as getPointer reads it (it must name a key inside root)
    * and replaced by its target; resolution restarts from the target, which may cross pointers
    * itself (certs/www/cert.pem -> current/cert.pem -> versions/<id>/cert.pem).
+   *
+   * Reads are synchronous (here, in openValue and in getPointer): small local files, where each
+   * call's promise and thread-pool round trip cost more than the system call itself. Every
+   * public read still yields one turn of the event loop first, so a caller reading in a loop
+   * cannot starve timers and other I/O.
    */
-  private async resolvePointers(key: string): Promise<string> {
+  private resolvePointers(key: string): string {
     let parts = key.split('/');
     let hops = 0;
     // Prefixes already seen not to be links: a restart from a pointer's target walks the same
@@ -119,15 +137,19 @@ export class FileStorage implements PointerStorage {
     for (let i = 0; i < parts.length; i++) {
       const prefix = parts.slice(0, i + 1).join('/');
       if (plain.has(prefix)) continue;
-      const st = await fs.lstat(this.locate(prefix)).catch(() => undefined);
-      // Missing or not a link: a missing one is reported by the open that follows.
-      if (st === undefined) break;
+      let st: ReturnType<typeof lstatSync>;
+      try {
+        st = lstatSync(this.locate(prefix));
+      } catch {
+        // Missing (or not reachable): reported by the open that follows.
+        break;
+      }
       if (!st.isSymbolicLink()) {
         plain.add(prefix);
         continue;
       }
       if (++hops > MAX_POINTER_HOPS) throw ioError(`too many pointers at ${this.locate(prefix)}`);
-      const target = await this.getPointer(prefix);
+      const target = this.readPointer(prefix);
       if (target === null) break;
       parts = [...(target === '' ? [] : target.split('/')), ...parts.slice(i + 1)];
       i = -1;
@@ -135,48 +157,57 @@ export class FileStorage implements PointerStorage {
     return parts.join('/');
   }
 
-  /** Opens the value at `key` (pointers resolved as above) without following any other link. */
-  private async openValue(key: string): Promise<fs.FileHandle> {
-    const resolved = await this.resolvePointers(key);
-    const dir = await openDirNoFollow(this.root, path.posix.dirname(resolved));
+  /**
+   * Opens the value at `key` (pointers resolved as above) without following any other link;
+   * returns its descriptor, which the caller closes.
+   */
+  private openValue(key: string): number {
+    const resolved = this.resolvePointers(key);
+    const dir = openDirNoFollowSync(this.root, path.posix.dirname(resolved));
     try {
-      return await fs.open(
-        pathIn(dir, path.posix.basename(resolved)),
+      return openSync(
+        pathInFd(dir, path.posix.basename(resolved)),
         fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW,
       );
     } finally {
-      await dir.handle.close();
+      closeSync(dir.fd);
     }
   }
 
   async get(key: string, opts: CallOptions = {}): Promise<Buffer | null> {
     assertKey(key);
+    await nextTurn();
     throwIfAborted(opts.signal, 'store');
     const file = this.locate(key);
     try {
-      const handle = await this.openValue(key);
+      const fd = this.openValue(key);
       try {
-        return await handle.readFile({ signal: opts.signal });
+        return readFileSync(fd);
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
     } catch (err) {
       const code = errnoOf(err);
       // A directory where a value should be is not an absent key: the value is unknown, and
       // treating it as absent would, for example, forget a certificate's backoff state.
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-      if (opts.signal?.aborted) throwIfAborted(opts.signal, 'store');
       throw ioError(`cannot read ${file}`, err);
     }
   }
 
   async stat(key: string, opts: CallOptions = {}): Promise<KeyStat | null> {
     assertKey(key);
+    await nextTurn();
     throwIfAborted(opts.signal, 'store');
     const file = this.locate(key);
     try {
-      const handle = await this.openValue(key);
-      const st = await handle.stat().finally(() => handle.close());
+      const fd = this.openValue(key);
+      let st: ReturnType<typeof fstatSync>;
+      try {
+        st = fstatSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       return st.isFile() ? { key, size: st.size, modified: st.mtime } : null;
     } catch (err) {
       const code = errnoOf(err);
@@ -299,11 +330,16 @@ export class FileStorage implements PointerStorage {
 
   async getPointer(key: string, opts: CallOptions = {}): Promise<string | null> {
     assertKey(key);
+    await nextTurn();
     throwIfAborted(opts.signal, 'store');
+    return this.readPointer(key);
+  }
+
+  private readPointer(key: string): string | null {
     const link = this.locate(key);
     let target: string;
     try {
-      target = await fs.readlink(link);
+      target = readlinkSync(link);
     } catch (err) {
       const code = errnoOf(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
