@@ -17,10 +17,9 @@ export function settingsFingerprint(config: AgentConfig, spec: CertificateSpec):
     spec.domains.map((d) => {
       const name = spec.domainProviders[d] ?? spec.dnsProvider;
       const instance = name !== undefined ? config.dns.providers[name] : undefined;
-      return [d, { name: name ?? null, instance: instance ?? null }];
+      return [d, { name: name ?? null, instance: instance ? new Canonical(sharedJson(instance)) : null }];
     }),
   );
-  const { requestTimeoutMs: _timeout, ...acme } = config.acme;
   const doc = {
     names: [...spec.domains].map((d) => d.toLowerCase()).sort(),
     keyType: spec.keyType,
@@ -29,14 +28,37 @@ export function settingsFingerprint(config: AgentConfig, spec: CertificateSpec):
     // profile to preferred retries at once, and configurations without it hash as before.
     profileMode: spec.profileMode === 'preferred' ? 'preferred' : undefined,
     providers,
-    acme,
+    acme: new Canonical(sharedJson(config.acme, acmeForHash)),
     deploy: certDeployOf(spec),
   };
   return createHash('sha256').update(canonicalJson(doc)).digest('hex');
 }
 
+/** Already canonical JSON, inserted as it is. */
+class Canonical {
+  constructor(readonly json: string) {}
+}
+
+function acmeForHash(acme: AgentConfig['acme']): unknown {
+  const { requestTimeoutMs: _timeout, ...rest } = acme;
+  return rest;
+}
+
+/**
+ * The canonical JSON of a settings object every certificate shares (the CA settings, a DNS
+ * provider instance), made once per loaded configuration rather than once per certificate: a
+ * configuration is never changed in place (a reload builds new objects).
+ */
+const shared = new WeakMap<object, string>();
+function sharedJson<T extends object>(value: T, select: (v: T) => unknown = (v) => v): string {
+  let json = shared.get(value);
+  if (json === undefined) shared.set(value, (json = canonicalJson(select(value))));
+  return json;
+}
+
 /** JSON with object keys sorted at every level, so equal settings always hash the same. */
 function canonicalJson(value: unknown): string {
+  if (value instanceof Canonical) return value.json;
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
