@@ -2,7 +2,7 @@ import type { IssueResult } from '../acme/service';
 import { CertpilotError, describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { AcmeSettings, CertificateSpec } from '../config/types';
-import { judgeCaa, type CaaProperty } from '../inspect/caa';
+import type { CaaProperty } from '../inspect/caa';
 import type { CertState } from '../state/store';
 import type { CertInfo } from '../x509';
 import type { CaaSet, RenewContext } from './context';
@@ -106,6 +106,9 @@ class CaaGate {
     if ([...sets.values()].every((s) => s.properties.length === 0)) return { allowed: true };
     const identities = await this.ctx.caIdentities(ca).catch(() => ca.caaIdentities);
     const refusals: string[] = [];
+    // Loaded here: only a certificate with CAA records gets this far (inspect/caa brings the
+    // DNS resolver and its wire code, which a run that orders nothing never needs).
+    const { judgeCaa } = await import('../inspect/caa');
     for (const [name, set] of sets) {
       const v = judgeCaa(name, set, identities);
       if (v.allowed && !(v.undecided && !primary)) continue;
