@@ -53,6 +53,10 @@ async function main(): Promise<void> {
           domains: [`c${i}.example.test`],
         })),
       }),
+      // Mode 0640, as `certpilot init` writes it: the TSIG secret is inline, and a config other
+      // users can read gets a warning (and the logger) on every run, which is not the quiet
+      // path this measures. Before 2026-12-01 this file was 0644.
+      { mode: 0o640 },
     );
     const probeFile = path.join(dir, 'heavy-probe.js');
     writeFileSync(probeFile, PROBE);
