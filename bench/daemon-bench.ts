@@ -334,7 +334,8 @@ const MB = (bytes: number | undefined): number => +((bytes ?? 0) / 2 ** 20).toFi
 
 function summarize(build: Build, results: RunResult[]): Record<string, unknown> {
   const med = (f: (r: RunResult) => number): number => +median(results.map(f)).toFixed(1);
-  const last = results[results.length - 1]!;
+  // --runs=0 (the warm-up alone, printed on stderr) leaves no measured run to summarize.
+  const last = results[results.length - 1];
   return {
     build: build.label,
     root: build.root,
@@ -361,8 +362,8 @@ function summarize(build: Build, results: RunResult[]): Record<string, unknown> 
       idleCpuMsPerCycle: r.idleCpuMsPerCycle,
       renewals: r.renewals,
     })),
-    modules: last.idle.modules,
-    heavyLoaded: last.idle.loaded,
+    modules: last?.idle.modules,
+    heavyLoaded: last?.idle.loaded,
   };
 }
 

@@ -5,8 +5,8 @@
  *   npm run build && npx ts-node --transpile-only bench/renew-bench.ts [N] [concurrency]
  *       [--runs=1] [--compare=/path/to/other/checkout]
  *
- * Prints wall time, per-certificate median and peak RSS of the certpilot process
- * (bench/rss-probe.js, preloaded). With --runs=R: one warm-up, then R measured runs, each with
+ * Prints wall time, per-certificate median, peak RSS and CPU time (user + system) of the
+ * certpilot process (bench/rss-probe.js, preloaded). With --runs=R: one warm-up, then R measured runs, each with
  * a fresh state directory (so every run orders N new certificates); medians are printed. With
  * --compare=DIR the build in DIR (its bin/certpilot.js and dist/) runs too, alternating run by
  * run with this one against the same Pebble: same sitting, same load.
@@ -36,6 +36,8 @@ interface Figures {
   wallSeconds: number;
   perCertMedianSeconds: number;
   peakRssMB: number;
+  /** user + system CPU time of the certpilot process. */
+  cpuSeconds: number;
   acmeRequests: number;
   renewed: number;
 }
@@ -73,6 +75,7 @@ function runRenew(root: string, config: string): Promise<Figures> {
       wallSeconds: +(wallMs / 1000).toFixed(2),
       perCertMedianSeconds: +(median(renewed.map((c) => c.durationMs)) / 1000).toFixed(2),
       peakRssMB: +(Number(/BENCH_MAX_RSS_KB=(\d+)/.exec(stderr)?.[1]) / 1024).toFixed(1),
+      cpuSeconds: +(Number(/BENCH_CPU_US=(\d+)/.exec(stderr)?.[1]) / 1e6).toFixed(2),
       acmeRequests: report.acmeRequests.total,
       renewed: renewed.length,
     };
@@ -126,10 +129,12 @@ async function main(): Promise<void> {
                 wallSeconds: med(xs, (x) => x.wallSeconds),
                 perCertMedianSeconds: med(xs, (x) => x.perCertMedianSeconds),
                 peakRssMB: med(xs, (x) => x.peakRssMB),
+                cpuSeconds: med(xs, (x) => x.cpuSeconds),
                 acmeRequests: med(xs, (x) => x.acmeRequests),
               },
               peakRssMBPerRun: xs.map((x) => x.peakRssMB),
               wallSecondsPerRun: xs.map((x) => x.wallSeconds),
+              cpuSecondsPerRun: xs.map((x) => x.cpuSeconds),
             };
           }),
           loadAverage1m: loads.map((l) => +l.toFixed(2)),

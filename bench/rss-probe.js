@@ -1,5 +1,6 @@
-// Preloaded with `node -r` by the benchmarks: reports the process's peak RSS on exit.
+// Preloaded with `node -r` by the benchmarks: reports the process's peak RSS and CPU time on exit.
 'use strict';
 process.on('exit', () => {
-  process.stderr.write(`\nBENCH_MAX_RSS_KB=${process.resourceUsage().maxRSS}\n`);
+  const u = process.resourceUsage();
+  process.stderr.write(`\nBENCH_MAX_RSS_KB=${u.maxRSS}\nBENCH_CPU_US=${u.userCPUTime + u.systemCPUTime}\n`);
 });

@@ -39,7 +39,7 @@ node -e '
   process.stdout.write(JSON.stringify(out, null, 2) + "\n");
 ' >"$LIB/package.json"
 # /usr/bin/certpilot stays a JavaScript file (through the link): the daemon unit runs it as
-# `/usr/bin/node --max-semi-space-size=1 --optimize-for-size /usr/bin/certpilot run`.
+# `/usr/bin/node <V8 memory flags> /usr/bin/certpilot run` (ExecStart= of certpilot.service).
 ln -s ../lib/certpilot/bin/certpilot.js "$PKG/usr/bin/certpilot"
 
 # Production dependencies: each package directory npm lists, without its nested node_modules

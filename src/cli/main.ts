@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
 import { UsageError, describeError, isUserError } from '../core/errors';
 import { LOG_LEVELS, createLogger, type LogLevel } from '../core/logger';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CommandContext, type GlobalOptions } from './context';
@@ -224,8 +225,23 @@ export async function run(argv: readonly string[], io: RunIo = {}): Promise<numb
   }
 }
 
+/**
+ * `renew` (the timer's one-shot run, started without node flags): V8 doubles the young
+ * generation's semi-spaces from 1 MB up to 16 MB as start-up and concurrent orders promote
+ * objects, and keeps them until exit: about 13 MB of the peak of issuing 20 certificates. A
+ * growth factor of 1 keeps them at their initial size, as the daemon unit's
+ * `--max-semi-space-size=1` does. Node flags given by the operator win.
+ */
+function capYoungGeneration(argv: readonly string[]): void {
+  if (commandOf(argv) !== 'renew') return;
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
+  if (/semi[-_]space/.test(given)) return;
+  setFlagsFromString('--semi-space-growth-factor=1');
+}
+
 /** Process entry: wires signals, runs, exits. */
 export function runCli(argv: readonly string[]): void {
+  capYoungGeneration(argv);
   const controller = new AbortController();
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals): void => {

@@ -187,7 +187,7 @@ export async function addRenewalStateMetrics(
   rows: readonly RenewalStateMetrics[],
   now: Date,
 ): Promise<void> {
-  const prom = await import('prom-client');
+  const prom = loadPromClient();
   const backoff = createGauge(prom, registry, CERTIFICATE_BACKOFF_UNTIL);
   const guarded = createGauge(prom, registry, CERTIFICATE_GUARDED);
   const ariStart = createGauge(prom, registry, CERTIFICATE_ARI_WINDOW_START);

@@ -17,7 +17,7 @@ import { servedSerial } from '../deploy/world';
  *
  * - certpilot.service's own ExecStart, node flags included, run as an unprivileged service user
  *   (`nobody`), with the unit's UMask= and the environment systemd gives a service (PATH and
- *   LANG only), against a state directory that user owns (StateDirectory=);
+ *   LANG, plus the unit's Environment=), against a state directory that user owns (StateDirectory=);
  * - it issues a missing certificate from Pebble through BIND, writes the output nginx reads,
  *   and, with the nginx deployer's default, asks for a reload through the request file;
  * - the test stands in for systemd: when the request file appears (PathExists= of
@@ -40,6 +40,8 @@ interface UnitCommand {
   nodeFlags: string[];
   args: string[];
   umask: string;
+  /** The unit's Environment= assignments. */
+  env: Record<string, string>;
 }
 
 function unitCommand(): UnitCommand {
@@ -52,7 +54,12 @@ function unitCommand(): UnitCommand {
   expect(script).toBeGreaterThan(0);
   const umask = /^UMask=(\d+)$/m.exec(text)?.[1];
   expect(umask).toBeDefined();
-  return { nodeFlags: argv.slice(1, script), args: argv.slice(script + 1), umask: umask! };
+  const env = Object.fromEntries(
+    [...text.matchAll(/^Environment=(.*)$/gm)]
+      .flatMap((m) => m[1]!.trim().split(/\s+/))
+      .map((w) => w.split(/=(.*)/s) as [string, string]),
+  );
+  return { nodeFlags: argv.slice(1, script), args: argv.slice(script + 1), umask: umask!, env };
 }
 
 interface Running {
@@ -67,7 +74,7 @@ function start(cmd: UnitCommand, config: string, as?: { uid: number; gid: number
   const child = spawn(
     '/bin/sh',
     ['-c', `umask ${cmd.umask} && exec "$@"`, 'sh', process.execPath, ...cmd.nodeFlags, BIN, ...args],
-    { env: SYSTEMD_ENV, stdio: ['ignore', 'ignore', 'pipe'], ...as },
+    { env: { ...SYSTEMD_ENV, ...cmd.env }, stdio: ['ignore', 'ignore', 'pipe'], ...as },
   );
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
