@@ -8,7 +8,7 @@ import { DEFAULT_PROBE_CONCURRENCY } from '../config/defaults';
 import { throwIfAborted } from '../core/abort';
 import { abortError, describeError } from '../core/errors';
 import { type CertInfo } from '../x509';
-import { parseCertificateCached } from '../x509/cache';
+import { parseCertificateDerCached } from '../x509/cache';
 import { mapWithConcurrency } from '../core/concurrency';
 import { configuredHostLookup } from '../dns/host-lookup';
 import {
@@ -104,11 +104,6 @@ function bounded<T>(work: Promise<T>, ms: number, onTimeout: () => Error, signal
       (e: unknown) => finish(() => reject(e)),
     );
   });
-}
-
-function derToPem(der: Buffer): string {
-  const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
-  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
 }
 
 // ---- SMTP STARTTLS (RFC 5321 §4.2 replies, RFC 3207) --------------------------------------
@@ -282,7 +277,7 @@ function readChain(socket: tls.TLSSocket, identityCert: tls.DetailedPeerCertific
       cert = cert.issuerCertificate;
     }
   }
-  return ders.map((d) => parseCertificateCached(derToPem(d)));
+  return ders.map((d) => parseCertificateDerCached(d));
 }
 
 /**
