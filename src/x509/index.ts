@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import type { KeyType } from '../config/types';
 import { CertpilotError } from '../core/errors';
+import { childrenOf, readDer, type DerNode } from './der';
 import { readCertificateFields, readTbs, type CertInfo } from './fields';
 
 /**
@@ -215,4 +216,63 @@ export async function generatePrivateKey(keyType: KeyType): Promise<string> {
  */
 export function lifetimeMs(info: Pick<CertInfo, 'notBefore' | 'notAfter'>): number {
   return info.notAfter.getTime() - info.notBefore.getTime();
+}
+
+/** keyUsage (RFC 5280 §4.2.1.3) and proxyCertInfo (RFC 3820 §3.8), as DER OID contents. */
+const KEY_USAGE_OID = Buffer.from('551d0f', 'hex');
+const PROXY_CERT_INFO_OID = Buffer.from('2b06010505070114', 'hex');
+
+/**
+ * Whether issuer checks on this CA certificate are decided by names and key identifiers alone:
+ * OpenSSL's X509_check_issued also requires keyCertSign when a keyUsage extension is present,
+ * and a trust-store lookup does not; both agree for a certificate with keyCertSign or without
+ * keyUsage. A proxy certificate (other rules again) is never plain.
+ */
+function issuesByNameAlone(der: Buffer): boolean {
+  // Certificate > TBSCertificate > [3] > Extensions; a certificate without them is plain.
+  const fields = childrenOf(childrenOf(readDer(der))[0] as DerNode);
+  const extensions = fields.find((f) => f.tag === 0xa3);
+  if (!extensions) return true;
+  for (const ext of childrenOf(childrenOf(extensions)[0] as DerNode)) {
+    const parts = childrenOf(ext);
+    const oid = parts[0]?.content;
+    if (oid?.equals(PROXY_CERT_INFO_OID)) return false;
+    if (oid?.equals(KEY_USAGE_OID)) {
+      // KeyUsage BIT STRING: unused-bit count, then bit 0 (digitalSignature) first; keyCertSign is bit 5.
+      const bits = readDer((parts[parts.length - 1] as DerNode).content).content;
+      return ((bits[1] ?? 0) & 0x04) !== 0;
+    }
+  }
+  return true;
+}
+
+/**
+ * The certificates of a CA bundle as a TLS trust store holds them, when looking an issuer up
+ * among them cannot depend on the store's internal order: the text holds CERTIFICATE blocks
+ * only, each readable; no two different certificates share a subject name (compared after
+ * dropping case, spaces and escapes, so names OpenSSL would compare equal always collide here);
+ * and each may issue by name and key identifier alone (issuesByNameAlone). Otherwise
+ * undefined: the caller then asks Node for the chain it links itself.
+ */
+export function plainTrustStore(bundlePem: string): crypto.X509Certificate[] | undefined {
+  try {
+    const blocks = splitPemChain(bundlePem);
+    if (blocks.length === 0 || blocks.length !== bundlePem.split('-----BEGIN ').length - 1) return undefined;
+    // Written the standard way (64 columns, LF), so OpenSSL's PEM reader takes exactly these.
+    if (!blocks.every((b) => bundlePem.includes(b.slice(0, -1)))) return undefined;
+    const byFingerprint = new Map<string, crypto.X509Certificate>();
+    for (const pem of blocks) {
+      const x = new crypto.X509Certificate(pem);
+      byFingerprint.set(x.fingerprint256, x);
+    }
+    const names = new Set<string>();
+    for (const x of byFingerprint.values()) {
+      const name = x.subject.toLowerCase().replace(/[\s\\]/g, '');
+      if (names.has(name) || !issuesByNameAlone(x.raw)) return undefined;
+      names.add(name);
+    }
+    return [...byFingerprint.values()];
+  } catch {
+    return undefined;
+  }
 }
