@@ -265,6 +265,7 @@ function readChain(
   socket: tls.TLSSocket,
   verified: boolean,
   store: readonly X509Certificate[] | undefined,
+  taken: X509Certificate[] | undefined,
 ): CertInfo[] {
   const ders: Buffer[] = [];
   const seen = new Set<string>();
@@ -280,8 +281,8 @@ function readChain(
       cert = cert.issuerCertificate;
     }
   } else if (verified && store) {
-    const sent: X509Certificate[] = [];
-    for (let x = socket.getPeerX509Certificate(); x; x = x.issuerCertificate) sent.push(x);
+    // Taken already when Node's identity check ran (see handshake).
+    const sent = taken ?? peerCertificates(socket);
     let current = sent.shift();
     const linked: X509Certificate[] = current ? [current] : [];
     while (current) {
@@ -318,6 +319,16 @@ function readChain(
 }
 
 /**
+ * The certificates the server sent, in its order, as OpenSSL holds them. Node hands them over
+ * by taking them out of the session (a second call finds none left): call it once.
+ */
+function peerCertificates(socket: tls.TLSSocket): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  for (let x = socket.getPeerX509Certificate(); x; x = x.issuerCertificate) out.push(x);
+  return out;
+}
+
+/**
  * One SecureContext per trust store (system CAs, or each CA bundle), reused by every probe.
  * Building one parses every CA certificate again (the system store has ~150), which cost more
  * than the handshake itself when 1,000 endpoints were probed. Reuse is safe: a Node client only
@@ -351,7 +362,7 @@ async function handshake(
   opts: ProbeOptions,
   where: string,
   sockets: net.Socket[],
-): Promise<{ secure: tls.TLSSocket; verified: boolean; store: TrustStore }> {
+): Promise<{ secure: tls.TLSSocket; verified: boolean; store: TrustStore; sent?: X509Certificate[] }> {
   const servername = opts.servername ?? (net.isIP(opts.host) ? undefined : opts.host);
   const store = trustStoreFor(opts.caBundle);
   let verified = false;
@@ -371,10 +382,25 @@ async function handshake(
     },
   });
   // Node hands the identity check `this.getPeerCertificate(true)`, the whole chain converted
-  // (see readChain); the check reads only the leaf's subject and subjectaltname, which the
-  // leaf alone carries the same. readChain takes the chain itself.
-  secure.getPeerCertificate = ((): tls.PeerCertificate =>
-    tls.TLSSocket.prototype.getPeerCertificate.call(secure, false)) as tls.TLSSocket['getPeerCertificate'];
+  // (see readChain); tls.checkServerIdentity reads only the leaf's subjectaltname, and its
+  // subject's CN when there is no DNS name to check. With a plain trust store the certificates
+  // OpenSSL holds are taken here, once (readChain links them), and the leaf's subject is
+  // converted only if the CN is read; otherwise the leaf alone is converted.
+  let sent: X509Certificate[] | undefined;
+  secure.getPeerCertificate = ((): tls.PeerCertificate | object => {
+    if (!store.plain) return tls.TLSSocket.prototype.getPeerCertificate.call(secure, false);
+    sent = peerCertificates(secure);
+    const leaf = sent[0];
+    if (!leaf) return {};
+    return {
+      subjectaltname: leaf.subjectAltName,
+      subject: {
+        get CN(): unknown {
+          return (leaf.toLegacyObject().subject as unknown as Record<string, unknown>).CN;
+        },
+      },
+    };
+  }) as tls.TLSSocket['getPeerCertificate'];
   sockets.push(secure);
   secure.on('error', () => undefined);
   await bounded(
@@ -393,7 +419,7 @@ async function handshake(
       ),
     opts.signal,
   );
-  return { secure, verified, store };
+  return { secure, verified, store, sent };
 }
 
 /**
@@ -444,11 +470,11 @@ export async function probeEndpoint(opts: ProbeOptions): Promise<ProbeResult> {
       );
     }
 
-    const { secure, verified, store } = await handshake(raw, opts, where, sockets);
+    const { secure, verified, store, sent } = await handshake(raw, opts, where, sockets);
 
     let chain: CertInfo[];
     try {
-      chain = readChain(secure, verified, store.plain);
+      chain = readChain(secure, verified, store.plain, sent);
     } catch (err) {
       throw new ProbeFailure(
         'not-tls',

@@ -32,6 +32,8 @@ const second = makeCertificate({
 });
 const leafOf = (issuer: KeyPairPem, names = [HOST]): KeyPairPem =>
   makeCertificate({ names, issuer, ...validity });
+const cnOnly = (cn: string): KeyPairPem =>
+  makeCertificate({ names: [], commonName: cn, issuer: intermediate, ...validity });
 const unrelated = makeCertificate({ names: [], isCA: true, commonName: 'unrelated CA', ...validity });
 
 const running: RunningServer[] = [];
@@ -44,7 +46,7 @@ function nodeChain(
   port: number,
   ca: string,
   servername = HOST,
-): Promise<{ chain: string[]; authorized: boolean }> {
+): Promise<{ chain: string[]; authorized: boolean; error?: string }> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: LOOPBACK, port, servername, ca, rejectUnauthorized: false });
     socket.once('error', reject);
@@ -58,8 +60,9 @@ function nodeChain(
         cert = cert.issuerCertificate;
       }
       const authorized = socket.authorized;
+      const error = authorized ? undefined : String(socket.authorizationError);
       socket.destroy();
-      resolve({ chain, authorized });
+      resolve({ chain, authorized, ...(error !== undefined ? { error } : {}) });
     });
   });
 }
@@ -108,6 +111,8 @@ const cases: [string, KeyPairPem, string[], string][] = [
     [intermediate.certPem],
     root.certPem,
   ],
+  ['a leaf without SAN, its CN the host', cnOnly(HOST), [intermediate.certPem], root.certPem],
+  ['a leaf without SAN, its CN another host', cnOnly('other.test'), [intermediate.certPem], root.certPem],
   ['a chain that does not verify', leafOf(intermediate), [intermediate.certPem], otherRoot.certPem],
 ];
 
@@ -125,7 +130,8 @@ test.each(cases)('%s: the chain Node links', async (_what, leaf, chainPems, ca) 
   });
   expect(probe.ok).toBe(true);
   expect(probe.trusted).toBe(expected.authorized);
-  if (expected.authorized || _what.startsWith('a name')) {
+  expect(probe.trustError).toBe(expected.error);
+  if (expected.authorized || /another host|does not carry/.test(_what)) {
     expect(probe.chain.map((c) => c.fingerprint256)).toEqual(expected.chain);
   }
 });
