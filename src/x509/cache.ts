@@ -36,7 +36,7 @@ const derCache = new Map<string, CertInfo>();
 function pemOfBase64(base64: string): string {
   let body = '';
   for (let i = 0; i < base64.length; i += 64) body += `${base64.slice(i, i + 64)}\n`;
-  return `-----BEGIN CERTIFICATE-----\n${body}-----END CERTIFICATE-----\n`;
+  return `-----BEGIN CERTIFICATE-----\n${body || '\n'}-----END CERTIFICATE-----\n`;
 }
 
 /**

@@ -22,8 +22,9 @@ function x509Error(message: string, cause?: unknown): CertpilotError {
 }
 
 function pemBlock(label: string, base64: string): string {
-  const lines = base64.match(new RegExp(`.{1,${PEM_LINE}}`, 'g')) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+  let body = '';
+  for (let i = 0; i < base64.length; i += PEM_LINE) body += `${base64.slice(i, i + PEM_LINE)}\n`;
+  return `-----BEGIN ${label}-----\n${body || '\n'}-----END ${label}-----\n`;
 }
 
 /**
