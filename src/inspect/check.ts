@@ -11,14 +11,14 @@ import type {
 } from '../config/types';
 import { checkSettingsOf, endpointKey, resolveThresholds } from '../config/access';
 import type { Endpoint } from '../config/types';
-import { deployPending, readDeployState } from '../state/deploy-state';
-import { CertStore, type StoredCertificate } from '../store/cert-store';
+// Managed certificates' and endpoints' modules are loaded only when a check has some (a
+// watch-only check of files does not pay for the store, the deploy state or the TLS probe).
+import type { CertStore, StoredCertificate } from '../store/cert-store';
 import { splitPemChain, type CertInfo } from '../x509';
 import { assessCertificate, statusOf, type CheckStatus, type Finding, type FindingCode } from './findings';
 import { isDynamicPattern } from 'tinyglobby';
 import { DEFAULT_FILE_CONCURRENCY, expandWatchPaths, inspectFiles, type FileInspection } from './local';
-import { profileLifetimeFinding } from './profile-lifetime';
-import { assessProbe, probeMany, type ProbeOptions, type ProbeResult, type ServedComparison } from './remote';
+import type { ProbeOptions, ProbeResult, ServedComparison } from './remote';
 
 /**
  * The inventory behind `certpilot check` (and, later, the daemon's metrics): every managed
@@ -257,6 +257,8 @@ async function inspectManaged(
         chainPems: splitPemChain(stored.chain),
       });
       const findings = [...a.findings];
+      const { deployPending, readDeployState } = await import('../state/deploy-state');
+      const { profileLifetimeFinding } = await import('./profile-lifetime');
       const state = await readDeployState(stateDir, spec.name).catch((err: unknown) => {
         log.warn('deploy state unreadable', { cert: spec.name, error: describeError(err) });
         return null;
@@ -326,6 +328,7 @@ export async function runCheck(
   const managedRows: CheckResult[][] = [];
   const jobs: ProbeJob[] = [];
   if (sel.certificates.length > 0) {
+    const { CertStore } = await import('../store/cert-store');
     const store = new CertStore({
       stateDir: config.storage.stateDir,
       archiveDepth: config.storage.archiveDepth,
@@ -468,6 +471,7 @@ async function probeJobs(
       };
     }),
   );
+  const { assessProbe, probeMany } = await import('./remote');
   const toProbe = prepared.filter((p): p is ProbeOptions => !('status' in p));
   const probes = await probeMany(toProbe, {
     concurrency: opts.concurrency,
@@ -477,11 +481,16 @@ async function probeJobs(
   return prepared.map((p, i) => {
     if ('status' in p) return p;
     const job = jobs[i] as ProbeJob;
-    return endpointRow(job, probes[k++] as ProbeResult, opts.now);
+    return endpointRow(job, probes[k++] as ProbeResult, opts.now, assessProbe);
   });
 }
 
-function endpointRow(job: ProbeJob, probe: ProbeResult, now: Date): CheckResult {
+function endpointRow(
+  job: ProbeJob,
+  probe: ProbeResult,
+  now: Date,
+  assessProbe: typeof import('./remote').assessProbe,
+): CheckResult {
   const a = assessProbe(probe, {
     now,
     thresholds: job.thresholds,

@@ -7,8 +7,8 @@ import tls from 'node:tls';
 import { DEFAULT_PROBE_CONCURRENCY } from '../config/defaults';
 import { throwIfAborted } from '../core/abort';
 import { abortError, describeError } from '../core/errors';
-import { type CertInfo } from '../x509';
-import { parseCertificateCached } from '../x509/cache';
+import { plainTrustStore, type CertInfo } from '../x509';
+import { parseCertificateDerCached } from '../x509/cache';
 import { mapWithConcurrency } from '../core/concurrency';
 import { configuredHostLookup } from '../dns/host-lookup';
 import {
@@ -104,11 +104,6 @@ function bounded<T>(work: Promise<T>, ms: number, onTimeout: () => Error, signal
       (e: unknown) => finish(() => reject(e)),
     );
   });
-}
-
-function derToPem(der: Buffer): string {
-  const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
-  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
 }
 
 // ---- SMTP STARTTLS (RFC 5321 §4.2 replies, RFC 3207) --------------------------------------
@@ -257,22 +252,60 @@ function handshakeFailure(err: unknown, where: string): ProbeFailure {
 }
 
 /**
- * The served chain, leaf first, as DER. When the chain verified, Node has already converted it
- * into JS objects for its host name check (getPeerCertificate(true), ~0.45 ms a handshake) and
- * `identityCert` is that object, captured from checkServerIdentity: reading it again cost as
- * much once more over 1,000 endpoints (bench/README.md). Otherwise OpenSSL's certificates are
- * taken directly (getPeerX509Certificate), without the conversion.
+ * The served chain, leaf first. When the chain verified, it is the chain as Node links it for
+ * `getPeerCertificate(true)`: from the leaf, each time the first remaining certificate the
+ * server sent that issued the current one (X509_check_issued; Node stops early when that was
+ * the last one left), then issuers from the trust store until a self-issued one. That call re-decodes every certificate sent and converts them
+ * all into JS objects (~0.35 ms a handshake, a fifth of `check` over 1,000 endpoints), so with
+ * a plain CA bundle (plainTrustStore) the same links are made here from the certificates
+ * OpenSSL holds (getPeerX509Certificate) and the bundle's, with the same issuer check. Other
+ * trust stores still take Node's chain. An unverified chain is read as sent, as before.
  */
-function readChain(socket: tls.TLSSocket, identityCert: tls.DetailedPeerCertificate | undefined): CertInfo[] {
+function readChain(
+  socket: tls.TLSSocket,
+  verified: boolean,
+  store: readonly X509Certificate[] | undefined,
+  taken: X509Certificate[] | undefined,
+): CertInfo[] {
   const ders: Buffer[] = [];
   const seen = new Set<string>();
   // A self-signed root is its own issuerCertificate: stop at the first repeat.
-  if (identityCert) {
-    let cert: tls.DetailedPeerCertificate | undefined = identityCert;
+  if (verified && !store) {
+    let cert: tls.DetailedPeerCertificate | undefined = tls.TLSSocket.prototype.getPeerCertificate.call(
+      socket,
+      true,
+    ) as tls.DetailedPeerCertificate;
     while (cert?.raw && !seen.has(cert.fingerprint256)) {
       seen.add(cert.fingerprint256);
       ders.push(cert.raw);
       cert = cert.issuerCertificate;
+    }
+  } else if (verified && store) {
+    // Taken already when Node's identity check ran (see handshake).
+    const sent = taken ?? peerCertificates(socket);
+    let current = sent.shift();
+    const linked: X509Certificate[] = current ? [current] : [];
+    while (current) {
+      const issued = current;
+      const i = sent.findIndex((ca) => issued.checkIssued(ca));
+      if (i < 0) break;
+      current = sent.splice(i, 1)[0] as X509Certificate;
+      linked.push(current);
+      // Node's loop (AddIssuerChainToObject) ends here when the issuer was the last certificate
+      // left: it compares its index with the count after removing it. Linked the same way.
+      if (i === sent.length) break;
+    }
+    // The trust store holds at most one certificate of each name (plainTrustStore), so the
+    // first that issued the current one is the one OpenSSL's issuer lookup returns.
+    for (let hops = 0; current && !current.checkIssued(current) && hops <= store.length; hops++) {
+      const issued: X509Certificate = current;
+      current = store.find((ca) => issued.checkIssued(ca));
+      if (current) linked.push(current);
+    }
+    for (const cert of linked) {
+      if (seen.has(cert.fingerprint256)) break;
+      seen.add(cert.fingerprint256);
+      ders.push(cert.raw);
     }
   } else {
     let cert: X509Certificate | undefined = socket.getPeerX509Certificate();
@@ -282,7 +315,17 @@ function readChain(socket: tls.TLSSocket, identityCert: tls.DetailedPeerCertific
       cert = cert.issuerCertificate;
     }
   }
-  return ders.map((d) => parseCertificateCached(derToPem(d)));
+  return ders.map((d) => parseCertificateDerCached(d));
+}
+
+/**
+ * The certificates the server sent, in its order, as OpenSSL holds them. Node hands them over
+ * by taking them out of the session (a second call finds none left): call it once.
+ */
+function peerCertificates(socket: tls.TLSSocket): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  for (let x = socket.getPeerX509Certificate(); x; x = x.issuerCertificate) out.push(x);
+  return out;
 }
 
 /**
@@ -290,19 +333,27 @@ function readChain(socket: tls.TLSSocket, identityCert: tls.DetailedPeerCertific
  * Building one parses every CA certificate again (the system store has ~150), which cost more
  * than the handshake itself when 1,000 endpoints were probed. Reuse is safe: a Node client only
  * resumes a TLS session when handed one explicitly, so each probe still gets the full chain.
+ * A CA bundle's certificates are kept with it when it is a plain trust store (see readChain).
  */
 const MAX_CONTEXTS = 64;
-const contexts = new Map<string, tls.SecureContext>();
+interface TrustStore {
+  context: tls.SecureContext;
+  plain: readonly X509Certificate[] | undefined;
+}
+const contexts = new Map<string, TrustStore>();
 
-function secureContextFor(caBundle: string | undefined): tls.SecureContext {
+function trustStoreFor(caBundle: string | undefined): TrustStore {
   const key = caBundle ?? '';
-  let ctx = contexts.get(key);
-  if (!ctx) {
-    ctx = tls.createSecureContext(caBundle !== undefined ? { ca: caBundle } : {});
+  let store = contexts.get(key);
+  if (!store) {
+    store = {
+      context: tls.createSecureContext(caBundle !== undefined ? { ca: caBundle } : {}),
+      plain: caBundle !== undefined ? plainTrustStore(caBundle) : undefined,
+    };
     if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value as string);
-    contexts.set(key, ctx);
+    contexts.set(key, store);
   }
-  return ctx;
+  return store;
 }
 
 /** The TLS handshake over an established connection, bounded by the handshake timeout. */
@@ -311,9 +362,10 @@ async function handshake(
   opts: ProbeOptions,
   where: string,
   sockets: net.Socket[],
-): Promise<{ secure: tls.TLSSocket; identityCert: tls.DetailedPeerCertificate | undefined }> {
+): Promise<{ secure: tls.TLSSocket; verified: boolean; store: TrustStore; sent?: X509Certificate[] }> {
   const servername = opts.servername ?? (net.isIP(opts.host) ? undefined : opts.host);
-  let identityCert: tls.DetailedPeerCertificate | undefined;
+  const store = trustStoreFor(opts.caBundle);
+  let verified = false;
   const secure = tls.connect({
     socket: raw,
     // `host` is what Node's checkServerIdentity verifies when there is no servername (IP SANs).
@@ -322,13 +374,33 @@ async function handshake(
     // Read expired, self-signed and misnamed chains too; trust is judged from `authorized`,
     // which Node still computes (chain verification plus checkServerIdentity).
     rejectUnauthorized: false,
-    secureContext: secureContextFor(opts.caBundle),
-    // Node's own check, unchanged; the certificate object it is given is kept for readChain.
+    secureContext: store.context,
+    // Node's own check, unchanged. Node calls it only when the chain verified.
     checkServerIdentity: (hostname, cert) => {
-      identityCert = cert as tls.DetailedPeerCertificate;
+      verified = true;
       return tls.checkServerIdentity(hostname, cert);
     },
   });
+  // Node hands the identity check `this.getPeerCertificate(true)`, the whole chain converted
+  // (see readChain); tls.checkServerIdentity reads only the leaf's subjectaltname, and its
+  // subject's CN when there is no DNS name to check. With a plain trust store the certificates
+  // OpenSSL holds are taken here, once (readChain links them), and the leaf's subject is
+  // converted only if the CN is read; otherwise the leaf alone is converted.
+  let sent: X509Certificate[] | undefined;
+  secure.getPeerCertificate = ((): tls.PeerCertificate | object => {
+    if (!store.plain) return tls.TLSSocket.prototype.getPeerCertificate.call(secure, false);
+    sent = peerCertificates(secure);
+    const leaf = sent[0];
+    if (!leaf) return {};
+    return {
+      subjectaltname: leaf.subjectAltName,
+      subject: {
+        get CN(): unknown {
+          return (leaf.toLegacyObject().subject as unknown as Record<string, unknown>).CN;
+        },
+      },
+    };
+  }) as tls.TLSSocket['getPeerCertificate'];
   sockets.push(secure);
   secure.on('error', () => undefined);
   await bounded(
@@ -347,7 +419,7 @@ async function handshake(
       ),
     opts.signal,
   );
-  return { secure, identityCert };
+  return { secure, verified, store, sent };
 }
 
 /**
@@ -398,11 +470,11 @@ export async function probeEndpoint(opts: ProbeOptions): Promise<ProbeResult> {
       );
     }
 
-    const { secure, identityCert } = await handshake(raw, opts, where, sockets);
+    const { secure, verified, store, sent } = await handshake(raw, opts, where, sockets);
 
     let chain: CertInfo[];
     try {
-      chain = readChain(secure, identityCert);
+      chain = readChain(secure, verified, store.plain, sent);
     } catch (err) {
       throw new ProbeFailure(
         'not-tls',

@@ -29,3 +29,31 @@ export function parseCertificateCached(pem: string): CertInfo {
   cache.set(pem, info);
   return info;
 }
+
+const derCache = new Map<string, CertInfo>();
+
+/** The normalised PEM of a DER certificate, as splitPemChain writes it (64-column base64). */
+function pemOfBase64(base64: string): string {
+  let body = '';
+  for (let i = 0; i < base64.length; i += 64) body += `${base64.slice(i, i + 64)}\n`;
+  return `-----BEGIN CERTIFICATE-----\n${body || '\n'}-----END CERTIFICATE-----\n`;
+}
+
+/**
+ * parseCertificateCached for a certificate in DER (as a TLS peer presents it), remembered by
+ * its DER: a probe of 1,000 endpoints serving one intermediate looks it up instead of writing
+ * its PEM out 1,000 times.
+ */
+export function parseCertificateDerCached(der: Buffer): CertInfo {
+  const key = der.toString('base64');
+  const hit = derCache.get(key);
+  if (hit) {
+    derCache.delete(key);
+    derCache.set(key, hit);
+    return hit;
+  }
+  const info = parseCertificateCached(pemOfBase64(key));
+  if (derCache.size >= MAX_ENTRIES) derCache.delete(derCache.keys().next().value as string);
+  derCache.set(key, info);
+  return info;
+}

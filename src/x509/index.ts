@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import type { KeyType } from '../config/types';
 import { CertpilotError } from '../core/errors';
-import { TAG, childrenOf, decodeOid, decodeTime, readDer, type DerNode } from './der';
+import { childrenOf, readDer, type DerNode } from './der';
+import { readCertificateFields, readTbs, type CertInfo } from './fields';
 
 /**
  * The one place that parses certificates and keys. Everything else works with CertInfo and
@@ -10,35 +11,7 @@ import { TAG, childrenOf, decodeOid, decodeTime, readDer, type DerNode } from '.
  * touches only this folder.
  */
 
-export interface CertInfo {
-  /** The leaf certificate alone, normalised PEM with a trailing newline. */
-  pem: string;
-  /** Upper-case hex without colons or leading zero octets, as X509Certificate.serialNumber. */
-  serial: string;
-  notBefore: Date;
-  notAfter: Date;
-  /** DNS names from subjectAltName, lower-case, in certificate order. */
-  names: string[];
-  /** Distinguished name, RDNs joined with ", " (e.g. "CN=example.test, O=Example"). */
-  subject: string;
-  issuer: string;
-  /** SHA-256 of the DER, upper-case hex without colons. */
-  fingerprint256: string;
-  keyType: KeyType | 'unknown';
-  /** Issued by its own key (issuer name matches subject and the signature verifies with its own key). */
-  selfSigned: boolean;
-  /** keyIdentifier of the Authority Key Identifier extension, upper-case hex; ARI's certificate id needs it. */
-  authorityKeyId?: string;
-  /** The DER INTEGER content of the serial, upper-case hex, keeping the 00 octet before a set top bit (ARI). */
-  serialDer?: string;
-}
-
-const OID_SUBJECT_ALT_NAME = '2.5.29.17';
-const OID_AUTHORITY_KEY_ID = '2.5.29.35';
-/** GeneralName dNSName is [2] IMPLICIT IA5String (RFC 5280 §4.2.1.6). */
-const GENERAL_NAME_DNS = 0x82;
-/** AuthorityKeyIdentifier.keyIdentifier is [0] IMPLICIT OCTET STRING (RFC 5280 §4.2.1.1). */
-const AKI_KEY_IDENTIFIER = 0x80;
+export type { CertInfo } from './fields';
 
 const PEM_CERT_BLOCK = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g;
 /** RFC 7468 §2: generators wrap base64 at exactly 64 characters. */
@@ -49,8 +22,9 @@ function x509Error(message: string, cause?: unknown): CertpilotError {
 }
 
 function pemBlock(label: string, base64: string): string {
-  const lines = base64.match(new RegExp(`.{1,${PEM_LINE}}`, 'g')) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+  let body = '';
+  for (let i = 0; i < base64.length; i += PEM_LINE) body += `${base64.slice(i, i + PEM_LINE)}\n`;
+  return `-----BEGIN ${label}-----\n${body || '\n'}-----END ${label}-----\n`;
 }
 
 /**
@@ -90,65 +64,6 @@ function keyTypeOfKeyObject(key: crypto.KeyObject): KeyType | 'unknown' {
   return 'unknown';
 }
 
-/** Walks the TBSCertificate (RFC 5280 §4.1) for the fields X509Certificate does not expose. */
-function readTbs(der: Buffer): {
-  serialDer: string;
-  notBefore: Date;
-  notAfter: Date;
-  names: string[];
-  authorityKeyId?: string;
-  issuerIsSubject: boolean;
-} {
-  const [tbs] = childrenOf(readDer(der));
-  if (!tbs || tbs.tag !== TAG.SEQUENCE) throw new Error('no TBSCertificate');
-  const fields = childrenOf(tbs);
-  // version is [0] EXPLICIT and absent for v1 certificates.
-  let i = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const serial = fields[i++];
-  i++; // signature AlgorithmIdentifier
-  const issuer = fields[i++];
-  const validity = fields[i++];
-  const subject = fields[i++];
-  if (serial?.tag !== TAG.INTEGER || validity?.tag !== TAG.SEQUENCE)
-    throw new Error('unexpected TBSCertificate layout');
-  const [nb, na] = childrenOf(validity);
-  if (!nb || !na) throw new Error('incomplete validity');
-  i++; // subjectPublicKeyInfo
-
-  let names: string[] = [];
-  let authorityKeyId: string | undefined;
-  const extensions = fields.slice(i).find((f) => f.tag === 0xa3); // [3] EXPLICIT Extensions
-  if (extensions) {
-    const [list] = childrenOf(extensions);
-    for (const ext of list ? childrenOf(list) : []) {
-      const parts = childrenOf(ext);
-      const oid = parts[0]?.tag === TAG.OID ? decodeOid(parts[0].content) : '';
-      // extnValue is the last element; `critical` may or may not precede it.
-      const value = parts[parts.length - 1];
-      if (value?.tag !== TAG.OCTET_STRING) continue;
-      if (oid === OID_SUBJECT_ALT_NAME) names = dnsNames(readDer(value.content));
-      if (oid === OID_AUTHORITY_KEY_ID) {
-        const id = childrenOf(readDer(value.content)).find((n) => n.tag === AKI_KEY_IDENTIFIER);
-        if (id) authorityKeyId = id.content.toString('hex').toUpperCase();
-      }
-    }
-  }
-  return {
-    serialDer: serial.content.toString('hex').toUpperCase(),
-    notBefore: decodeTime(nb),
-    notAfter: decodeTime(na),
-    names,
-    authorityKeyId,
-    issuerIsSubject: issuer !== undefined && subject !== undefined && issuer.raw.equals(subject.raw),
-  };
-}
-
-function dnsNames(generalNames: DerNode): string[] {
-  return childrenOf(generalNames)
-    .filter((n) => n.tag === GENERAL_NAME_DNS)
-    .map((n) => n.content.toString('latin1').toLowerCase());
-}
-
 /** "CN=a\nO=b" (Node's display form) -> "CN=a, O=b", one line for logs and messages. */
 function oneLineDn(dn: string): string {
   return dn.split('\n').filter(Boolean).join(', ');
@@ -178,6 +93,11 @@ export function certificateDer(cert: string | Buffer): Buffer {
 export function parseCertificate(pem: string): CertInfo {
   const [leaf] = splitPemChain(pem);
   if (!leaf) throw x509Error('no CERTIFICATE block found');
+  return readCertificateFields(leaf) ?? parseWithOpenSsl(leaf);
+}
+
+/** parseCertificate through X509Certificate: every certificate readCertificateFields leaves out. */
+function parseWithOpenSsl(leaf: string): CertInfo {
   let x: crypto.X509Certificate;
   try {
     x = new crypto.X509Certificate(leaf);
@@ -297,4 +217,63 @@ export async function generatePrivateKey(keyType: KeyType): Promise<string> {
  */
 export function lifetimeMs(info: Pick<CertInfo, 'notBefore' | 'notAfter'>): number {
   return info.notAfter.getTime() - info.notBefore.getTime();
+}
+
+/** keyUsage (RFC 5280 §4.2.1.3) and proxyCertInfo (RFC 3820 §3.8), as DER OID contents. */
+const KEY_USAGE_OID = Buffer.from('551d0f', 'hex');
+const PROXY_CERT_INFO_OID = Buffer.from('2b06010505070114', 'hex');
+
+/**
+ * Whether issuer checks on this CA certificate are decided by names and key identifiers alone:
+ * OpenSSL's X509_check_issued also requires keyCertSign when a keyUsage extension is present,
+ * and a trust-store lookup does not; both agree for a certificate with keyCertSign or without
+ * keyUsage. A proxy certificate (other rules again) is never plain.
+ */
+function issuesByNameAlone(der: Buffer): boolean {
+  // Certificate > TBSCertificate > [3] > Extensions; a certificate without them is plain.
+  const fields = childrenOf(childrenOf(readDer(der))[0] as DerNode);
+  const extensions = fields.find((f) => f.tag === 0xa3);
+  if (!extensions) return true;
+  for (const ext of childrenOf(childrenOf(extensions)[0] as DerNode)) {
+    const parts = childrenOf(ext);
+    const oid = parts[0]?.content;
+    if (oid?.equals(PROXY_CERT_INFO_OID)) return false;
+    if (oid?.equals(KEY_USAGE_OID)) {
+      // KeyUsage BIT STRING: unused-bit count, then bit 0 (digitalSignature) first; keyCertSign is bit 5.
+      const bits = readDer((parts[parts.length - 1] as DerNode).content).content;
+      return ((bits[1] ?? 0) & 0x04) !== 0;
+    }
+  }
+  return true;
+}
+
+/**
+ * The certificates of a CA bundle as a TLS trust store holds them, when looking an issuer up
+ * among them cannot depend on the store's internal order: the text holds CERTIFICATE blocks
+ * only, each readable; no two different certificates share a subject name (compared after
+ * dropping case, spaces and escapes, so names OpenSSL would compare equal always collide here);
+ * and each may issue by name and key identifier alone (issuesByNameAlone). Otherwise
+ * undefined: the caller then asks Node for the chain it links itself.
+ */
+export function plainTrustStore(bundlePem: string): crypto.X509Certificate[] | undefined {
+  try {
+    const blocks = splitPemChain(bundlePem);
+    if (blocks.length === 0 || blocks.length !== bundlePem.split('-----BEGIN ').length - 1) return undefined;
+    // Written the standard way (64 columns, LF), so OpenSSL's PEM reader takes exactly these.
+    if (!blocks.every((b) => bundlePem.includes(b.slice(0, -1)))) return undefined;
+    const byFingerprint = new Map<string, crypto.X509Certificate>();
+    for (const pem of blocks) {
+      const x = new crypto.X509Certificate(pem);
+      byFingerprint.set(x.fingerprint256, x);
+    }
+    const names = new Set<string>();
+    for (const x of byFingerprint.values()) {
+      const name = x.subject.toLowerCase().replace(/[\s\\]/g, '');
+      if (names.has(name) || !issuesByNameAlone(x.raw)) return undefined;
+      names.add(name);
+    }
+    return [...byFingerprint.values()];
+  } catch {
+    return undefined;
+  }
 }
