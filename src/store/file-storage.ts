@@ -165,9 +165,11 @@ export class FileStorage implements PointerStorage {
     const resolved = this.resolvePointers(key);
     const dir = openDirNoFollowSync(this.root, path.posix.dirname(resolved));
     try {
+      // O_NONBLOCK: a FIFO where a value should be fails the read (EAGAIN) instead of blocking
+      // the process in open(); regular files ignore the flag.
       return openSync(
         pathInFd(dir, path.posix.basename(resolved)),
-        fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW,
+        fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK,
       );
     } finally {
       closeSync(dir.fd);
@@ -182,6 +184,8 @@ export class FileStorage implements PointerStorage {
     try {
       const fd = this.openValue(key);
       try {
+        // Only a regular file holds a value (a FIFO opened without blocking would read as empty).
+        if (!fstatSync(fd).isFile()) throw ioError(`${file} is not a regular file`);
         return readFileSync(fd);
       } finally {
         closeSync(fd);

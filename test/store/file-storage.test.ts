@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -84,5 +85,20 @@ describe('FileStorage specifics', () => {
     await expect(storage.put('x/y', 'v')).rejects.toMatchObject({ code: 'STORE_IO' });
     expect(fs.readdirSync(path.join(root, 'state')).sort()).toEqual(['a', 'x']);
     expect((await storage.get('a/b'))?.toString()).toBe('old');
+  });
+});
+
+describe('a FIFO where a value should be', () => {
+  test('fails the read at once instead of blocking the process', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'certpilot-fifo-'));
+    try {
+      const storage = new FileStorage(root);
+      await storage.put('certs/www/state.json', '{}');
+      fs.rmSync(path.join(root, 'certs', 'www', 'state.json'));
+      execFileSync('mkfifo', [path.join(root, 'certs', 'www', 'state.json')]);
+      await expect(storage.get('certs/www/state.json')).rejects.toMatchObject({ code: 'STORE_IO' });
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });
