@@ -130,7 +130,7 @@ describe('systemd units', () => {
     'Type=exec',
     'User=certpilot',
     'Group=certpilot',
-    'ExecStart=/usr/bin/node --max-semi-space-size=1 --optimize-for-size --max-opt=1 --flush-baseline-code --bytecode-old-age=2 /usr/bin/certpilot run --config /etc/certpilot/certpilot.yaml',
+    'ExecStart=/usr/bin/node --max-semi-space-size=1 --optimize-for-size --max-opt=0 --bytecode-old-age=2 /usr/bin/certpilot run --config /etc/certpilot/certpilot.yaml',
     'Environment=GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072',
     'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=on-failure',
