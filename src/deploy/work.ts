@@ -17,4 +17,3 @@ export function hasDeployWork(deploy: CertificateDeploySpec, settings: DeploySet
     deploy.endpoints.length > 0
   );
 }
-

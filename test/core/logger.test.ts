@@ -106,9 +106,10 @@ describe('winston loads on the first record written', () => {
         loads++;
         return jest.requireActual('winston');
       });
+      type LoggerModule = typeof import('../../src/core/logger');
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { createLogger: isolated } =
-        require('../../src/core/logger') as typeof import('../../src/core/logger');
+      const loggerModule = require('../../src/core/logger') as LoggerModule;
+      const { createLogger: isolated } = loggerModule;
       const stream = new PassThrough();
       let text = '';
       stream.on('data', (c: Buffer) => (text += c.toString('utf8')));
