@@ -184,8 +184,10 @@ export class FileStorage implements PointerStorage {
     try {
       const fd = this.openValue(key);
       try {
-        // Only a regular file holds a value (a FIFO opened without blocking would read as empty).
-        if (!fstatSync(fd).isFile()) throw ioError(`${file} is not a regular file`);
+        // Only a regular file holds a value: a FIFO opened without blocking would read as empty.
+        // A directory is left to the read, whose EISDIR the callers diagnose.
+        const st = fstatSync(fd);
+        if (!st.isFile() && !st.isDirectory()) throw ioError(`${file} is not a regular file`);
         return readFileSync(fd);
       } finally {
         closeSync(fd);
