@@ -140,11 +140,16 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
   try {
     flags = parseFlags(ctx);
     const config = await loadConfig({ path: resolveConfigPath(ctx.global.config) });
-    report = await runCheck(config, flags.options, {
-      now: systemClock.now(),
-      signal: ctx.signal,
-      log: ctx.log,
-    });
+    // A one-shot run: nothing else waits on the event loop while files are read.
+    report = await runCheck(
+      config,
+      { ...flags.options, syncFileReads: true },
+      {
+        now: systemClock.now(),
+        signal: ctx.signal,
+        log: ctx.log,
+      },
+    );
     if (config.certificates.length > 0 && (flags.options.names ?? []).length === 0) {
       report = await withLivenessRow(report, config);
     }

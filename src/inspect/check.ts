@@ -73,6 +73,8 @@ export interface CheckOptions {
    * (the daemon's every-cycle part; it probes endpoints on their own, longer interval).
    */
   readonly endpoints?: boolean;
+  /** Read watched files with synchronous calls (one-shot `check`; FileInspectContext.readSync). */
+  readonly syncFileReads?: boolean;
 }
 
 export interface CheckDeps {
@@ -365,7 +367,7 @@ export async function runCheck(
   }
 
   const [fileRows, endpointRows] = await Promise.all([
-    checkWatchedFiles(sel.files, settings.thresholds, now, signal),
+    checkWatchedFiles(sel.files, settings.thresholds, now, signal, options.syncFileReads === true),
     probeJobs(jobs, { concurrency, connectTimeoutMs, handshakeTimeoutMs, now, signal }),
   ]);
 
@@ -387,6 +389,7 @@ async function checkWatchedFiles(
   global: ThresholdSettings,
   now: Date,
   signal: AbortSignal | undefined,
+  readSync: boolean,
 ): Promise<CheckResult[]> {
   const perEntry = await Promise.all(
     entries.map(async (entry): Promise<CheckResult[]> => {
@@ -409,6 +412,7 @@ async function checkWatchedFiles(
           ...(entry.key !== undefined ? { keyPath: entry.key } : {}),
           checkChain: entry.checkChain,
           ...(signal ? { signal } : {}),
+          ...(readSync ? { readSync } : {}),
         },
         DEFAULT_FILE_CONCURRENCY,
       );

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -232,5 +233,34 @@ describe('mapWithConcurrency', () => {
 
   it('rejects a non-positive concurrency', async () => {
     await expect(mapWithConcurrency([1], 0, async (n) => n)).rejects.toThrow(RangeError);
+  });
+});
+
+describe('inspectFile with synchronous reads (one-shot check)', () => {
+  it('gives the same inspection as the callback reads, key file included', async () => {
+    const file = await write('sync/fullchain.pem', pki.valid.certPem + pki.intermediate.certPem);
+    const keyPath = await write('sync/privkey.pem', pki.expired.keyPem);
+    const both = await Promise.all([
+      inspectFile(file, { ...ctx, keyPath }),
+      inspectFile(file, { ...ctx, keyPath, readSync: true }),
+    ]);
+    expect(both[1]).toEqual(both[0]);
+    expect(both[1].findings.map((f) => f.code)).toEqual(['key-mismatch']);
+  });
+
+  it('reports a FIFO, a directory and a missing file as errors without blocking', async () => {
+    const fifo = path.join(dir, 'sync', 'pipe.pem');
+    execFileSync('mkfifo', [fifo]);
+    const folder = path.join(dir, 'sync', 'folder.pem');
+    await fs.mkdir(folder);
+    const results = await Promise.all(
+      [fifo, folder, path.join(dir, 'sync', 'absent.pem')].map((f) =>
+        inspectFile(f, { ...ctx, readSync: true }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(['unknown', 'unknown', 'unknown']);
+    expect(results[0]!.error).toContain('is not a regular file');
+    expect(results[1]!.error).toContain('is not a regular file');
+    expect(results[2]!.error).toContain('ENOENT');
   });
 });
