@@ -165,8 +165,8 @@ export class FileStorage implements PointerStorage {
     const resolved = this.resolvePointers(key);
     const dir = openDirNoFollowSync(this.root, path.posix.dirname(resolved));
     try {
-      // O_NONBLOCK: a FIFO where a value should be fails the read (EAGAIN) instead of blocking
-      // the process in open(); regular files ignore the flag.
+      // O_NONBLOCK: a FIFO where a value should be is opened without blocking the process (and
+      // then refused by get's regular-file check); regular files ignore the flag.
       return openSync(
         pathInFd(dir, path.posix.basename(resolved)),
         fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK,

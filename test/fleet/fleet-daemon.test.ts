@@ -100,6 +100,9 @@ test('20 certificates on 3 nodes: exactly 20 orders, and every node serves every
   const [nginx, ...reload] = c.nginx.reloadArgv() as [string, ...string[]];
   await execFileP(nginx, reload);
   await c.nginx.settled();
+  // settled() can return before the master has forked the reloaded worker: wait until c's
+  // nginx really serves the placeholder, so `check` meets the state this test sets up.
+  while ((await world.served(c, 'c0')) === current.get('c0')) await new Promise((r) => setTimeout(r, 50));
   const probed = fleetRows((await runCli(['check', '--json', '--config', c.config])).stdout);
   const rowC = probed.find((r) => r.name === 'fleet:c')!;
   expect(rowC.status).toBe('critical');
