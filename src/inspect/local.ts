@@ -66,6 +66,15 @@ export interface FileInspection {
 
 const PRIVATE_KEY_BLOCK = /-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----[\s\S]*?-----END \1-----/;
 
+/** Why `file` is not read: not a regular file, or larger than any PEM bundle. */
+function refuseFile(file: string, st: fs.Stats): Error | undefined {
+  if (!st.isFile()) return new Error(`${file} is not a regular file`);
+  if (st.size > MAX_PEM_FILE_BYTES) {
+    return new Error(`${file} is ${st.size} bytes, larger than any PEM bundle (limit ${MAX_PEM_FILE_BYTES})`);
+  }
+  return undefined;
+}
+
 /**
  * Opens, checks and reads one small file. Written with fs callbacks rather than a FileHandle:
  * each FileHandle step is a promise of its own (open, stat, read, close, plus readFile's
@@ -84,14 +93,8 @@ function readSmallFile(file: string, signal: AbortSignal | undefined): Promise<s
         });
       fs.fstat(fd, (statError, st) => {
         if (statError) return finish({ error: statError });
-        if (!st.isFile()) return finish({ error: new Error(`${file} is not a regular file`) });
-        if (st.size > MAX_PEM_FILE_BYTES) {
-          return finish({
-            error: new Error(
-              `${file} is ${st.size} bytes, larger than any PEM bundle (limit ${MAX_PEM_FILE_BYTES})`,
-            ),
-          });
-        }
+        const refused = refuseFile(file, st);
+        if (refused) return finish({ error: refused });
         // As readFile: a regular file's size bytes (less at an early end of file); when fstat
         // says 0 (some pseudo files), whatever it holds up to its end.
         const size = st.size;
@@ -124,12 +127,8 @@ function readSmallFileSync(file: string): string {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new Error(`${file} is not a regular file`);
-    if (st.size > MAX_PEM_FILE_BYTES) {
-      throw new Error(
-        `${file} is ${st.size} bytes, larger than any PEM bundle (limit ${MAX_PEM_FILE_BYTES})`,
-      );
-    }
+    const refused = refuseFile(file, st);
+    if (refused) throw refused;
     // As readSmallFile: size bytes (less at an early end of file); when fstat says 0, whatever
     // the file holds up to its end.
     let buf = Buffer.allocUnsafe(st.size > 0 ? st.size : 8192);

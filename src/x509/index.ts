@@ -96,8 +96,11 @@ export function parseCertificate(pem: string): CertInfo {
   return readCertificateFields(leaf) ?? parseWithOpenSsl(leaf);
 }
 
-/** parseCertificate through X509Certificate: every certificate readCertificateFields leaves out. */
-function parseWithOpenSsl(leaf: string): CertInfo {
+/**
+ * parseCertificate through X509Certificate: every certificate readCertificateFields leaves out.
+ * Exported as the reference readCertificateFields is tested against (test/x509/fields.test.ts).
+ */
+export function parseWithOpenSsl(leaf: string): CertInfo {
   let x: crypto.X509Certificate;
   try {
     x = new crypto.X509Certificate(leaf);
