@@ -1,14 +1,5 @@
 import crypto from 'node:crypto';
-import {
-  closeSync,
-  constants as fsConstants,
-  existsSync,
-  fstatSync,
-  lstatSync,
-  openSync,
-  promises as fs,
-  type Stats,
-} from 'node:fs';
+import { constants as fsConstants, existsSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { CertpilotError } from '../core/errors';
 
@@ -281,7 +272,7 @@ export async function openDirNoFollow(
   }
 }
 
-/** A directory held open by a plain descriptor (the synchronous readers' walk below). */
+/** A directory held open by a plain descriptor (FileStorage's synchronous reads walk with it). */
 export interface OpenDirFd {
   readonly path: string;
   readonly fd: number;
@@ -291,48 +282,6 @@ export interface OpenDirFd {
 export function pathInFd(dir: OpenDirFd, name: string): string {
   procFd ??= existsSync(PROC_FD);
   return procFd ? `${PROC_FD}/${dir.fd}/${name}` : path.join(dir.path, name);
-}
-
-/**
- * openDirNoFollow for readers, synchronously: the same walk one component at a time with
- * O_NOFOLLOW, relative to the directory opened before, refusing every link and creating
- * nothing. The store reads small files (a certificate, a state record) through it: each read
- * opens half a dozen directories, and a promise and a thread-pool round trip per call cost
- * more than the system calls themselves (a no-op `renew` of 1,000 certificates spent most of
- * its time there). The caller closes the descriptor.
- */
-export function openDirNoFollowSync(base: string, rel: string): OpenDirFd {
-  const start = path.resolve(base);
-  let cur: OpenDirFd;
-  try {
-    cur = { path: start, fd: openSync(start, DIR_FLAGS) };
-  } catch (err) {
-    throw storeError(`cannot open directory ${start}`, err);
-  }
-  try {
-    for (const name of rel.split('/').filter((c) => c !== '' && c !== '.')) {
-      const shown = name === '..' ? path.dirname(cur.path) : path.join(cur.path, name);
-      let fd: number;
-      try {
-        fd = openSync(pathInFd(cur, name), DIR_FLAGS | fsConstants.O_NOFOLLOW);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if ((code === 'ELOOP' || code === 'ENOTDIR') && lstatSync(pathInFd(cur, name)).isSymbolicLink())
-          noLinks.checkLink(path.join(cur.path, name), cur.path, fstatSync(cur.fd));
-        throw err;
-      }
-      closeSync(cur.fd);
-      cur = { path: shown, fd };
-    }
-    return cur;
-  } catch (err) {
-    try {
-      closeSync(cur.fd);
-    } catch {
-      // Already failing: the first error is the one to report.
-    }
-    throw storeError(`cannot open directory ${path.join(start, rel)}`, err);
-  }
 }
 
 /**

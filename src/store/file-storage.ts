@@ -8,6 +8,7 @@ import {
   promises as fs,
   readFileSync,
   readlinkSync,
+  readSync,
   type Dirent,
 } from 'node:fs';
 import path from 'node:path';
@@ -20,12 +21,12 @@ import {
   fsyncDir,
   isTempName,
   openDirNoFollow,
-  openDirNoFollowSync,
   pathIn,
   pathInFd,
   prepareAtomicWriteIn,
   tempNameFor,
   type OpenDir,
+  type OpenDirFd,
 } from './atomic';
 import {
   KEY_SEGMENT,
@@ -117,60 +118,64 @@ export class FileStorage implements PointerStorage {
   }
 
   /**
-   * `key` with the store's own pointers resolved, the one place links are followed below root:
-   * each prefix that is a link is read as getPointer reads it (it must name a key inside root)
-   * and replaced by its target; resolution restarts from the target, which may cross pointers
-   * itself (certs/www/cert.pem -> current/cert.pem -> versions/<id>/cert.pem).
+   * Opens the value at `key`; returns its descriptor, which the caller closes. The walk opens
+   * one component at a time with O_NOFOLLOW, each relative to the directory opened before it
+   * (openDirNoFollow's rule, synchronously: reads are small local files, where a promise and a
+   * thread-pool round trip per call cost more than the system call itself). The store's own
+   * pointers are the one kind of link followed below root: a component that is a link is read
+   * as getPointer reads it (it must name a key inside root), and the walk restarts from root
+   * at its target, which may cross pointers itself (certs/www/cert.pem -> current/cert.pem ->
+   * versions/<id>/cert.pem). A link is found by the no-follow open refusing it, so a read with
+   * no pointer on its way costs one open per component and no lstat.
    *
-   * Reads are synchronous (here, in openValue and in getPointer): small local files, where each
-   * call's promise and thread-pool round trip cost more than the system call itself. Every
-   * public read still yields one turn of the event loop first, so a caller reading in a loop
-   * cannot starve timers and other I/O.
-   */
-  private resolvePointers(key: string): string {
-    let parts = key.split('/');
-    let hops = 0;
-    // Prefixes already seen not to be links: a restart from a pointer's target walks the same
-    // directories again (certs/www twice for certs/www/cert.pem), and the no-follow open after
-    // this refuses a link wherever one appears since, so they are not asked about twice.
-    const plain = new Set<string>();
-    for (let i = 0; i < parts.length; i++) {
-      const prefix = parts.slice(0, i + 1).join('/');
-      if (plain.has(prefix)) continue;
-      let st: ReturnType<typeof lstatSync>;
-      try {
-        st = lstatSync(this.locate(prefix));
-      } catch {
-        // Missing (or not reachable): reported by the open that follows.
-        break;
-      }
-      if (!st.isSymbolicLink()) {
-        plain.add(prefix);
-        continue;
-      }
-      if (++hops > MAX_POINTER_HOPS) throw ioError(`too many pointers at ${this.locate(prefix)}`);
-      const target = this.readPointer(prefix);
-      if (target === null) break;
-      parts = [...(target === '' ? [] : target.split('/')), ...parts.slice(i + 1)];
-      i = -1;
-    }
-    return parts.join('/');
-  }
-
-  /**
-   * Opens the value at `key` (pointers resolved as above) without following any other link;
-   * returns its descriptor, which the caller closes.
+   * Every public read still yields one turn of the event loop first, so a caller reading in a
+   * loop cannot starve timers and other I/O.
    */
   private openValue(key: string): number {
-    const resolved = this.resolvePointers(key);
-    const dir = openDirNoFollowSync(this.root, path.posix.dirname(resolved));
+    let parts = key.split('/');
+    for (let hops = 0; ;) {
+      const opened = this.walk(parts);
+      if ('fd' in opened) return opened.fd;
+      const prefix = parts.slice(0, opened.link + 1).join('/');
+      if (++hops > MAX_POINTER_HOPS) throw ioError(`too many pointers at ${this.locate(prefix)}`);
+      const target = this.readPointer(prefix);
+      // Gone since the walk met it: the next walk reports what is there now.
+      if (target === null) continue;
+      parts = [...(target === '' ? [] : target.split('/')), ...parts.slice(opened.link + 1)];
+    }
+  }
+
+  /** One no-follow walk down `parts` from root: the value's descriptor, or where a link stood. */
+  private walk(parts: readonly string[]): { fd: number } | { link: number } {
+    const last = parts.length - 1;
+    let dir: OpenDirFd;
     try {
-      // O_NONBLOCK: a FIFO where a value should be is opened without blocking the process (and
-      // then refused by get's regular-file check); regular files ignore the flag.
-      return openSync(
-        pathInFd(dir, path.posix.basename(resolved)),
-        fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK,
-      );
+      // Root itself is opened by its path: it is the operator's choice (links included).
+      dir = { path: this.root, fd: openSync(this.root, DIR_FLAGS) };
+    } catch (err) {
+      throw ioError(`cannot open directory ${this.root}`, err);
+    }
+    try {
+      for (let i = 0; i <= last; i++) {
+        const name = parts[i];
+        let fd: number;
+        try {
+          // O_NONBLOCK: a FIFO where a value should be is opened without blocking the process
+          // (and then refused by get's regular-file check); regular files ignore the flag.
+          fd = openSync(pathInFd(dir, name), i === last ? VALUE_FLAGS : DIR_FLAGS | fsConstants.O_NOFOLLOW);
+        } catch (err) {
+          // O_NOFOLLOW meets a link as ELOOP, or as ENOTDIR when a directory was asked for.
+          const code = errnoOf(err);
+          if ((code === 'ELOOP' || code === 'ENOTDIR') && isLinkIn(dir, name)) return { link: i };
+          if (i === last) throw err;
+          throw ioError(`cannot open directory ${path.join(dir.path, name)}`, err);
+        }
+        if (i === last) return { fd };
+        closeSync(dir.fd);
+        dir = { path: path.join(dir.path, name), fd };
+      }
+      // parts is never empty: assertKey refuses '' for values.
+      throw ioError(`no value at ${this.root}`);
     } finally {
       closeSync(dir.fd);
     }
@@ -188,7 +193,7 @@ export class FileStorage implements PointerStorage {
         // A directory is left to the read, whose EISDIR the callers diagnose.
         const st = fstatSync(fd);
         if (!st.isFile() && !st.isDirectory()) throw ioError(`${file} is not a regular file`);
-        return readFileSync(fd);
+        return st.isFile() ? readExactly(fd, st.size) : readFileSync(fd);
       } finally {
         closeSync(fd);
       }
@@ -355,6 +360,30 @@ export class FileStorage implements PointerStorage {
     if (resolved === null) throw ioError(`${link} points outside ${this.root} (${target})`);
     return resolved;
   }
+}
+
+const DIR_FLAGS = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY;
+const VALUE_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+
+/** Whether `name` in the open directory is a symbolic link (false when it is gone). */
+function isLinkIn(dir: OpenDirFd, name: string): boolean {
+  return lstatSync(pathInFd(dir, name), { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
+}
+
+/**
+ * The `size` bytes of a regular file whose fstat the caller already has (readFileSync would
+ * fstat it again). Values are replaced by rename, never written in place, so the size holds;
+ * a file that is shorter after all is read to its end.
+ */
+function readExactly(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const n = readSync(fd, buf, got, size - got, null);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === size ? buf : buf.subarray(0, got);
 }
 
 /** A pointer chain longer than this is a loop (the kernel's own limit for links is 40). */

@@ -69,6 +69,24 @@ describe('FileStorage specifics', () => {
     ]);
   });
 
+  test('a pointer loop is an error, a dangling pointer reads as absent', async () => {
+    await storage.put('certs/www/versions/1/cert.pem', 'one');
+    const dir = path.join(root, 'state', 'certs', 'www');
+    fs.symlinkSync('b', path.join(dir, 'a'));
+    fs.symlinkSync('a', path.join(dir, 'b'));
+    await expect(storage.get('certs/www/a/cert.pem')).rejects.toThrow(
+      /too many pointers at .*certs\/www\/[ab]/,
+    );
+    await expect(storage.get('certs/www/a')).rejects.toThrow(/too many pointers/);
+    fs.symlinkSync('versions/9', path.join(dir, 'current'));
+    expect(await storage.get('certs/www/current/cert.pem')).toBeNull();
+    expect(await storage.stat('certs/www/current/cert.pem')).toBeNull();
+    // A pointer to a pointer to a directory, then a file below it.
+    fs.symlinkSync('versions/1', path.join(dir, 'v1'));
+    fs.symlinkSync('v1', path.join(dir, 'latest'));
+    expect((await storage.get('certs/www/latest/cert.pem'))?.toString()).toBe('one');
+  });
+
   test('temp entries a crash left are never listed, and sweep removes them', async () => {
     await storage.put('journal/www.json', '{}');
     const dir = path.join(root, 'state', 'journal');
