@@ -17,6 +17,34 @@ export interface DerNode {
   readonly content: Buffer;
   /** Identifier, length and content octets: the element exactly as encoded. */
   readonly raw: Buffer;
+  /** raw.length, without making the view. */
+  readonly size: number;
+}
+
+/**
+ * An element as offsets into the buffer it was read from; its views are made when first asked
+ * for. A walk reads the tag and size of every element but the content of few: a certificate
+ * has about a hundred elements, and two Buffer views each made a no-op renew over 1,000
+ * certificates allocate some 20 MB for the garbage collector to sweep.
+ */
+export class DerElement implements DerNode {
+  private contentView: Buffer | undefined;
+  constructor(
+    readonly tag: number,
+    private readonly buf: Buffer,
+    private readonly start: number,
+    private readonly body: number,
+    private readonly end: number,
+  ) {}
+  get content(): Buffer {
+    return (this.contentView ??= this.buf.subarray(this.body, this.end));
+  }
+  get raw(): Buffer {
+    return this.buf.subarray(this.start, this.end);
+  }
+  get size(): number {
+    return this.end - this.start;
+  }
 }
 
 export const TAG = {
@@ -54,17 +82,18 @@ export function readDer(buf: Buffer, offset = 0, end = buf.length): DerNode {
     for (let i = 0; i < count; i++) length = length * 256 + buf[pos++];
   }
   if (pos + length > end) throw new DerError('truncated content');
-  return { tag, content: buf.subarray(pos, pos + length), raw: buf.subarray(offset, pos + length) };
+  return new DerElement(tag, buf, offset, pos, pos + length);
 }
 
 /** The elements inside a constructed element (SEQUENCE, SET, [n] EXPLICIT). */
 export function childrenOf(node: DerNode): DerNode[] {
   const out: DerNode[] = [];
   let offset = 0;
-  while (offset < node.content.length) {
-    const child = readDer(node.content, offset);
+  const content = node.content;
+  while (offset < content.length) {
+    const child = readDer(content, offset);
     out.push(child);
-    offset += child.raw.length;
+    offset += child.size;
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { KeyType } from '../config/types';
-import { TAG, childrenOf, decodeOid, decodeTime, readDer, type DerNode } from './der';
+import { DerElement, TAG, childrenOf, decodeOid, decodeTime, readDer, type DerNode } from './der';
 
 /**
  * Certificate fields read from the DER alone. OpenSSL 3 decodes the public key of every
@@ -14,6 +14,9 @@ import { TAG, childrenOf, decodeOid, decodeTime, readDer, type DerNode } from '.
 
 const OID_SUBJECT_ALT_NAME = '2.5.29.17';
 const OID_AUTHORITY_KEY_ID = '2.5.29.35';
+/** The same two OIDs as DER content octets, for the reader that compares them in hex. */
+const OID_SAN_HEX = '551d11';
+const OID_AKI_HEX = '551d23';
 /** GeneralName dNSName is [2] IMPLICIT IA5String (RFC 5280 §4.2.1.6). */
 const GENERAL_NAME_DNS = 0x82;
 /** AuthorityKeyIdentifier.keyIdentifier is [0] IMPLICIT OCTET STRING (RFC 5280 §4.2.1.1). */
@@ -56,10 +59,7 @@ export function readTbs(der: Buffer): {
       const value = parts[parts.length - 1];
       if (value?.tag !== TAG.OCTET_STRING) continue;
       if (oid === OID_SUBJECT_ALT_NAME) names = dnsNames(readDer(value.content));
-      if (oid === OID_AUTHORITY_KEY_ID) {
-        const id = childrenOf(readDer(value.content)).find((n) => n.tag === AKI_KEY_IDENTIFIER);
-        if (id) authorityKeyId = id.content.toString('hex').toUpperCase();
-      }
+      if (oid === OID_AUTHORITY_KEY_ID) authorityKeyId = akiKeyIdentifier(value);
     }
   }
   return {
@@ -70,6 +70,12 @@ export function readTbs(der: Buffer): {
     authorityKeyId,
     issuerIsSubject: issuer !== undefined && subject !== undefined && issuer.raw.equals(subject.raw),
   };
+}
+
+/** The keyIdentifier of an Authority Key Identifier extension's value, upper-case hex. */
+function akiKeyIdentifier(extnValue: DerNode): string | undefined {
+  const id = childrenOf(readDer(extnValue.content)).find((n) => n.tag === AKI_KEY_IDENTIFIER);
+  return id ? id.content.toString('hex').toUpperCase() : undefined;
 }
 
 function dnsNames(generalNames: DerNode): string[] {
@@ -128,7 +134,7 @@ function element(buf: Buffer, offset: number, end: number): DerNode {
     if (length < 0x80 || (count > 1 && length < 1 << (8 * (count - 1)))) notPlain();
   }
   if (pos + length > end) notPlain();
-  return { tag, content: buf.subarray(pos, pos + length), raw: buf.subarray(offset, pos + length) };
+  return new DerElement(tag, buf, offset, pos, pos + length);
 }
 
 function children(node: DerNode): DerNode[] {
@@ -137,7 +143,7 @@ function children(node: DerNode): DerNode[] {
   for (let offset = 0; offset < c.length;) {
     const child = element(c, offset, c.length);
     out.push(child);
-    offset += child.raw.length;
+    offset += child.size;
   }
   return out;
 }
@@ -267,7 +273,7 @@ function plainKeyType(spki: DerNode): KeyType | 'unknown' {
   if (algorithm === OID_RSA) {
     if (params?.tag !== 0x05 || params.content.length !== 0) notPlain();
     const rsa = element(key, 1, key.length);
-    if (rsa.raw.length !== key.length - 1) notPlain();
+    if (rsa.size !== key.length - 1) notPlain();
     const [n, e, rest] = children(expect(rsa, TAG.SEQUENCE));
     const modulus = positiveInteger(n);
     positiveInteger(e);
@@ -304,7 +310,7 @@ export function readCertificateFields(leaf: string): CertInfo | undefined {
     if (body.length % 4 !== 0) return undefined;
     const der = Buffer.from(body, 'base64');
     const cert = element(der, 0, der.length);
-    if (cert.raw.length !== der.length) return undefined;
+    if (cert.size !== der.length) return undefined;
     const [tbs, sigAlg, signature, more] = children(expect(cert, TAG.SEQUENCE));
     if (more || expect(signature, TAG.BIT_STRING).content[0] !== 0) return undefined;
     const [sigOid, , sigExtra] = children(expect(sigAlg, TAG.SEQUENCE));
@@ -327,6 +333,9 @@ export function readCertificateFields(leaf: string): CertInfo | undefined {
     if ((f[3] as DerNode).raw.equals((f[5] as DerNode).raw)) return undefined;
     const keyType = plainKeyType(f[6] as DerNode);
     if (f.length > 8) return undefined;
+    // The rest as readTbs reads it (the OpenSSL path uses readTbs), from the elements at hand.
+    let names: string[] = [];
+    let authorityKeyId: string | undefined;
     if (f.length === 8) {
       const [list, after] = children(expect(f[7], 0xa3));
       if (after) return undefined;
@@ -340,24 +349,26 @@ export function readCertificateFields(leaf: string): CertInfo | undefined {
           const critical = expect(parts[1], TAG.BOOLEAN).content;
           if (critical.length !== 1 || critical[0] !== 0xff) return undefined;
         } else if (parts.length !== 2) return undefined;
-        expect(parts[parts.length - 1], TAG.OCTET_STRING);
+        const value = expect(parts[parts.length - 1], TAG.OCTET_STRING);
+        if (oid === OID_SAN_HEX) names = dnsNames(readDer(value.content));
+        if (oid === OID_AKI_HEX) authorityKeyId = akiKeyIdentifier(value);
       }
     }
-    const t = readTbs(der);
+    const [notBefore, notAfter] = validity as [DerNode, DerNode];
     const serialHex = serial.toString('hex', serial[0] === 0 ? 1 : 0).toUpperCase();
     return {
       pem: leaf,
       serial: serialHex,
-      notBefore: t.notBefore,
-      notAfter: t.notAfter,
-      names: t.names,
+      notBefore: decodeTime(notBefore),
+      notAfter: decodeTime(notAfter),
+      names,
       subject,
       issuer,
       fingerprint256: createHash('sha256').update(der).digest('hex').toUpperCase(),
       keyType,
       selfSigned: false,
-      authorityKeyId: t.authorityKeyId,
-      serialDer: t.serialDer,
+      authorityKeyId,
+      serialDer: serial.toString('hex').toUpperCase(),
     };
   } catch {
     // Not plain, or malformed: the OpenSSL path parses it, or reports why it cannot.
