@@ -1,6 +1,5 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
-import { parse } from 'yaml';
-import { parsedConfigText } from '../config/file';
+import { parsedConfigText, parseYaml } from '../config/file';
 import { secretOwnerMessage, settleSecretOwner } from '../config/secrets';
 import { ConfigError, type ConfigIssue } from '../core/errors';
 import type { Logger } from '../core/logger';
@@ -134,7 +133,7 @@ function warnAboutConfigFile(configPath: string, runAsGid: number, log: Logger):
 /** The loader has just parsed the same text; should that fail now, there is nothing to warn about. */
 function parseQuietly(text: string): unknown {
   try {
-    return parse(text) as unknown;
+    return parseYaml(text, '');
   } catch {
     return undefined;
   }

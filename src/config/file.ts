@@ -1,13 +1,15 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { isPair, isScalar, LineCounter, parseDocument, visit } from 'yaml';
+import type { Document } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../core/errors';
 import { redactText } from '../core/redact';
+import { readYamlFast } from './yaml-fast';
 
 /**
  * Reading the configuration file: YAML (1.2, unique keys, bounded aliases, octal file modes)
  * or JSON. Syntax problems are ConfigErrors with a line and column; nothing here knows the
- * schema.
+ * schema. YAML is read by yaml-fast.ts when it can give exactly this reading, by the `yaml`
+ * package otherwise (docs/decisions.md, 10).
  */
 
 /** Paths for problems that have no config path: the file itself, or its syntax. */
@@ -40,8 +42,9 @@ function fileError(file: string, message: string, issuePath = FILE_PATH): Config
  * YAML 1.2 reads `mode: 0644` as the decimal number 644. Nobody means that, so for mode keys
  * a plain integer is handed on as its source text, which parseMode reads as octal.
  */
-function keepModesOctal(doc: ReturnType<typeof parseDocument>): void {
-  visit(doc, {
+function keepModesOctal(yaml: YamlPackage, doc: Document): void {
+  const { isPair, isScalar } = yaml;
+  yaml.visit(doc, {
     Pair(_, pair) {
       if (!isPair(pair) || !isScalar(pair.key) || !MODE_KEYS.includes(String(pair.key.value))) return;
       const v = pair.value;
@@ -97,11 +100,28 @@ function checkNesting(value: unknown, file: string, where: string): unknown {
   return value;
 }
 
-function parseYaml(text: string, file: string): unknown {
-  const lineCounter = new LineCounter();
-  let doc: ReturnType<typeof parseDocument>;
+type YamlPackage = typeof import('yaml');
+
+/**
+ * The YAML document's value. Most configurations take the fast reading (yaml-fast.ts), which
+ * gives exactly what this function's own reading would; anything else (every error among
+ * them) is read here by the `yaml` package, loaded only then.
+ */
+export function parseYaml(text: string, file: string): unknown {
+  const fast = readYamlFast(text);
+  if (fast !== undefined) return checkNesting(fast, file, '(yaml)');
+  return parseYamlDocument(text, file);
+}
+
+/** The reference reading: the `yaml` package's document, its errors with line and column. */
+export function parseYamlDocument(text: string, file: string): unknown {
+  // Loaded here, not at start-up: most runs never need it (see parseYaml).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const yaml = require('yaml') as YamlPackage;
+  const lineCounter = new yaml.LineCounter();
+  let doc: Document;
   try {
-    doc = parseDocument(text, { prettyErrors: false, lineCounter, uniqueKeys: true });
+    doc = yaml.parseDocument(text, { prettyErrors: false, lineCounter, uniqueKeys: true });
   } catch (e) {
     if (e instanceof RangeError) throw new ConfigError([nestingIssue('(yaml)')], file);
     throw e;
@@ -113,7 +133,7 @@ function parseYaml(text: string, file: string): unknown {
     });
     throw new ConfigError(syntaxIssues('(yaml)', problems), file);
   }
-  keepModesOctal(doc);
+  keepModesOctal(yaml, doc);
   try {
     return checkNesting(doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }), file, '(yaml)');
   } catch (e) {
