@@ -1,11 +1,9 @@
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import { withDeadline } from '../core/abort';
 import { CertpilotError, abortError } from '../core/errors';
 import { configuredHostLookup } from '../dns/host-lookup';
 import type { CertInfo } from '../x509';
 import { isTlsTrustCode, parseRetryAfter, tlsTrustHint } from './errors';
-import { secureContextTrusting } from './trust';
 
 /**
  * ACME Renewal Information (ARI, RFC 9773). The CA tells each certificate when to renew
@@ -110,7 +108,11 @@ interface RawResponse {
 function httpGet(url: string, opts: AriRequestOptions, component: string): Promise<RawResponse> {
   const signal = withDeadline(opts.signal, opts.timeoutMs ?? ARI_DEFAULT_TIMEOUT_MS);
   const u = new URL(url);
-  const mod = u.protocol === 'http:' ? http : https;
+  // Loaded on the first request, not with this module: a renew with nothing due asks no CA.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const mod = (u.protocol === 'http:' ? require('node:http') : require('node:https')) as typeof http;
+  const { secureContextTrusting } = require('./trust') as typeof import('./trust');
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const ca = opts.ca === undefined ? undefined : typeof opts.ca === 'string' ? opts.ca : opts.ca.join('\n');
   // dns.resolvers, when set, resolve the CA's host name too (never getaddrinfo).
   const lookup = configuredHostLookup();

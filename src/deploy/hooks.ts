@@ -1,7 +1,6 @@
 import { describeError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { CommandSpec } from '../config/types';
-import { runChecked } from './command';
 
 /**
  * pre and post hooks. pre stops at the first failure (its job is usually to make renewal
@@ -16,6 +15,10 @@ export async function runHookList(
   opts: { log: Logger; signal?: AbortSignal; stopOnFailure: boolean },
 ): Promise<string[]> {
   const errors: string[] = [];
+  if (hooks.length === 0) return errors;
+  // The command runner (child_process and its helpers) loads when a hook is to run.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runChecked } = require('./command') as typeof import('./command');
   for (const [i, hook] of hooks.entries()) {
     try {
       await runChecked(hook, {

@@ -1,5 +1,5 @@
 import type { LookupOptions } from 'node:dns';
-import net from 'node:net';
+import type net from 'node:net';
 import { CertpilotError } from '../core/errors';
 import { normalizeName } from './names';
 import type { DnsResolver, ResolverSettings } from './resolver';
@@ -44,8 +44,17 @@ function createAddressCache(resolver: AddressResolver, now: () => number) {
   };
 }
 
+/**
+ * node:net, loaded when a lookup first runs: importing this module (config validation does)
+ * must not cost a run that connects nowhere the 5 ms of loading it.
+ */
+function netModule(): typeof net {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('node:net') as typeof net;
+}
+
 function familyOf(address: string): 4 | 6 {
-  return net.isIPv6(address) ? 6 : 4;
+  return netModule().isIPv6(address) ? 6 : 4;
 }
 
 /** `localhost` is the machine itself (RFC 6761 section 6.3): never a question to anyone. */
@@ -71,7 +80,7 @@ function requestedFamily(options: LookupOptions | number | undefined): number | 
 export function createHostLookup(resolver: AddressResolver, now: () => number = Date.now): HostLookup {
   const addressesOf = createAddressCache(resolver, now);
   const resolve = async (hostname: string, family: number | undefined): Promise<string[]> => {
-    if (net.isIP(hostname) !== 0) return [hostname];
+    if (netModule().isIP(hostname) !== 0) return [hostname];
     const host = normalizeName(hostname);
     if (host === 'localhost' || host.endsWith('.localhost')) return localAddresses(family);
     const [v4, v6] = await Promise.all([

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { CertpilotError } from '../core/errors';
 import { certificateDer, splitPemChain } from '../x509';
 
@@ -162,6 +162,12 @@ export async function verifyOutput(
   }
 }
 
+/** node:tls, loaded when an output is verified (not when a run only plans). */
+function tlsModule(): typeof tls {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('node:tls') as typeof tls;
+}
+
 function verifyBundle(data: Buffer, exp: Expected, found: string[]): void {
   sameCerts('pem-bundle', found, [exp.leaf, ...exp.chain], 'holds');
   sameKey(
@@ -170,7 +176,9 @@ function verifyBundle(data: Buffer, exp: Expected, found: string[]): void {
     exp,
   );
   // OpenSSL loads it the way a TLS server will (cert and key from the one file, and checks the pair).
-  parsed('pem-bundle', 'OpenSSL refuses it', () => tls.createSecureContext({ cert: data, key: data }));
+  parsed('pem-bundle', 'OpenSSL refuses it', () =>
+    tlsModule().createSecureContext({ cert: data, key: data }),
+  );
 }
 
 function verifyPkcs12(
@@ -190,5 +198,7 @@ function verifyPkcs12(
   if (friendlyName !== undefined && p12.friendlyName !== friendlyName)
     throw verifyError('pkcs12', 'the friendly name is not the configured one');
   // A second, independent reader: OpenSSL checks the MAC, decrypts the key and pairs it.
-  parsed('pkcs12', 'OpenSSL refuses it', () => tls.createSecureContext({ pfx: data, passphrase: password }));
+  parsed('pkcs12', 'OpenSSL refuses it', () =>
+    tlsModule().createSecureContext({ pfx: data, passphrase: password }),
+  );
 }

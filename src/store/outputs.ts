@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
+import type { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { readSecretFile } from '../config/secrets';
 import type { FileOutput } from '../config/types';
 import { CertpilotError } from '../core/errors';
@@ -67,7 +66,16 @@ export interface OutputFiles {
 }
 const FILE_KEYS: readonly (keyof OutputFiles)[] = ['key', 'cert', 'chain', 'fullchain'];
 
-const execFileAsync = promisify(execFile);
+/** execFile as a promise; node:child_process loads when an owner name is first looked up. */
+function execFileAsync(file: string, args: string[], opts: { timeout: number }): Promise<{ stdout: string }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const run = (require('node:child_process') as { execFile: typeof execFile }).execFile;
+  return new Promise((resolve, reject) => {
+    run(file, args, { ...opts, encoding: 'utf8' }, (err, stdout) =>
+      err ? reject(err) : resolve({ stdout }),
+    );
+  });
+}
 
 function storeIo(message: string, cause?: unknown): CertpilotError {
   return new CertpilotError('STORE_IO', `store: ${message}`, cause === undefined ? {} : { cause });
