@@ -167,7 +167,9 @@ export class FileStorage implements PointerStorage {
           // O_NOFOLLOW meets a link as ELOOP, or as ENOTDIR when a directory was asked for.
           const code = errnoOf(err);
           if ((code === 'ELOOP' || code === 'ENOTDIR') && isLinkIn(dir, name)) return { link: i };
-          if (i === last) throw err;
+          // An absent key is common (a certificate without state yet) and its callers only ask
+          // for the code: no wrapping error is built for it.
+          if (i === last || code === 'ENOENT') throw err;
           throw ioError(`cannot open directory ${path.join(dir.path, name)}`, err);
         }
         if (i === last) return { fd };
