@@ -47,13 +47,17 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-/** Runs `times` measured runs after one warm-up (page cache, not a JIT: each run is a new process). */
+/**
+ * Runs `times` measured runs after `warmups` unmeasured ones (default one: the page cache, not a
+ * JIT, since each run is a new process; a long-lived peer such as the endpoint farm may need more).
+ */
 export async function timeRuns(
   args: readonly string[],
   times: number,
   accept: (r: Run) => void,
+  warmups = 1,
 ): Promise<{ runs: number[]; medianMs: number; medianCpuMs: number; last: Run }> {
-  accept(await runCertpilot(args));
+  for (let i = 0; i < warmups; i++) accept(await runCertpilot(args));
   const runs: number[] = [];
   const cpu: number[] = [];
   let last: Run | undefined;
