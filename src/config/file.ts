@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Document } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../core/errors';
 import { redactText } from '../core/redact';
-import { readYamlFast } from './yaml-fast';
+import { MODE_KEYS, readYamlFast } from './yaml-fast';
 
 /**
  * Reading the configuration file: YAML (1.2, unique keys, bounded aliases, octal file modes)
@@ -31,9 +31,6 @@ const MAX_SYNTAX_ISSUES = 5;
  */
 const MAX_MESSAGE_CHARS = 80;
 
-/** Keys whose YAML integers are file modes: read as octal, the way chmod reads them. */
-const MODE_KEYS = ['mode', 'keyMode'];
-
 function fileError(file: string, message: string, issuePath = FILE_PATH): ConfigError {
   return new ConfigError([{ path: issuePath, message }], file);
 }
@@ -46,7 +43,7 @@ function keepModesOctal(yaml: YamlPackage, doc: Document): void {
   const { isPair, isScalar } = yaml;
   yaml.visit(doc, {
     Pair(_, pair) {
-      if (!isPair(pair) || !isScalar(pair.key) || !MODE_KEYS.includes(String(pair.key.value))) return;
+      if (!isPair(pair) || !isScalar(pair.key) || !MODE_KEYS.has(String(pair.key.value))) return;
       const v = pair.value;
       if (isScalar(v) && typeof v.value === 'number' && v.type === 'PLAIN' && typeof v.source === 'string') {
         v.value = v.source;

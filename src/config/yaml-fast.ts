@@ -14,16 +14,19 @@ import { load, Schema, Type } from 'js-yaml';
  * - Plain scalars resolve by the YAML 1.2 core schema rules exactly as `yaml` applies them
  *   (the same patterns, in the same order, with the same conversions), not js-yaml's own
  *   variants (it also reads 0b binary and signed hex).
- * - Any tag is refused: the schema has no type a document can name (its tags contain a
- *   space, which no YAML tag can), so `!!str`, `!!binary` or a local tag make js-yaml throw.
+ * - Any tag is refused: a `!` where a node can start sends the text on, and the schema has no
+ *   type a document could name anyway (its tags contain a space, which no YAML tag can).
+ * - A line starting with `---` or `...` other than the marker alone sends the text on (`yaml`
+ *   refuses some content after `---`; js-yaml reads `------` as a marker).
  * - An alias is refused before parsing: `yaml` bounds how far aliases expand and js-yaml does
  *   not. A `*` where a node can start (after a space, a line start or a flow indicator) sends
  *   the text on; a `*` inside a word or a path (`/etc/ssl/*.pem`) does not.
  * - A key that may be a collection (after `?`, or a flow collection before `:`) is refused
  *   before parsing: the two parsers print such a key differently.
  * - A quoted scalar or flow collection that continues on another line, a line longer than
- *   1,024 characters, or a directive (`%YAML 1.1` changes the schema) sends the text on:
- *   js-yaml accepts some continuation lines `yaml` refuses, and longer implicit keys.
+ *   1,024 characters, a directive (`%YAML 1.1` changes the schema) or a carriage return not
+ *   followed by a line feed sends the text on: js-yaml accepts some continuation lines `yaml`
+ *   refuses, and longer implicit keys, and reads a lone CR as a line break.
  * - A null key is the empty string to `yaml` and "null" to js-yaml: a key of either spelling
  *   sends the document on.
  * - Every js-yaml error (syntax, duplicate key, stack overflow) sends the document on, so
@@ -34,7 +37,7 @@ import { load, Schema, Type } from 'js-yaml';
  */
 
 /** Keys whose plain numbers stay source text (file modes: `0644` is octal to the operator). */
-const MODE_KEYS = new Set(['mode', 'keyMode']);
+export const MODE_KEYS: ReadonlySet<string> = new Set(['mode', 'keyMode']);
 
 /**
  * A plain number with its source text, while the document is read: a mode key's value becomes
@@ -86,9 +89,19 @@ const CORE = new Schema({
 /**
  * Texts only `yaml` reads. A `*` where a node can begin: an alias (or a plain scalar `yaml`
  * refuses). A `?` key indicator, or a flow collection followed by `:`: a key that may be a
- * collection, which the two parsers turn into different strings.
+ * collection, which the two parsers turn into different strings. And the two below.
  */
-const HAND_ON = [/(?:^|[\s[{,:])\*/, /(?:^|[\s[{,])\?(?:\s|$)/, /[\]}]\s*:(?:\s|$)/];
+const HAND_ON = [
+  /(?:^|[\s[{,:])\*/,
+  /(?:^|[\s[{,])\?(?:\s|$)/,
+  /[\]}]\s*:(?:\s|$)/,
+  // A tag, the non-specific `!` included (`yaml` reads `k: !` as "", js-yaml as null).
+  /(?:^|[\s[{,:])!/,
+  // A line that starts with `---` or `...` and is not that marker alone (with a comment at
+  // most): `yaml` refuses a block collection after `---`, and js-yaml reads `------` as a
+  // marker and `---`.
+  /^(?:---|\.\.\.)(?![ \t]*(?:#.*)?$)/m,
+];
 
 /**
  * Whether every line stands alone: no quoted scalar or flow collection continues on the next
@@ -171,7 +184,13 @@ function finish(value: unknown, seen: Set<object>, key?: string): unknown {
 export function readYamlFast(text: string): unknown {
   // Whole-line comments say nothing to either parser (a `*` in one is not an alias).
   const content = text.replace(/^[ \t]*#.*$/gm, '');
-  if (HAND_ON.some((re) => re.test(content)) || /^%/m.test(content) || !linesStandAlone(content))
+  if (
+    HAND_ON.some((re) => re.test(content)) ||
+    /^%/m.test(content) ||
+    // A carriage return alone ends a line for js-yaml; `yaml` keeps it as text in places.
+    /\r(?!\n)/.test(text) ||
+    !linesStandAlone(content)
+  )
     return undefined;
   try {
     const value = load(text, { schema: CORE });

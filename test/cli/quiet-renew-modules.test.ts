@@ -34,7 +34,7 @@ process.on('exit', () => {
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'certpilot-quiet-renew-'));
   const stateDir = path.join(dir, 'state');
-  const store = new CertStore({ stateDir });
+  const store = new CertStore({ stateDir, archiveDepth: 5 });
   const ca = makeCa();
   const now = Date.now();
   for (const name of ['www', 'api']) {

@@ -138,6 +138,14 @@ describe('the fast reading gives what the yaml package gives', () => {
     ['a key and value on separate lines', 'a:\n  b\n'],
     ['indented sequence', 'a:\n- 1\n- 2\n'],
     ['block scalar indicators', 'a: |2-\n   x\nb: >+\n  y\n\nc: |\n  z\n'],
+    ['a lone carriage return', 'k: "a\rb"\n\rj: v\n'],
+    ['content after ---', '--- k: v\n'],
+    ['dashes that are not a marker', '------\n'],
+    ['dots that are not a marker', 'k: v\n....\n'],
+    ['a block scalar after ---', '--- |\n  text\n'],
+    ['the non-specific tag', 'k: !\nj: ! v\n'],
+    ['an exclamation mark inside a value', 'k: hello!world\n'],
+    ['control characters', 'k: "a\u0007b"\nj: a\u0085b\nl: a\u2028b\n'],
   ])('%s', (_name, text) => {
     same(text);
   });
