@@ -24,9 +24,11 @@ import { load, Schema, Type } from 'js-yaml';
  * - A key that may be a collection (after `?`, or a flow collection before `:`) is refused
  *   before parsing: the two parsers print such a key differently.
  * - A quoted scalar or flow collection that continues on another line, a line longer than
- *   1,024 characters, a directive (`%YAML 1.1` changes the schema) or a carriage return not
- *   followed by a line feed sends the text on: js-yaml accepts some continuation lines `yaml`
- *   refuses, and longer implicit keys, and reads a lone CR as a line break.
+ *   1,024 characters, a directive (`%YAML 1.1` changes the schema), a carriage return, an
+ *   anchor, or a block scalar with an indentation indicator or at the start of a line sends
+ *   the text on: in each the two parsers were seen to disagree (js-yaml accepts some
+ *   continuation lines `yaml` refuses, longer implicit keys and two anchors on a node, and
+ *   reads a lone CR as a line break).
  * - A null key is the empty string to `yaml` and "null" to js-yaml: a key of either spelling
  *   sends the document on.
  * - Every js-yaml error (syntax, duplicate key, stack overflow) sends the document on, so
@@ -97,10 +99,24 @@ const HAND_ON = [
   /[\]}]\s*:(?:\s|$)/,
   // A tag, the non-specific `!` included (`yaml` reads `k: !` as "", js-yaml as null).
   /(?:^|[\s[{,:])!/,
+  // An anchor: harmless alone, but `yaml` refuses two on one node and js-yaml does not.
+  /(?:^|[\s[{,:])&/,
+  // A block scalar with an explicit indentation indicator, or one that starts a line (the
+  // root node, or a value below its key): the two disagree on where some of those end.
+  /[|>][-+]?[1-9]|[|>][1-9]/,
+  /^[ \t]*[|>]/m,
   // A line that starts with `---` or `...` and is not that marker alone (with a comment at
   // most): `yaml` refuses a block collection after `---`, and js-yaml reads `------` as a
   // marker and `---`.
-  /^(?:---|\.\.\.)(?![ \t]*(?:#.*)?$)/m,
+  /^(?:---|\.\.\.)(?![ \t]*$|[ \t]+#.*$)/m,
+  // A document whose first line of content is indented: js-yaml accepts later lines that are
+  // indented less, `yaml` does not.
+  /^(?:[ \t]*(?:#.*)?(?:\n|$)|---[ \t]*(?:[ \t]#.*)?\n)*[ \t]+[^\s#]/,
+  // A comment right after a quote or a bracket: `yaml` wants white space before it.
+  /["'\]}]#/,
+  // A tab in a line's leading white space: `yaml` refuses tabs as indentation, js-yaml reads
+  // some of them as separation.
+  /^ *\t/m,
 ];
 
 /**
@@ -187,8 +203,9 @@ export function readYamlFast(text: string): unknown {
   if (
     HAND_ON.some((re) => re.test(content)) ||
     /^%/m.test(content) ||
-    // A carriage return alone ends a line for js-yaml; `yaml` keeps it as text in places.
-    /\r(?!\n)/.test(text) ||
+    // A carriage return: js-yaml reads a lone one as a line break, `yaml` as text in places,
+    // and the two differ on CRLF in some block scalars.
+    text.includes('\r') ||
     !linesStandAlone(content)
   )
     return undefined;
