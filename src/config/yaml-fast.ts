@@ -169,7 +169,7 @@ class HandOn extends Error {}
 
 /**
  * The value with every PlainNumber replaced; throws HandOn for a shared collection (an alias
- * that slipped past ALIAS_START) or a null key.
+ * that slipped past HAND_ON) or a null key.
  */
 function finish(value: unknown, seen: Set<object>, key?: string): unknown {
   if (value instanceof PlainNumber)
