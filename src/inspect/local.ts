@@ -3,6 +3,7 @@ import path from 'node:path';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { throwIfAborted } from '../core/abort';
 import { describeError } from '../core/errors';
+import { readOpenFileSync } from '../core/read-fd';
 import { splitPemChain, type CertInfo } from '../x509';
 import { parseCertificateCached } from '../x509/cache';
 import { mapWithConcurrency } from '../core/concurrency';
@@ -131,20 +132,7 @@ function readSmallFileSync(file: string): string {
     if (refused) throw refused;
     // As readSmallFile: size bytes (less at an early end of file); when fstat says 0, whatever
     // the file holds up to its end.
-    let buf = Buffer.allocUnsafe(st.size > 0 ? st.size : 8192);
-    let length = 0;
-    for (;;) {
-      if (length === buf.length) {
-        if (st.size > 0) break;
-        const bigger = Buffer.allocUnsafe(buf.length * 2);
-        buf.copy(bigger, 0, 0, length);
-        buf = bigger;
-      }
-      const n = fs.readSync(fd, buf, length, buf.length - length, null);
-      if (n === 0) break;
-      length += n;
-    }
-    return buf.toString('utf8', 0, length);
+    return readOpenFileSync(fd, st.size).toString('utf8');
   } finally {
     fs.closeSync(fd);
   }

@@ -8,13 +8,13 @@ import {
   promises as fs,
   readFileSync,
   readlinkSync,
-  readSync,
   type Dirent,
 } from 'node:fs';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { throwIfAborted } from '../core/abort';
 import { CertpilotError } from '../core/errors';
+import { readOpenFileSync } from '../core/read-fd';
 import {
   DEFAULT_DIR_MODE,
   ensureDir,
@@ -195,7 +195,7 @@ export class FileStorage implements PointerStorage {
         // A directory is left to the read, whose EISDIR the callers diagnose.
         const st = fstatSync(fd);
         if (!st.isFile() && !st.isDirectory()) throw ioError(`${file} is not a regular file`);
-        return st.isFile() ? readExactly(fd, st.size) : readFileSync(fd);
+        return st.isFile() ? readOpenFileSync(fd, st.size) : readFileSync(fd);
       } finally {
         closeSync(fd);
       }
@@ -370,22 +370,6 @@ const VALUE_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.
 /** Whether `name` in the open directory is a symbolic link (false when it is gone). */
 function isLinkIn(dir: OpenDirFd, name: string): boolean {
   return lstatSync(pathInFd(dir, name), { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
-}
-
-/**
- * The `size` bytes of a regular file whose fstat the caller already has (readFileSync would
- * fstat it again). Values are replaced by rename, never written in place, so the size holds;
- * a file that is shorter after all is read to its end.
- */
-function readExactly(fd: number, size: number): Buffer {
-  const buf = Buffer.allocUnsafe(size);
-  let got = 0;
-  while (got < size) {
-    const n = readSync(fd, buf, got, size - got, null);
-    if (n === 0) break;
-    got += n;
-  }
-  return got === size ? buf : buf.subarray(0, got);
 }
 
 /** A pointer chain longer than this is a loop (the kernel's own limit for links is 40). */
