@@ -140,10 +140,11 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
   try {
     flags = parseFlags(ctx);
     const config = await loadConfig({ path: resolveConfigPath(ctx.global.config) });
-    // A one-shot run: nothing else waits on the event loop while files are read.
+    // A one-shot run: nothing else waits on the event loop while files are read, and many
+    // endpoints may be probed from worker threads.
     report = await runCheck(
       config,
-      { ...flags.options, syncFileReads: true },
+      { ...flags.options, syncFileReads: true, probeThreads: true },
       {
         now: systemClock.now(),
         signal: ctx.signal,

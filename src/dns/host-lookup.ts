@@ -136,6 +136,7 @@ export function hostLookupFor(settings: ResolverSettings): HostLookup | undefine
 }
 
 let configured: HostLookup | undefined;
+let configuredSettings: ResolverSettings | undefined;
 
 /**
  * Makes `settings` the resolution every outgoing connection of this process uses (called by
@@ -146,6 +147,21 @@ let configured: HostLookup | undefined;
  */
 export function useResolversForConnections(settings: ResolverSettings): void {
   configured = hostLookupFor(settings);
+  configuredSettings = configured
+    ? {
+        resolvers: [...settings.resolvers],
+        nameserverPort: settings.nameserverPort,
+        queryTimeoutMs: settings.queryTimeoutMs,
+      }
+    : undefined;
+}
+
+/**
+ * The resolver settings behind configuredHostLookup, and only those (never the rest of the
+ * `dns:` section): what a worker thread needs to resolve exactly as this thread does.
+ */
+export function configuredResolverSettings(): ResolverSettings | undefined {
+  return configuredSettings;
 }
 
 /** The lookup set by useResolversForConnections; undefined = the system resolver. */

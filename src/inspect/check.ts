@@ -75,6 +75,11 @@ export interface CheckOptions {
   readonly endpoints?: boolean;
   /** Read watched files with synchronous calls (one-shot `check`; FileInspectContext.readSync). */
   readonly syncFileReads?: boolean;
+  /**
+   * Spread endpoint probes over worker threads when there are many (one-shot `check`; see
+   * inspect/probe-threads.ts). The daemon probes in its own thread, within its memory budget.
+   */
+  readonly probeThreads?: boolean;
 }
 
 export interface CheckDeps {
@@ -368,7 +373,14 @@ export async function runCheck(
 
   const [fileRows, endpointRows] = await Promise.all([
     checkWatchedFiles(sel.files, settings.thresholds, now, signal, options.syncFileReads === true),
-    probeJobs(jobs, { concurrency, connectTimeoutMs, handshakeTimeoutMs, now, signal }),
+    probeJobs(jobs, {
+      concurrency,
+      connectTimeoutMs,
+      handshakeTimeoutMs,
+      now,
+      signal,
+      threads: options.probeThreads === true,
+    }),
   ]);
 
   // Each managed certificate's endpoints follow its stored row.
@@ -443,6 +455,7 @@ async function probeJobs(
     handshakeTimeoutMs: number;
     now: Date;
     signal: AbortSignal | undefined;
+    threads: boolean;
   },
 ): Promise<CheckResult[]> {
   if (jobs.length === 0) return [];
@@ -479,6 +492,7 @@ async function probeJobs(
   const toProbe = prepared.filter((p): p is ProbeOptions => !('status' in p));
   const probes = await probeMany(toProbe, {
     concurrency: opts.concurrency,
+    threads: opts.threads,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   let k = 0;

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import https from 'node:https';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startTestbed, type Testbed } from '../helpers/testbed';
@@ -18,6 +19,9 @@ import { startTestbed, type Testbed } from '../helpers/testbed';
 const BIN = path.join(__dirname, '..', '..', 'bin', 'certpilot.js');
 const TRIPWIRE = path.join(__dirname, '..', 'helpers', 'resolver-tripwire.js');
 const NAMES = ['acme.example.test', 'hooks.example.test', 'web.example.test'];
+const THREAD_MARKER = path.join(__dirname, '..', 'helpers', 'thread-marker.js');
+/** Enough endpoints for `check` to probe them from worker threads (inspect/probe-threads.ts). */
+const MANY = Array.from({ length: 200 }, (_, i) => `p${i}.example.test`);
 
 let tb: Testbed;
 let server: https.Server;
@@ -42,7 +46,7 @@ function requestFor(urlPath: string): Promise<{ method: string; host: string }> 
 beforeAll(async () => {
   tb = await startTestbed({
     zones: [
-      { name: 'example.test', records: NAMES.map((n) => `${n}. 60 IN A 127.0.0.1`) },
+      { name: 'example.test', records: [...NAMES, ...MANY].map((n) => `${n}. 60 IN A 127.0.0.1`) },
       { name: 'sub.example.test' },
     ],
     pebble: { extraSans: NAMES },
@@ -75,6 +79,8 @@ interface Run {
   stderr: string;
   /** Host names the system resolver was asked for. */
   tripped: string[];
+  /** Worker threads the process started (with `threads`). */
+  threads: number;
 }
 
 /**
@@ -84,9 +90,15 @@ interface Run {
  */
 async function runTripwired(args: string[], label: string, untilRequest?: string): Promise<Run> {
   const logFile = path.join(tb.dir, `tripwire-${label}.log`);
-  await writeFile(logFile, '');
-  const child = spawn(process.execPath, ['-r', TRIPWIRE, BIN, ...args], {
-    env: { ...process.env, CERTPILOT_TEST_TRIPWIRE_LOG: logFile, NODE_EXTRA_CA_CERTS: tb.pebble.tlsCaPath },
+  const threadLog = path.join(tb.dir, `threads-${label}.log`);
+  await Promise.all([writeFile(logFile, ''), writeFile(threadLog, '')]);
+  const child = spawn(process.execPath, ['-r', TRIPWIRE, '-r', THREAD_MARKER, BIN, ...args], {
+    env: {
+      ...process.env,
+      CERTPILOT_TEST_TRIPWIRE_LOG: logFile,
+      CERTPILOT_TEST_THREAD_LOG: threadLog,
+      NODE_EXTRA_CA_CERTS: tb.pebble.tlsCaPath,
+    },
   });
   let stdout = '';
   let stderr = '';
@@ -101,8 +113,9 @@ async function runTripwired(args: string[], label: string, untilRequest?: string
     child.kill('SIGTERM');
   }
   const code = await exited;
-  const tripped = (await readFile(logFile, 'utf8')).split('\n').filter((l) => l !== '');
-  return { code, stdout, stderr, tripped };
+  const lines = async (file: string): Promise<string[]> =>
+    (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '');
+  return { code, stdout, stderr, tripped: await lines(logFile), threads: (await lines(threadLog)).length };
 }
 
 /** One certificate by name with a deploy webhook; `failing` adds one whose zone nobody serves (an alert). */
@@ -197,6 +210,19 @@ test('renew, check and the daemon reach every host by name with zero system-reso
     host: `hooks.example.test:${port}`,
   });
 }, 180_000);
+
+test('check probes 200 endpoints by name from worker threads, and the threads use only the configured resolvers', async () => {
+  const config = await tb.writeConfig([], { watch: { endpoints: MANY.map((n) => `${n}:${port}`) } });
+  const check = await runTripwired(['check', '--config', config, '--json'], 'check-threads');
+  expect(check.tripped).toEqual([]);
+  // Threads only where there is more than one CPU to run them (probeThreadCount).
+  expect(check.threads > 0).toBe(os.availableParallelism() > 1);
+  const results = (JSON.parse(check.stdout) as { results: { name: string; probe: { success: boolean } }[] })
+    .results;
+  // Every name was resolved through BIND and its endpoint answered. The names are not on the
+  // served certificate, so the rows are critical; what matters here is that each was reached.
+  expect(results.map((r) => [r.name, r.probe.success])).toEqual(MANY.map((n) => [`${n}:${port}`, true]));
+}, 60_000);
 
 test('control: without dns.resolvers the endpoint goes to the system resolver, and the tripwire catches it', async () => {
   // `check` only: with no resolvers the DNS client would ask this host's resolvers, and no
