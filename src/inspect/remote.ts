@@ -39,7 +39,7 @@ export interface ProbeResult {
   /** A TLS session was established and the server presented a certificate. */
   readonly ok: boolean;
   /**
-   * Leaf first, then issuers as Node links them (`getPeerCertificate(true)`). Node orders the
+   * Leaf first, then issuers as Node links them (see probe-tls.ts, readChain). Node orders the
    * chain by issuer and may append the root from the trust store, so the order the server sent
    * cannot be checked here; files can be (see findings' chain checks).
    */

@@ -3,7 +3,8 @@ import path from 'node:path';
 
 /**
  * Issue 4, item 6: `renew` and `check` share one inspection module: one certificate parser
- * (src/x509), one TLS probe (src/inspect/remote.ts), one set of findings
+ * (src/x509), one TLS probe (src/inspect/probe-tls.ts does the handshake, in this thread or in
+ * a probe thread; src/inspect/remote.ts judges what it read), one set of findings
  * (src/inspect/findings.ts). This test fails when a second one appears anywhere in src/.
  */
 
@@ -25,7 +26,7 @@ const using = (re: RegExp): string[] =>
     .sort();
 
 test.each([
-  // Constructing an X509Certificate parses one; remote.ts only takes DER from the socket's.
+  // Constructing an X509Certificate parses one; probe-tls.ts only takes DER from the socket's.
   [
     'certificate parsing',
     /new (crypto\.)?X509Certificate\(|node-forge|@peculiar\/x509|pkijs/,
@@ -35,7 +36,7 @@ test.each([
   [
     'TLS client handshakes',
     /tls\.connect\(|getPeerCertificate|getPeerX509Certificate|new tls\.TLSSocket/,
-    ['inspect/remote.ts'],
+    ['inspect/probe-tls.ts'],
   ],
   ['expiry thresholds and findings', /function assessCertificate|code: 'expired'/, ['inspect/findings.ts']],
   ['served-versus-stored comparison', /function compareServed/, ['inspect/remote.ts']],

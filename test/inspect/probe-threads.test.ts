@@ -4,6 +4,7 @@ import path from 'node:path';
 import { probeThreadCount as probeThreadCountFromSource } from '../../src/inspect/probe-threads';
 import type { ProbeOptions, ProbeResult } from '../../src/inspect/remote';
 import { makeCa } from '../helpers/certs';
+import { startSmtpServer } from '../helpers/smtp-server';
 import {
   LOOPBACK,
   closedPort,
@@ -142,6 +143,8 @@ describe('probing from threads', () => {
     const http = await serve(startHttpServer());
     const silent = await serve(startSilentServer());
     const refused = await closedPort();
+    const smtp = await serve(startSmtpServer({ ...pki.valid, chainPems: chain }));
+    const smtpWithoutTls = await serve(startSmtpServer({ ...pki.valid, withoutStarttls: true }));
     // Two roots with the same name: not a plain trust store, so the thread takes Node's chain.
     const twin = makeCa({ commonName: 'certpilot test root' });
     const kinds: ProbeOptions[] = [
@@ -152,6 +155,8 @@ describe('probing from threads', () => {
       target(leafOnly.port),
       target(http.port),
       target(refused),
+      target(smtp.port, { starttls: 'smtp' }),
+      target(smtpWithoutTls.port, { starttls: 'smtp' }),
       target(valid.port, { caBundle: twin.certPem + pki.root.certPem }),
       target(valid.port, { caBundle: undefined }),
       target(valid.port, { servername: 'www.example.test' }),
@@ -168,7 +173,8 @@ describe('probing from threads', () => {
     const out = await runNode(COMPARE, JSON.stringify(endpoints));
     const runs = JSON.parse(out) as Record<'here' | 'auto' | 'two' | 'three', Comparable[]>;
     const codes = new Set(runs.here.map((r) => r.error?.code ?? (r.trusted ? 'trusted' : r.trustError)));
-    // Every kind of outcome is present, so the comparison covers each.
+    // Every kind of outcome is present (STARTTLS too), so the comparison covers each.
+    expect(runs.here.filter((r, i) => endpoints[i]?.starttls && r.trusted)).not.toHaveLength(0);
     expect([...codes].sort()).toEqual(EXPECTED_OUTCOMES.slice().sort());
     expect(runs.here).toHaveLength(endpoints.length);
     // `auto` is what `check` does: threads when the machine has more than one CPU.
