@@ -6,7 +6,7 @@ import type { Worker } from 'node:worker_threads';
 import { mapWithConcurrency } from '../core/concurrency';
 import { abortError } from '../core/errors';
 import { configuredResolverSettings } from '../dns/host-lookup';
-import type { ProbeOptions, ServedChain } from './probe-tls';
+import { probeServedChain, type ProbeOptions, type ServedChain } from './probe-tls';
 
 /**
  * Endpoint probes spread over worker threads, for a one-shot `check` of many endpoints.
@@ -23,8 +23,9 @@ import type { ProbeOptions, ServedChain } from './probe-tls';
  * results in input order, the same timeouts, cancellation through the shared and per-endpoint
  * signals (an aborted probe rejects at once, as in this thread), and name resolution through the
  * configured resolvers (each thread gets the same `dns.resolvers` settings, never the system
- * resolver when they are set). An unexpected error in a thread fails the whole call, as an
- * unexpected probe error does in this thread.
+ * resolver when they are set). An unexpected error in a probe fails the whole call, as it does
+ * in this thread. A thread that dies or cannot start (a thread limit, say) costs no result: its
+ * probes in flight, and every later one, are made here instead.
  */
 
 /**
@@ -37,6 +38,9 @@ export const MAX_PROBE_THREADS = 4;
 
 /** The compiled worker entry. Absent when running from the TypeScript sources (ts-node, ts-jest). */
 const WORKER_FILE = path.join(__dirname, 'probe-worker.js');
+
+/** A probe that was lost with its thread: made again in this thread. */
+class ThreadLost extends Error {}
 
 /**
  * How many threads to probe `n` endpoints with; 0 or 1 means probe in this thread. One per
@@ -76,11 +80,11 @@ class ProbeThread {
   readonly pending = new Map<number, Pending>();
   private failure: Error | undefined;
 
-  constructor(data: ProbeThreadData) {
+  constructor(data: ProbeThreadData, file: string) {
     // Loaded here, when threads are started: deciding against them costs nothing.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Worker: WorkerThread } = require('node:worker_threads') as typeof import('node:worker_threads');
-    this.worker = new WorkerThread(WORKER_FILE, { workerData: data });
+    this.worker = new WorkerThread(file, { workerData: data });
     this.worker.on('message', (m: FromProbeThread) => {
       const p = this.pending.get(m.id);
       if (!p) return; // aborted here already
@@ -88,12 +92,20 @@ class ProbeThread {
       if (m.type === 'result') p.resolve(revive(m.result));
       else p.reject(Object.assign(new Error(m.error.message), { name: m.error.name, stack: m.error.stack }));
     });
-    this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) => this.fail(new Error(`probe: a probe thread exited with code ${code}`)));
+    this.worker.on('error', (err) =>
+      this.fail(new ThreadLost(`probe: a probe thread failed: ${err.message}`)),
+    );
+    this.worker.on('exit', (code) =>
+      this.fail(new ThreadLost(`probe: a probe thread exited with code ${code}`)),
+    );
   }
 
   get inFlight(): number {
     return this.pending.size;
+  }
+
+  get alive(): boolean {
+    return this.failure === undefined;
   }
 
   probe(id: number, opts: ProbeOptions): Promise<ServedChain> {
@@ -120,7 +132,7 @@ class ProbeThread {
     this.worker.postMessage(m);
   }
 
-  private fail(err: Error): void {
+  private fail(err: ThreadLost): void {
     this.failure ??= err;
     const waiting = [...this.pending.values()];
     this.pending.clear();
@@ -129,7 +141,7 @@ class ProbeThread {
 
   stop(): Promise<number> {
     // Nothing is waiting once the call has settled; an exit now is the one asked for.
-    this.failure ??= new Error('probe: probe thread stopped');
+    this.failure ??= new ThreadLost('probe: probe thread stopped');
     return this.worker.terminate();
   }
 }
@@ -146,22 +158,39 @@ function revive(r: ServedChain): ServedChain {
  */
 export async function probeInThreads(
   endpoints: readonly ProbeOptions[],
-  opts: { threads: number; concurrency: number; signal?: AbortSignal | undefined },
+  opts: {
+    threads: number;
+    concurrency: number;
+    signal?: AbortSignal | undefined;
+    /** The thread's entry; tests only (a thread that dies). */
+    workerFile?: string;
+  },
 ): Promise<ServedChain[]> {
   const data: ProbeThreadData = { resolvers: configuredResolverSettings() };
   const shared = opts.signal;
   // Each probe in flight listens on the shared signal, as in probeMany.
   if (shared) setMaxListeners(Math.max(getMaxListeners(shared), opts.concurrency * 2), shared);
-  const threads = Array.from({ length: opts.threads }, () => new ProbeThread(data));
+  const threads = Array.from(
+    { length: opts.threads },
+    () => new ProbeThread(data, opts.workerFile ?? WORKER_FILE),
+  );
   try {
     return await mapWithConcurrency(
       endpoints,
       opts.concurrency,
-      (ep, i) => {
-        let least = threads[0] as ProbeThread;
-        for (const t of threads) if (t.inFlight < least.inFlight) least = t;
+      async (ep, i) => {
         const signal = shared && ep.signal ? AbortSignal.any([ep.signal, shared]) : (shared ?? ep.signal);
-        return least.probe(i, signal ? { ...ep, signal } : ep);
+        const probe = signal ? { ...ep, signal } : ep;
+        let least: ProbeThread | undefined;
+        for (const t of threads) if (t.alive && (!least || t.inFlight < least.inFlight)) least = t;
+        if (least) {
+          try {
+            return await least.probe(i, probe);
+          } catch (err) {
+            if (!(err instanceof ThreadLost)) throw err;
+          }
+        }
+        return probeServedChain(probe);
       },
       shared,
       'probe',

@@ -1,4 +1,6 @@
+import type { ProbeOptions } from '../../src/inspect/remote';
 import { makeCa, makeCertificate, type KeyPairPem } from '../helpers/certs';
+import { LOOPBACK } from '../helpers/tls-servers';
 
 /**
  * One small PKI shared by the inspect tests: root → intermediate → leaves in every state the
@@ -54,5 +56,21 @@ export function makePki(now: Date): Pki {
     notYetValid: leaf(day(1), day(91)),
     wrongSan: leaf(day(-30), day(60), ['other.test']),
     selfSigned: makeCertificate({ names: NAMES, notBefore: day(-30), notAfter: day(60) }),
+  };
+}
+
+/**
+ * Probe options for a loopback server presenting `pki`'s certificates: `example.test` is only a
+ * name (SNI, verification), never resolved; the root is the trust store.
+ */
+export function probeTarget(pki: Pki, port: number, extra: Partial<ProbeOptions> = {}): ProbeOptions {
+  return {
+    host: 'example.test',
+    port,
+    connectAddress: LOOPBACK,
+    caBundle: pki.root.certPem,
+    connectTimeoutMs: 2000,
+    handshakeTimeoutMs: 2000,
+    ...extra,
   };
 }

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { probeThreadCount as probeThreadCountFromSource } from '../../src/inspect/probe-threads';
 import type { ProbeOptions, ProbeResult } from '../../src/inspect/remote';
@@ -13,7 +15,7 @@ import {
   startTlsServer,
   type RunningServer,
 } from '../helpers/tls-servers';
-import { makePki, type Pki } from './fixtures';
+import { makePki, probeTarget, type Pki } from './fixtures';
 
 /**
  * Probing from worker threads (inspect/probe-threads.ts) must give exactly what probing in
@@ -28,7 +30,6 @@ const pool = require(path.join(DIST, 'probe-threads.js')) as typeof import('../.
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 const pki: Pki = makePki(new Date());
-const HOST = 'example.test';
 const running: RunningServer[] = [];
 afterAll(async () => {
   await Promise.all(running.splice(0).map((s) => s.close()));
@@ -39,17 +40,8 @@ async function serve(start: Promise<RunningServer>): Promise<RunningServer> {
   return server;
 }
 
-function target(port: number, extra: Partial<ProbeOptions> = {}): ProbeOptions {
-  return {
-    host: HOST,
-    port,
-    connectAddress: LOOPBACK,
-    caBundle: pki.root.certPem,
-    connectTimeoutMs: 2000,
-    handshakeTimeoutMs: 2000,
-    ...extra,
-  };
-}
+const target = (port: number, extra: Partial<ProbeOptions> = {}): ProbeOptions =>
+  probeTarget(pki, port, extra);
 
 /** A probe result without its timing (the only thing allowed to differ), as COMPARE prints it. */
 type Comparable = Omit<ProbeResult, 'elapsedMs' | 'chain'> & { chain: unknown[] };
@@ -65,6 +57,20 @@ const EXPECTED_OUTCOMES = [
   'unreachable',
   'handshake-timeout',
 ];
+
+/** Thread entries for the pool that die: at once, and right after taking their first probe. */
+const WORKERS = mkdtempSync(path.join(os.tmpdir(), 'certpilot-probe-threads-'));
+const DEAD_WORKER = path.join(WORKERS, 'dead.js');
+const DYING_WORKER = path.join(WORKERS, 'dying.js');
+writeFileSync(DEAD_WORKER, 'process.exit(3);\n');
+writeFileSync(
+  DYING_WORKER,
+  `const { parentPort } = require('node:worker_threads');
+parentPort.once('message', () => setImmediate(() => { throw new Error('probe thread test: dies'); }));
+require(${JSON.stringify(path.join(DIST, 'probe-worker.js'))});
+`,
+);
+afterAll(() => rmSync(WORKERS, { recursive: true, force: true }));
 
 /**
  * Probes the endpoints (JSON on stdin) with the built probeMany in this thread, with threads
@@ -88,14 +94,19 @@ process.stdin.on('end', async () => {
   const here = strip(await remote.probeMany(eps, opts));
   const auto = strip(await remote.probeMany(eps, { ...opts, threads: true }));
   // The pool's own output, parsed as probeMany parses it.
-  const forced = async (threads) =>
+  const forced = async (threads, workerFile) =>
     strip(
-      (await pool.probeInThreads(eps, { ...opts, threads })).map(({ ders, ...rest }) => ({
+      (await pool.probeInThreads(eps, { ...opts, threads, workerFile })).map(({ ders, ...rest }) => ({
         ...rest,
         chain: ders.map((d) => cache.parseCertificateDerCached(d)),
       })),
     );
-  process.stdout.write(JSON.stringify({ here, auto, two: await forced(2), three: await forced(3) }));
+  const two = await forced(2);
+  const three = await forced(3);
+  // Threads that die: at once (as when no thread can be started), or after their first probe.
+  const dead = await forced(2, ${JSON.stringify(DEAD_WORKER)});
+  const dying = await forced(2, ${JSON.stringify(DYING_WORKER)});
+  process.stdout.write(JSON.stringify({ here, auto, two, three, dead, dying }));
 });
 `;
 
@@ -171,7 +182,10 @@ describe('probing from threads', () => {
     // In a plain Node process, as the CLI runs: in Jest's sandbox an error from Node's own
     // modules is not an instance of the sandbox's Error, and messages would differ for that.
     const out = await runNode(COMPARE, JSON.stringify(endpoints));
-    const runs = JSON.parse(out) as Record<'here' | 'auto' | 'two' | 'three', Comparable[]>;
+    const runs = JSON.parse(out) as Record<
+      'here' | 'auto' | 'two' | 'three' | 'dead' | 'dying',
+      Comparable[]
+    >;
     const codes = new Set(runs.here.map((r) => r.error?.code ?? (r.trusted ? 'trusted' : r.trustError)));
     // Every kind of outcome is present (STARTTLS too), so the comparison covers each.
     expect(runs.here.filter((r, i) => endpoints[i]?.starttls && r.trusted)).not.toHaveLength(0);
@@ -182,6 +196,9 @@ describe('probing from threads', () => {
     // With the thread count forced, so this holds on a machine of one CPU too.
     expect(runs.two).toEqual(runs.here);
     expect(runs.three).toEqual(runs.here);
+    // A thread lost costs no result: its probes are made in the calling thread instead.
+    expect(runs.dead).toEqual(runs.here);
+    expect(runs.dying).toEqual(runs.here);
   }, 60_000);
 
   it('rejects at once when the shared signal aborts, and closes the probes in flight', async () => {

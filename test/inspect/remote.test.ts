@@ -18,25 +18,15 @@ import {
   startTlsServer,
   type RunningServer,
 } from '../helpers/tls-servers';
-import { NAMES, makePki, type Pki } from './fixtures';
+import { NAMES, makePki, probeTarget, type Pki } from './fixtures';
 
 // OpenSSL verifies validity against the real clock, so these certificates are dated from now.
 const pki: Pki = makePki(new Date());
 const THRESHOLDS: Thresholds = { warningDays: 21, criticalDays: 7 };
 const HOST = 'example.test';
 
-/** Probe options for a loopback server; `host` is only a name (SNI, verification), never resolved. */
-function target(port: number, extra: Partial<ProbeOptions> = {}): ProbeOptions {
-  return {
-    host: HOST,
-    port,
-    connectAddress: LOOPBACK,
-    caBundle: pki.root.certPem,
-    connectTimeoutMs: 2000,
-    handshakeTimeoutMs: 2000,
-    ...extra,
-  };
-}
+const target = (port: number, extra: Partial<ProbeOptions> = {}): ProbeOptions =>
+  probeTarget(pki, port, extra);
 
 const subjects = (r: ProbeResult): string[] => r.chain.map((c) => c.subject);
 const codes = (r: ProbeResult, names: readonly string[] = NAMES): FindingCode[] =>
