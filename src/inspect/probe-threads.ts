@@ -168,8 +168,9 @@ export async function probeInThreads(
 ): Promise<ServedChain[]> {
   const data: ProbeThreadData = { resolvers: configuredResolverSettings() };
   const shared = opts.signal;
-  // Each probe in flight listens on the shared signal, as in probeMany.
-  if (shared) setMaxListeners(Math.max(getMaxListeners(shared), opts.concurrency * 2), shared);
+  // Each probe in flight listens on the shared signal (here, or in its phases when it is made
+  // in this thread after a thread was lost), as in probeMany.
+  if (shared) setMaxListeners(Math.max(getMaxListeners(shared), opts.concurrency * 4), shared);
   const threads = Array.from(
     { length: opts.threads },
     () => new ProbeThread(data, opts.workerFile ?? WORKER_FILE),
