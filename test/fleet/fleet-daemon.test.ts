@@ -98,11 +98,12 @@ test('20 certificates on 3 nodes: exactly 20 orders, and every node serves every
   const c = world.nodes[2]!;
   await writePlaceholder(path.join(c.dir, 'out', 'c0'), world.hostOf('c0'));
   const [nginx, ...reload] = c.nginx.reloadArgv() as [string, ...string[]];
+  const oldWorkers = await c.nginx.workerPids();
   await execFileP(nginx, reload);
-  await c.nginx.settled();
-  // settled() can return before the master has forked the reloaded worker: wait until c's
-  // nginx really serves the placeholder, so `check` meets the state this test sets up.
-  while ((await world.served(c, 'c0')) === current.get('c0')) await new Promise((r) => setTimeout(r, 50));
+  // Until the old worker has exited it can still take a connection and serve c0's current
+  // certificate: `check` must meet only the new configuration.
+  await c.nginx.replaced(oldWorkers);
+  expect(await world.served(c, 'c0')).not.toBe(current.get('c0'));
   const probed = fleetRows((await runCli(['check', '--json', '--config', c.config])).stdout);
   const rowC = probed.find((r) => r.name === 'fleet:c')!;
   expect(rowC.status).toBe('critical');

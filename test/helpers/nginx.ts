@@ -36,6 +36,14 @@ export interface Nginx {
    * see only the new configuration waits for this first.
    */
   settled(): Promise<void>;
+  /** The master's worker processes now. */
+  workerPids(): Promise<number[]>;
+  /**
+   * Resolves once every worker in `previous` has exited and a new one runs: after a reload the
+   * test ran itself, when settled() could still see the old worker alone (the master had not
+   * forked the new one yet) and a probe could land on the old worker.
+   */
+  replaced(previous: readonly number[]): Promise<void>;
   errorLog(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -112,7 +120,15 @@ ${servers.join('\n')}
     reloadArgv: () => [NGINX, ...base, '-s', 'reload'],
     async settled() {
       for (;;) {
-        if ((await workersOf(child.pid!)) <= 1) return;
+        if ((await workersOf(child.pid!)).length <= 1) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    workerPids: () => workersOf(child.pid!),
+    async replaced(previous) {
+      for (;;) {
+        const now = await workersOf(child.pid!);
+        if (now.length > 0 && !now.some((p) => previous.includes(p))) return;
         await new Promise((r) => setTimeout(r, 20));
       }
     },
@@ -132,16 +148,16 @@ ${servers.join('\n')}
 }
 
 /** Processes whose parent is `pid` (from /proc/<n>/stat). */
-async function workersOf(pid: number): Promise<number> {
-  let n = 0;
+async function workersOf(pid: number): Promise<number[]> {
+  const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
     // Fields after the ")" of the command name: state, then the parent pid.
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === pid) n++;
+    if (ppid === pid) pids.push(Number(entry));
   }
-  return n;
+  return pids;
 }
 
 /** Runs the config test directly (for assertions about what nginx thinks of the files). */

@@ -4,7 +4,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './ports';
+import { freePort, waitForPort } from './ports';
 
 const execFileP = promisify(execFile);
 
@@ -165,6 +165,9 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   // Keep draining output so Pebble never blocks on a full pipe.
   child.stdout?.resume();
   child.stderr?.resume();
+  // Pebble logs "ACME directory available" just before it binds the port, not after: a client
+  // that connects at once can be refused. Wait until both ports accept.
+  await Promise.all([waitForPort(port), waitForPort(mgmtPort)]);
 
   const tlsCaPath = path.join(dir, 'ca.pem');
   const { readFile } = await import('node:fs/promises');
