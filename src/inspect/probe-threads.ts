@@ -25,7 +25,8 @@ import { probeServedChain, type ProbeOptions, type ServedChain } from './probe-t
  * configured resolvers (each thread gets the same `dns.resolvers` settings, never the system
  * resolver when they are set). An unexpected error in a probe fails the whole call, as it does
  * in this thread. A thread that dies or cannot start (a thread limit, say) costs no result: its
- * probes in flight, and every later one, are made here instead.
+ * probes in flight are made here instead, and later ones go to the threads still running, or
+ * are made here when none is left.
  */
 
 /**
