@@ -165,8 +165,8 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   // Keep draining output so Pebble never blocks on a full pipe.
   child.stdout?.resume();
   child.stderr?.resume();
-  // Pebble logs "ACME directory available" just before it binds the port, not after: a client
-  // that connects at once can be refused. Wait until both ports accept.
+  // The "ACME directory available" line can come before the port accepts connections, and a
+  // client that connected at once was refused (ECONNREFUSED once in CI). Wait for both ports.
   await Promise.all([waitForPort(port), waitForPort(mgmtPort)]);
 
   const tlsCaPath = path.join(dir, 'ca.pem');
