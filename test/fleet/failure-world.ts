@@ -44,9 +44,21 @@ export const TEST_LOCK_LEASE = '3s';
 
 export async function startFailureWorld(): Promise<FailureWorld> {
   const etcd = await startEtcdCluster({ size: 3 });
-  const tb = await startTestbed();
-  const proxy = await startAriProxy(tb.pebble);
-  const alerts = await startWebhookReceiver();
+  // A part that fails to start stops the ones already running: a failed beforeAll gets no
+  // world to stop, and etcd or named left behind would outlive the suite.
+  const started: (() => Promise<unknown>)[] = [() => etcd.stop()];
+  const stopStarted = (): Promise<unknown> => Promise.allSettled(started.reverse().map((stop) => stop()));
+  let tb: Testbed, proxy: AriProxy, alerts: WebhookReceiver;
+  try {
+    tb = await startTestbed();
+    started.push(() => tb.stop());
+    proxy = await startAriProxy(tb.pebble);
+    started.push(() => proxy.stop());
+    alerts = await startWebhookReceiver();
+  } catch (err) {
+    await stopStarted();
+    throw err;
+  }
   const keyFile = path.join(tb.dir, 'etcd-k1.key');
   await writeFile(keyFile, crypto.randomBytes(32).toString('base64'), { mode: 0o600 });
   const prefix = `/failure-${crypto.randomBytes(4).toString('hex')}/`;
