@@ -237,10 +237,11 @@ function handshakeFailure(err: unknown, where: string): ProbeFailure {
  * it for `getPeerCertificate(true)`: from the leaf, each time the first remaining certificate
  * the server sent that issued the current one (X509_check_issued; Node stops early when that
  * was the last one left), then issuers from the trust store until a self-issued one. That call
- * re-decodes every certificate sent and converts them all into JS objects (~0.35 ms a handshake, a fifth of `check` over 1,000 endpoints), so with
- * a plain CA bundle (plainTrustStore) the same links are made here from the certificates
- * OpenSSL holds (getPeerX509Certificate) and the bundle's, with the same issuer check. Other
- * trust stores still take Node's chain. An unverified chain is read as sent, as before.
+ * re-decodes every certificate sent and converts them all into JS objects (~0.35 ms a
+ * handshake, a fifth of `check` over 1,000 endpoints), so with a plain CA bundle
+ * (plainTrustStore) the same links are made here from the certificates OpenSSL holds
+ * (getPeerX509Certificate) and the bundle's, with the same issuer check. Other trust stores
+ * still take Node's chain. An unverified chain is read as sent, as before.
  */
 function readChain(
   socket: tls.TLSSocket,
