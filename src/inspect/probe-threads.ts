@@ -1,4 +1,3 @@
-import { getMaxListeners, setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import type { Worker } from 'node:worker_threads';
 import { mapWithConcurrency } from '../core/concurrency';
 import { abortError } from '../core/errors';
 import { configuredResolverSettings } from '../dns/host-lookup';
-import { probeServedChain, type ProbeOptions, type ServedChain } from './probe-tls';
+import { joinShared, probeServedChain, type ProbeOptions, type ServedChain } from './probe-tls';
 
 /**
  * Endpoint probes spread over worker threads, for a one-shot `check` of many endpoints.
@@ -169,9 +168,8 @@ export async function probeInThreads(
 ): Promise<ServedChain[]> {
   const data: ProbeThreadData = { resolvers: configuredResolverSettings() };
   const shared = opts.signal;
-  // Each probe in flight listens on the shared signal (here, or in its phases when it is made
-  // in this thread after a thread was lost), as in probeMany.
-  if (shared) setMaxListeners(Math.max(getMaxListeners(shared), opts.concurrency * 4), shared);
+  // Probes made here after a thread was lost listen in their phases too.
+  const join = joinShared(shared, opts.concurrency);
   const threads = Array.from(
     { length: opts.threads },
     () => new ProbeThread(data, opts.workerFile ?? WORKER_FILE),
@@ -181,8 +179,7 @@ export async function probeInThreads(
       endpoints,
       opts.concurrency,
       async (ep, i) => {
-        const signal = shared && ep.signal ? AbortSignal.any([ep.signal, shared]) : (shared ?? ep.signal);
-        const probe = signal ? { ...ep, signal } : ep;
+        const probe = join(ep);
         let least: ProbeThread | undefined;
         for (const t of threads) if (t.alive && (!least || t.inFlight < least.inFlight)) least = t;
         if (least) {

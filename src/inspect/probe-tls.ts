@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -402,6 +403,21 @@ async function handshake(
     opts.signal,
   );
   return { secure, verified, store, sent };
+}
+
+/**
+ * For a batch of probes, at most `concurrency` in flight, that a `shared` signal cancels as well
+ * as each endpoint's own: returns what joins the two on an endpoint. Every probe in flight
+ * listens on the shared signal (several phases each); that is expected, not the leak Node's
+ * default limit of 10 listeners warns about, so the limit is raised to match.
+ */
+export function joinShared(
+  shared: AbortSignal | undefined,
+  concurrency: number,
+): (ep: ProbeOptions) => ProbeOptions {
+  if (!shared) return (ep) => ep;
+  setMaxListeners(Math.max(getMaxListeners(shared), concurrency * 4), shared);
+  return (ep) => ({ ...ep, signal: ep.signal ? AbortSignal.any([ep.signal, shared]) : shared });
 }
 
 /** How a probe names its endpoint in messages: host:port, and the address when one is given. */

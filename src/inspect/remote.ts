@@ -1,10 +1,10 @@
-import { getMaxListeners, setMaxListeners } from 'node:events';
 import { DEFAULT_PROBE_CONCURRENCY } from '../config/defaults';
 import { describeError } from '../core/errors';
 import type { CertInfo } from '../x509';
 import { parseCertificateDerCached } from '../x509/cache';
 import { mapWithConcurrency } from '../core/concurrency';
 import {
+  joinShared,
   probeServedChain,
   probeWhere,
   type ProbeErrorCode,
@@ -110,19 +110,8 @@ export async function probeMany(
       return served.map((s, i) => parsedProbe(s, endpoints[i] as ProbeOptions));
     }
   }
-  // Every probe in flight listens on the shared signal (several phases each); that is expected,
-  // not the leak Node's default limit of 10 listeners warns about.
-  if (shared) setMaxListeners(Math.max(getMaxListeners(shared), concurrency * 4), shared);
-  return mapWithConcurrency(
-    endpoints,
-    concurrency,
-    (ep) =>
-      probeEndpoint(
-        shared ? { ...ep, signal: ep.signal ? AbortSignal.any([ep.signal, shared]) : shared } : ep,
-      ),
-    shared,
-    'probe',
-  );
+  const join = joinShared(shared, concurrency);
+  return mapWithConcurrency(endpoints, concurrency, (ep) => probeEndpoint(join(ep)), shared, 'probe');
 }
 
 // ---- served versus managed -----------------------------------------------------------------
