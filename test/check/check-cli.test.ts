@@ -9,6 +9,7 @@ import {
   startHttpServer,
   startSilentServer,
   startTlsServer,
+  serverTracker,
   type RunningServer,
   type ServedIdentity,
 } from '../helpers/tls-servers';
@@ -41,15 +42,9 @@ beforeAll(() => {
 afterAll(() => ws.cleanup());
 
 /** Servers are closed after every test, passed or failed, so no port or socket outlives it. */
-const running: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.close()));
-});
-async function serve(start: Promise<RunningServer>): Promise<RunningServer> {
-  const s = await start;
-  running.push(s);
-  return s;
-}
+const servers = serverTracker();
+afterEach(() => servers.closeAll());
+const serve = servers.serve;
 
 const withChain = (leaf: KeyPairPem): ServedIdentity => ({ ...leaf, chainPems: [pki.intermediate.certPem] });
 const codes = (row: JsonRow | undefined): string[] => (row?.findings ?? []).map((f) => f.code);

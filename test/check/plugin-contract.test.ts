@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseCliDuration } from '../../src/cli/check';
 import { runCli } from '../helpers/testbed';
-import { closedPort, startSilentServer, type RunningServer } from '../helpers/tls-servers';
+import { closedPort, serverTracker, startSilentServer } from '../helpers/tls-servers';
 import { makePki, type Pki } from '../inspect/fixtures';
 import { check, checkJson, endpointFor, workspace, type Workspace } from './helpers';
 
@@ -22,10 +22,8 @@ beforeAll(() => {
 });
 afterAll(() => ws.cleanup());
 
-const running: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.close()));
-});
+const servers = serverTracker();
+afterEach(() => servers.closeAll());
 
 describe('a command line check cannot use exits 3 (UNKNOWN), never 2', () => {
   test('an unknown flag: the status line names it, --json gets the JSON document', async () => {
@@ -72,7 +70,7 @@ describe('durations on the command line', () => {
 
   test('--handshake-timeout 1 waits one second on a server that never answers (not 1 ms)', async () => {
     const silent = await startSilentServer();
-    running.push(silent);
+    servers.keep(silent);
     const config = ws.config({ watch: { endpoints: [endpointFor(silent, ws)] } });
     const started = Date.now();
     const { code, report } = await checkJson(config, '--handshake-timeout', '1');

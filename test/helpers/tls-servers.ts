@@ -110,3 +110,27 @@ export async function startHttpServer(): Promise<RunningServer> {
 export function closedPort(): Promise<number> {
   return freePort(LOOPBACK);
 }
+
+/**
+ * The servers a test file starts. `serve` keeps each one; `closeAll`, run from afterEach (or
+ * afterAll), closes them, so no port or socket outlives a test that failed or timed out and
+ * Jest is not kept from exiting.
+ */
+export function serverTracker(): {
+  serve(start: Promise<RunningServer>): Promise<RunningServer>;
+  keep(server: RunningServer): void;
+  closeAll(): Promise<void>;
+} {
+  const running: RunningServer[] = [];
+  return {
+    async serve(start) {
+      const server = await start;
+      running.push(server);
+      return server;
+    },
+    keep: (server) => void running.push(server),
+    closeAll: async () => {
+      await Promise.all(running.splice(0).map((s) => s.close()));
+    },
+  };
+}

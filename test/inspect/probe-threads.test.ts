@@ -13,7 +13,7 @@ import {
   startHttpServer,
   startSilentServer,
   startTlsServer,
-  type RunningServer,
+  serverTracker,
 } from '../helpers/tls-servers';
 import { makePki, probeTarget, type Pki } from './fixtures';
 
@@ -30,15 +30,9 @@ const pool = require(path.join(DIST, 'probe-threads.js')) as typeof import('../.
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 const pki: Pki = makePki(new Date());
-const running: RunningServer[] = [];
-afterAll(async () => {
-  await Promise.all(running.splice(0).map((s) => s.close()));
-});
-async function serve(start: Promise<RunningServer>): Promise<RunningServer> {
-  const server = await start;
-  running.push(server);
-  return server;
-}
+const servers = serverTracker();
+afterAll(() => servers.closeAll());
+const serve = servers.serve;
 
 const target = (port: number, extra: Partial<ProbeOptions> = {}): ProbeOptions =>
   probeTarget(pki, port, extra);

@@ -16,6 +16,7 @@ import {
   startHttpServer,
   startSilentServer,
   startTlsServer,
+  serverTracker,
   type RunningServer,
 } from '../helpers/tls-servers';
 import { NAMES, makePki, probeTarget, type Pki } from './fixtures';
@@ -34,20 +35,10 @@ const codes = (r: ProbeResult, names: readonly string[] = NAMES): FindingCode[] 
     (f) => f.code,
   );
 
-/**
- * Servers started by a test are closed in afterEach, so a test that fails or times out still
- * releases its ports and sockets instead of keeping Jest from exiting.
- */
-const running: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.close()));
-});
-
-async function serve(start: Promise<RunningServer>): Promise<RunningServer> {
-  const server = await start;
-  running.push(server);
-  return server;
-}
+/** Servers started by a test are closed after it, passed, failed or timed out. */
+const servers = serverTracker();
+afterEach(() => servers.closeAll());
+const serve = servers.serve;
 
 async function withServer<T>(
   start: Promise<RunningServer>,
